@@ -1,0 +1,10 @@
+/** Jest runs the TypeScript tests as ESM through ts-jest (NODE_OPTIONS=--experimental-vm-modules). */
+export default {
+  preset: 'ts-jest/presets/default-esm',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__tests__'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }] },
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

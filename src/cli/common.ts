@@ -1,0 +1,157 @@
+/**
+ * What the three programs share: commander set-up with our exit codes, config loading, the
+ * Output, signal handling, and the translation of any error into one line and an exit code.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
+import { Output } from '../output/index.js';
+import { EXIT, EXIT_CODES_HELP, L2Error, errorMessage } from '../errors.js';
+
+export const VERSION = '0.1.0';
+
+export interface Context {
+  cfg: Config;
+  out: Output;
+  /** Aborted on SIGTERM/SIGINT: long jobs stop cleanly and release their locks. */
+  signal: AbortSignal;
+}
+
+export interface ProgramSpec {
+  name: string;
+  description: string;
+  groups: Group[];
+}
+
+const controller = new AbortController();
+let signalsInstalled = false;
+
+function installSignals(out: Output): void {
+  if (signalsInstalled) return;
+  signalsInstalled = true;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (controller.signal.aborted) process.exit(EXIT.FAILED);
+      out.warn(`received ${sig}: stopping cleanly`);
+      controller.abort(new L2Error(`interrupted by ${sig}`));
+      // A job that does not wind down in time is ended; the exit hook still frees its locks.
+      setTimeout(() => process.exit(EXIT.FAILED), 8000).unref();
+    });
+  }
+}
+
+export function createProgram(spec: ProgramSpec): Command {
+  const program = new Command(spec.name)
+    .description(spec.description)
+    .version(VERSION)
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n\nConfiguration: environment, then the env file (L2_ENV_FILE, default /app/.env). See '${spec.name} config'.`)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (str) => process.stderr.write(str),
+      outputError: (str, write) => write(`${spec.name}: ${str.replace(/^error: /, '').trim()}; see '${spec.name} --help'\n`),
+    });
+  return program;
+}
+
+/** Common subcommand settings: our exit codes in help, errors as one line. */
+export function subcommand(program: Command, name: string, description: string): Command {
+  const cmd = program.command(name).description(description).exitOverride().addHelpText('after', `\n${EXIT_CODES_HELP}`);
+  cmd.configureOutput({
+    writeErr: (str) => process.stderr.write(str),
+    outputError: (str, write) => write(`${program.name()} ${name}: ${str.replace(/^error: /, '').trim()}; see '${program.name()} ${name} --help'\n`),
+  });
+  return cmd;
+}
+
+export const jsonOption = () => new Option('--json', 'print JSON instead of text');
+
+/**
+ * Wraps a subcommand body: loads and validates configuration (exit 2 on a bad value), runs the
+ * body, and maps errors to exit codes. The body returns its exit code.
+ */
+export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Context, ...args: A) => Promise<number | void>) {
+  return async (...args: A): Promise<void> => {
+    const out = new Output(spec.name);
+    installSignals(out);
+    let code: number;
+    try {
+      const cfg = loadConfig(spec.groups);
+      out.addSecrets(secretValues(cfg));
+      code = (await body({ cfg, out, signal: controller.signal }, ...args)) ?? EXIT.OK;
+    } catch (err) {
+      code = reportError(out, err);
+    }
+    process.exitCode = code;
+  };
+}
+
+export function reportError(out: Output, err: unknown): number {
+  if (err instanceof L2Error) {
+    out.error(err.message);
+    return err.exitCode;
+  }
+  // A bug, not a user mistake: say so plainly, keep the stack for the report.
+  out.error(`internal error: ${errorMessage(err)} (please report this with the output of --version)`);
+  if (process.env.L2_DEBUG) process.stderr.write(String((err as Error)?.stack) + '\n');
+  return EXIT.FAILED;
+}
+
+/** Runs a program; commander usage errors become exit 2, help and version exit 0. */
+export async function runProgram(program: Command, argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+      process.exitCode = ok ? EXIT.OK : EXIT.USAGE;
+      return;
+    }
+    process.exitCode = reportError(new Output(program.name()), err);
+  }
+}
+
+/** `<tool> config`: the effective configuration with sources, secrets masked. */
+export function addConfigCommand(program: Command, spec: ProgramSpec): void {
+  subcommand(program, 'config', 'print the effective configuration, each value with its source (secrets masked)')
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
+        const rows = describeConfig(cfg);
+        if (opts.json) {
+          out.json({
+            envFile: cfg.envFile,
+            settings: Object.fromEntries(rows.map((r) => [r.name, { value: r.value, source: r.source, secret: r.secret }])),
+            ...(cfg.targets.length ? { targets: cfg.targets.map((t) => ({ ...t, headers: Object.fromEntries(Object.keys(t.headers).map((k) => [k, '****'])) })) } : {}),
+            warnings: cfg.warnings,
+          });
+          return EXIT.OK;
+        }
+        out.print(`env file: ${cfg.envFile.path} (${cfg.envFile.loaded ? 'loaded' : 'not found, defaults and environment only'})`);
+        out.table(['VARIABLE', 'VALUE', 'SOURCE'], rows.map((r) => [r.name, r.value, r.source]));
+        if (cfg.targets.length) {
+          out.print('');
+          out.table(['TARGET', 'KIND', 'URL', 'TIMEOUT'], cfg.targets.map((t) => [t.name, t.kind, redactUrl(t.url), `${t.timeoutMs} ms`]));
+        }
+        for (const w of cfg.warnings) out.warn(w);
+        return EXIT.OK;
+      }),
+    );
+}
+
+/** URLs may carry tokens in user info or query: keep scheme, host and path only. */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?****' : ''}`;
+  } catch {
+    return '****';
+  }
+}
+
+export function parseNumberOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new L2Error(`${name} must be a number from ${min} to ${max} (got "${value.slice(0, 40)}")`, EXIT.USAGE);
+    return n;
+  };
+}

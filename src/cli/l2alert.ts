@@ -1,0 +1,96 @@
+/** l2alert: send, test and flush alerts; show the buffer (the old alert.sh). */
+import { Option } from 'commander';
+import { Alerter, ALERT_LEVELS, type AlertLevel } from '../alert/index.js';
+import { EXIT, UsageError } from '../errors.js';
+import { formatAge, formatBytes } from '../output/index.js';
+import { action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+
+const spec: ProgramSpec = { name: 'l2alert', description: 'Deliver L2 Dash alerts to the webhook, buffering them when it is unreachable', groups: ['alert'] };
+
+export function buildProgram() {
+  const program = createProgram(spec);
+
+  subcommand(program, 'test', 'send a test alert; exit 0 when delivered, 1 when buffered, 2 when no webhook is configured').action(
+    action(spec, async ({ cfg, out }) => {
+      if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set, so alerts are log lines only; set it in the env file (see l2alert config)');
+      const res = await new Alerter(cfg, out, 'l2alert').send({ level: 'info', title: 'l2alert test', message: 'Test alert: the alert channel works.', key: 'l2alert:test' });
+      if (res.delivered) {
+        out.print(`delivered: HTTP ${res.status} in ${res.latencyMs} ms (alert ${res.alert.id})`);
+        return EXIT.OK;
+      }
+      out.print(`not delivered: ${res.reason}; ${res.buffered ? 'kept in the buffer for the next run' : 'not buffered'}`);
+      return EXIT.FAILED;
+    }),
+  );
+
+  subcommand(program, 'buffer-status', 'show buffered (undelivered) alerts: count, ages, size, dropped, last error')
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
+        const alerter = new Alerter(cfg, out, 'l2alert');
+        const stats = await alerter.buffer.stats();
+        const state = await alerter.buffer.readState();
+        const report = {
+          file: cfg.ALERT_BUFFER_FILE,
+          count: stats.count,
+          sizeBytes: stats.sizeBytes,
+          oldest: stats.oldest ?? null,
+          newest: stats.newest ?? null,
+          oldestAgeSeconds: stats.oldest ? Math.round((Date.now() - Date.parse(stats.oldest)) / 1000) : null,
+          newestAgeSeconds: stats.newest ? Math.round((Date.now() - Date.parse(stats.newest)) / 1000) : null,
+          droppedTotal: state.droppedTotal,
+          droppedUnreported: state.droppedUnreported,
+          lastSuccessAt: state.lastSuccessAt ?? null,
+          lastError: state.lastError ?? null,
+          lastErrorAt: state.lastErrorAt ?? null,
+          webhookConfigured: alerter.configured,
+        };
+        if (opts.json) {
+          out.json(report);
+          return EXIT.OK;
+        }
+        out.print(`buffered alerts: ${stats.count}${stats.count ? ` (oldest ${formatAge(stats.oldest)} ago, newest ${formatAge(stats.newest)} ago)` : ''}`);
+        out.print(`buffer file:     ${cfg.ALERT_BUFFER_FILE} (${formatBytes(stats.sizeBytes)})`);
+        out.print(`dropped:         ${state.droppedTotal} in total${state.droppedUnreported ? `, ${state.droppedUnreported} not yet reported` : ''}`);
+        out.print(`last delivery:   ${state.lastSuccessAt ? `${state.lastSuccessAt} (${formatAge(state.lastSuccessAt)} ago)` : 'never'}`);
+        if (state.lastError) out.print(`last error:      ${state.lastError} at ${state.lastErrorAt}`);
+        if (!alerter.configured) out.print('webhook:         ALERT_WEBHOOK_URL is not set (alerts are log lines only)');
+        return EXIT.OK;
+      }),
+    );
+
+  subcommand(program, 'flush', 'deliver buffered alerts now (oldest first, digests per key, paced)')
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
+        if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set: there is nowhere to flush to; set it in the env file');
+        const res = await new Alerter(cfg, out, 'l2alert').flush();
+        if (opts.json) out.json(res);
+        else out.print(`delivered ${res.delivered.length} alert(s) in ${res.messages} message(s); ${res.remaining} left in the buffer${res.busy ? ' (another process is flushing)' : ''}${res.error ? `; ${res.error}` : ''}`);
+        return res.remaining > 0 && res.error && !res.error.startsWith('paced') ? EXIT.FAILED : EXIT.OK;
+      }),
+    );
+
+  subcommand(program, 'send', 'raise an alert: an ALERT log line, and the webhook when configured')
+    .addOption(new Option('--level <level>', 'alert level').choices([...ALERT_LEVELS]).makeOptionMandatory())
+    .requiredOption('--title <title>', 'short title')
+    .option('--source <source>', 'what raised it', 'l2alert')
+    .option('--key <key>', 'digest key: alerts with one key are folded after an outage')
+    .argument('<message>', 'the alert text')
+    .action(
+      action(spec, async ({ cfg, out }, message: string, opts: { level: AlertLevel; title: string; source: string; key?: string }) => {
+        if (opts.title.trim() === '') throw new UsageError('--title must not be empty');
+        const res = await new Alerter(cfg, out, opts.source).send({ level: opts.level, title: opts.title, message, source: opts.source, key: opts.key });
+        if (res.delivered) out.print(`delivered: HTTP ${res.status} (alert ${res.alert.id})`);
+        else out.print(`not delivered: ${res.reason}${res.buffered ? '; buffered' : ''}`);
+        return res.delivered || !cfg.ALERT_WEBHOOK_URL ? EXIT.OK : EXIT.FAILED;
+      }),
+    );
+
+  addConfigCommand(program, spec);
+  return program;
+}
+
+export function main(argv: string[]): Promise<void> {
+  return runProgram(buildProgram(), argv);
+}

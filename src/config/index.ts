@@ -1,0 +1,197 @@
+/**
+ * The one place configuration is loaded and validated.
+ * Sources, strongest first: the process environment, the env file (L2_ENV_FILE, default
+ * /app/.env), built-in defaults. A bad value stops the program before any work with one line
+ * naming the variable, the masked value, what was expected and where the value came from.
+ */
+import { relative, isAbsolute } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { readEnvFile } from './envfile.js';
+import { Invalid } from './parsers.js';
+import { SETTINGS, type Group, type SettingName, type Settings } from './settings.js';
+import { buildTargets, type HealthTarget } from './health-targets.js';
+
+export type { Settings, SettingName, Group } from './settings.js';
+export type { HealthTarget } from './health-targets.js';
+export { SETTINGS } from './settings.js';
+
+export type ValueSource = 'env' | 'default' | { file: string };
+
+export interface Config extends Settings {
+  /** Where each setting's value came from. */
+  sources: Record<SettingName, ValueSource>;
+  /** Raw strings as given (for `config` output, masked there). */
+  raw: Partial<Record<SettingName, string>>;
+  groups: Group[];
+  envFile: { path: string; loaded: boolean };
+  /** Health targets (health group only). */
+  targets: HealthTarget[];
+  /** Odd but workable combinations, shown by `config`. */
+  warnings: string[];
+}
+
+export function sourceLabel(source: ValueSource): string {
+  return typeof source === 'string' ? source : source.file;
+}
+
+export function isSecret(name: SettingName): boolean {
+  return Boolean((SETTINGS[name] as { secret?: boolean }).secret);
+}
+
+/** Masks a secret for display: URLs keep scheme and host (so an operator sees which service), the rest goes. */
+export function maskValue(name: SettingName, value: string): string {
+  if (!isSecret(name) || value === '') return value;
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return `${url.protocol}//${url.host}/****`;
+  } catch {}
+  return '****';
+}
+
+export function loadConfig(groups: Group[], env: NodeJS.ProcessEnv = process.env): Config {
+  const envFilePath = nonEmptyEnv(env.L2_ENV_FILE);
+  const filePath = envFilePath ?? SETTINGS.L2_ENV_FILE.default;
+  if (envFilePath !== undefined && !isAbsolute(envFilePath)) {
+    throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env) is not valid: expected an absolute path (starting with /)`);
+  }
+  const fileValues = readEnvFile(filePath);
+  if (fileValues === undefined && envFilePath !== undefined) {
+    throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env): no such file; create it or unset L2_ENV_FILE to use ${SETTINGS.L2_ENV_FILE.default}`);
+  }
+
+  const want = new Set<Group>(['core', ...groups]);
+  const values: Record<string, unknown> = {};
+  const sources = {} as Record<SettingName, ValueSource>;
+  const raw: Partial<Record<SettingName, string>> = {};
+  const names = Object.keys(SETTINGS) as SettingName[];
+
+  // BACKUP_ROOT first: other defaults are expressed relative to it.
+  const ordered = ['BACKUP_ROOT' as SettingName, ...names.filter((n) => n !== 'BACKUP_ROOT')];
+  for (const name of ordered) {
+    const spec = SETTINGS[name];
+    let value: string | undefined;
+    let source: ValueSource = 'default';
+    if (name === 'L2_ENV_FILE') {
+      value = filePath;
+      source = envFilePath !== undefined ? 'env' : 'default';
+    } else if (nonEmptyEnv(env[name]) !== undefined) {
+      value = env[name];
+      source = 'env';
+    } else if (fileValues?.has(name) && fileValues.get(name) !== '') {
+      value = fileValues.get(name);
+      source = { file: filePath };
+    } else if (spec.default !== undefined) {
+      value = spec.default.replace('${BACKUP_ROOT}', String(values.BACKUP_ROOT ?? '/backups'));
+    }
+    sources[name] = source;
+    if (value === undefined) {
+      values[name] = undefined;
+      continue;
+    }
+    raw[name] = value;
+    try {
+      values[name] = (spec.parse as (v: string) => unknown)(value);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      if (!want.has(spec.group)) {
+        // Not this program's business: fall back to the default so it cannot get in the way.
+        values[name] = spec.default === undefined ? undefined : (spec.parse as (v: string) => unknown)(spec.default.replace('${BACKUP_ROOT}', String(values.BACKUP_ROOT)));
+        continue;
+      }
+      const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+      throw new ConfigError(`${name}="${maskValue(name, shown)}" (from ${sourceLabel(source)}) is not valid: expected ${err.message}`);
+    }
+  }
+
+  const cfg = values as unknown as Config;
+  cfg.sources = sources;
+  cfg.raw = raw;
+  cfg.groups = [...want];
+  cfg.envFile = { path: filePath, loaded: fileValues !== undefined };
+  cfg.targets = [];
+  cfg.warnings = [];
+  crossCheck(cfg, want);
+  return cfg;
+}
+
+function nonEmptyEnv(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function from(cfg: Config, name: SettingName): string {
+  return `${name} (from ${sourceLabel(cfg.sources[name])})`;
+}
+
+function inside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** Checks that involve more than one setting: contradictions are errors, oddities warnings. */
+function crossCheck(cfg: Config, want: Set<Group>): void {
+  if (want.has('alert')) {
+    if (cfg.ALERT_TIMEOUT_MS > cfg.ALERT_BUDGET_MS) {
+      throw new ConfigError(`${from(cfg, 'ALERT_TIMEOUT_MS')}=${cfg.ALERT_TIMEOUT_MS} is larger than ${from(cfg, 'ALERT_BUDGET_MS')}=${cfg.ALERT_BUDGET_MS}; make the timeout smaller than the budget`);
+    }
+    if (cfg.ALERT_WEBHOOK_SECRET && !cfg.ALERT_WEBHOOK_URL) cfg.warnings.push('ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: alerts are log lines only');
+  }
+  if (want.has('backup')) {
+    if (Boolean(cfg.S3_ACCESS_KEY_ID) !== Boolean(cfg.S3_SECRET_ACCESS_KEY)) {
+      const missing = cfg.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID';
+      throw new ConfigError(`${missing} is not set but its partner is; set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither`);
+    }
+    for (const src of cfg.BACKUP_SOURCES) {
+      if (inside(cfg.BACKUP_ROOT, src.path) || inside(src.path, cfg.BACKUP_ROOT)) {
+        throw new ConfigError(`${from(cfg, 'BACKUP_SOURCES')}: source ${src.name}=${src.path} overlaps BACKUP_ROOT=${cfg.BACKUP_ROOT}; a backup must not contain itself`);
+      }
+    }
+    if (!cfg.BACKUP_BUCKET && (cfg.S3_ENDPOINT || cfg.S3_ACCESS_KEY_ID)) cfg.warnings.push('S3 settings are present but BACKUP_BUCKET is not set: backups stay local');
+  }
+  if (want.has('health')) {
+    if (cfg.HEALTH_TIMEOUT_MS > cfg.HEALTH_RUN_BUDGET_MS) {
+      throw new ConfigError(`${from(cfg, 'HEALTH_TIMEOUT_MS')}=${cfg.HEALTH_TIMEOUT_MS} is larger than ${from(cfg, 'HEALTH_RUN_BUDGET_MS')}=${cfg.HEALTH_RUN_BUDGET_MS}; make the timeout smaller than the run budget`);
+    }
+    if (cfg.HEALTH_LATENCY_WARN_MS >= cfg.HEALTH_TIMEOUT_MS) cfg.warnings.push('HEALTH_LATENCY_WARN_MS is not below HEALTH_TIMEOUT_MS: no target can be DEGRADED');
+    cfg.targets = buildTargets(cfg.HEALTH_ENDPOINTS, cfg.HEALTH_SSE_STREAMS, cfg.HEALTH_CONFIG, {
+      timeoutMs: cfg.HEALTH_TIMEOUT_MS,
+      latencyWarnMs: cfg.HEALTH_LATENCY_WARN_MS,
+      firstEventTimeoutMs: cfg.HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS,
+      observeMs: cfg.HEALTH_SSE_OBSERVE_MS,
+      maxGapMs: cfg.HEALTH_SSE_MAX_GAP_MS,
+    });
+    for (const t of cfg.targets) {
+      if (t.timeoutMs > cfg.HEALTH_RUN_BUDGET_MS || t.firstEventTimeoutMs + t.observeMs > cfg.HEALTH_RUN_BUDGET_MS) {
+        throw new ConfigError(`health target "${t.name}": its timeouts exceed HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten them or raise the budget`);
+      }
+    }
+  }
+}
+
+export interface ConfigRow {
+  name: string;
+  value: string;
+  source: string;
+  secret: boolean;
+}
+
+/** The effective configuration of the given groups, secrets masked: what `<tool> config` prints. */
+export function describeConfig(cfg: Config): ConfigRow[] {
+  const rows: ConfigRow[] = [];
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    if (!cfg.groups.includes(SETTINGS[name].group)) continue;
+    const raw = cfg.raw[name];
+    rows.push({ name, value: raw === undefined ? '(unset)' : maskValue(name, raw), source: raw === undefined ? '-' : sourceLabel(cfg.sources[name]), secret: isSecret(name) });
+  }
+  return rows;
+}
+
+/** Every secret value in force, to scrub from anything printed or stored. */
+export function secretValues(cfg: Config): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const v = cfg.raw[name];
+    if (isSecret(name) && v && v.length >= 4) out.push(v);
+  }
+  for (const t of cfg.targets) for (const v of Object.values(t.headers)) if (v.length >= 4) out.push(v);
+  return out;
+}

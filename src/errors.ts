@@ -1,0 +1,65 @@
+/**
+ * Exit codes shared by the three programs (documented in --help and the README).
+ * Errors carry their exit code so the CLI layer can turn any of them into one line and a code.
+ */
+export const EXIT = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  PARTIAL: 3,
+  LOCKED: 75,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0   ok
+  1   the job failed (check down, upload failed, verification mismatch)
+  2   bad usage or configuration
+  3   finished with some parts missing (partial)
+  75  another run holds the lock`;
+
+/** An error meant for the operator: printed as one line, no stack trace. */
+export class L2Error extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = EXIT.FAILED,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad usage: unknown id, bad flag value, a path outside the target... (exit 2). */
+export class UsageError extends L2Error {
+  constructor(message: string) {
+    super(message, EXIT.USAGE);
+  }
+}
+
+/** Bad configuration value (exit 2). */
+export class ConfigError extends L2Error {
+  constructor(message: string) {
+    super(message, EXIT.USAGE);
+  }
+}
+
+/** Another process holds the run lock (exit 75). */
+export class LockedError extends L2Error {
+  constructor(message: string) {
+    super(message, EXIT.LOCKED);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Node system errors carry a code such as ENOENT; this reads it without casts at every call site. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
+    return (err as { code: string }).code;
+  }
+  return undefined;
+}

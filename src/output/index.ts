@@ -1,0 +1,169 @@
+/**
+ * The one place that decides output style.
+ * On a TTY: colour (chalk) and spinners (ora). Otherwise (cron, docker compose logs): plain
+ * timestamped lines with no escape codes. NO_COLOR is honoured. Log lines go to stderr,
+ * results (tables, JSON) to stdout, so `--json` output is always clean JSON.
+ * Every line passes through the secret scrubber, whatever produced it.
+ */
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { Writable } from 'node:stream';
+
+export type LogLevel = 'INFO' | 'WARN' | 'ERROR' | 'ALERT';
+
+export interface Progress {
+  update(text: string): void;
+  succeed(text: string): void;
+  fail(text: string): void;
+}
+
+export interface OutputOptions {
+  stdout?: Writable & { isTTY?: boolean };
+  stderr?: Writable & { isTTY?: boolean };
+  env?: NodeJS.ProcessEnv;
+  /** Plain progress lines at most this often when not on a TTY. */
+  progressIntervalMs?: number;
+}
+
+export class Output {
+  readonly tty: boolean;
+  readonly c: ChalkInstance;
+  private secrets: string[] = [];
+  private readonly stdout: Writable;
+  private readonly stderr: Writable & { isTTY?: boolean };
+  private readonly progressIntervalMs: number;
+
+  constructor(
+    readonly prog: string,
+    opts: OutputOptions = {},
+  ) {
+    const env = opts.env ?? process.env;
+    this.stdout = opts.stdout ?? process.stdout;
+    this.stderr = opts.stderr ?? process.stderr;
+    this.tty = Boolean(this.stderr.isTTY) && env.TERM !== 'dumb';
+    const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
+    this.c = new Chalk({ level: this.tty && !noColor ? 2 : 0 });
+    this.progressIntervalMs = opts.progressIntervalMs ?? 5000;
+  }
+
+  /** Values that must never be printed; replaced by **** wherever they appear. */
+  addSecrets(values: string[]): void {
+    this.secrets.push(...values.filter((v) => v.length >= 4));
+    this.secrets.sort((a, b) => b.length - a.length);
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join('****');
+    return out;
+  }
+
+  private line(level: LogLevel, msg: string): void {
+    const text = this.scrub(msg);
+    if (this.tty) {
+      const tag = {
+        INFO: this.c.cyan('info '),
+        WARN: this.c.yellow('warn '),
+        ERROR: this.c.red.bold('error'),
+        ALERT: this.c.magenta.bold('ALERT'),
+      }[level];
+      this.stderr.write(`${tag} ${text}\n`);
+    } else {
+      this.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${this.prog}: ${text}\n`);
+    }
+  }
+
+  info(msg: string): void {
+    this.line('INFO', msg);
+  }
+  warn(msg: string): void {
+    this.line('WARN', msg);
+  }
+  error(msg: string): void {
+    this.line('ERROR', msg);
+  }
+  /** An alert as a log line: always carries the word ALERT and the level (runbook: `logs cron | grep ALERT`). */
+  alert(level: string, text: string): void {
+    this.line('ALERT', `[${level}] ${text}`);
+  }
+
+  /** Result text on stdout (tables, summaries). */
+  print(text = ''): void {
+    this.stdout.write(this.scrub(text) + '\n');
+  }
+
+  json(value: unknown): void {
+    this.stdout.write(this.scrub(JSON.stringify(value, null, 2)) + '\n');
+  }
+
+  /** A left-aligned text table; colour only on a TTY. */
+  table(headers: string[], rows: string[][]): void {
+    const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
+    const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visibleLength(cell)))).join('  ').trimEnd();
+    this.print(this.c.bold(fmt(headers)));
+    for (const r of rows) this.print(fmt(r));
+  }
+
+  /** A spinner on a TTY; elsewhere a plain line at most every few seconds, then the summary. */
+  async progress(text: string): Promise<Progress> {
+    if (this.tty) {
+      const { default: ora } = await import('ora');
+      const spinner = ora({ text: this.scrub(text), stream: this.stderr, color: 'cyan', isEnabled: true }).start();
+      return {
+        update: (t) => {
+          spinner.text = this.scrub(t);
+        },
+        succeed: (t) => spinner.succeed(this.scrub(t)),
+        fail: (t) => spinner.fail(this.scrub(t)),
+      };
+    }
+    let last = Date.now();
+    this.info(text);
+    return {
+      update: (t) => {
+        if (Date.now() - last >= this.progressIntervalMs) {
+          last = Date.now();
+          this.info(t);
+        }
+      },
+      succeed: (t) => this.info(t),
+      fail: (t) => this.error(t),
+    };
+  }
+}
+
+// Matches SGR colour sequences so table columns line up when chalk colours them.
+const ANSI = new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g');
+
+function visibleLength(s: string): number {
+  return s.replace(ANSI, '').length;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+export function formatAge(fromIso: string | number | undefined, now = Date.now()): string {
+  if (fromIso === undefined) return '-';
+  const t = typeof fromIso === 'number' ? fromIso : Date.parse(fromIso);
+  if (!Number.isFinite(t)) return '-';
+  return formatDuration(Math.max(0, now - t));
+}
