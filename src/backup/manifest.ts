@@ -1,0 +1,158 @@
+/**
+ * Snapshot manifests. The summary (`.l2-manifest.json`) holds kind, times, host, tool version,
+ * per-source results, totals and the sha256 of the file list; the list (`.l2-files.jsonl`)
+ * holds one entry per file (path, size, mtime, mode, sha256), directory and symlink. JSONL so
+ * that 100,000 entries stream in and out without holding a giant JSON document.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { L2Error } from '../errors.js';
+import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
+
+export type EntryType = 'f' | 'd' | 'l';
+
+export interface Entry {
+  /** source name */
+  s: string;
+  /** path relative to the source, '/'-separated; '' is the source folder itself */
+  p: string;
+  t: EntryType;
+  mode: number;
+  /** ms since epoch (integer) */
+  mtime: number;
+  size?: number;
+  sha256?: string;
+  /** symlink target */
+  target?: string;
+  /** the file changed while it was read: what is stored is what was read and hashed */
+  changed?: boolean;
+  /** written by l2ops (the redacted env copy), not read from the source */
+  generated?: boolean;
+}
+
+export type SourceStatus = 'ok' | 'missing' | 'unreadable' | 'partial';
+
+export interface SourceResult {
+  name: string;
+  path: string;
+  status: SourceStatus;
+  error?: string;
+  files: number;
+  bytes: number;
+}
+
+export interface Totals {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  /** bytes copied (not hard-linked from the previous snapshot) */
+  newBytes: number;
+  linkedFiles: number;
+  copiedFiles: number;
+  changedDuringBackup: number;
+  skipped: number;
+}
+
+export interface Manifest {
+  format: 1;
+  id: string;
+  kind: SnapshotKind;
+  startedAt: string;
+  finishedAt: string;
+  host: string;
+  tool: string;
+  /** the snapshot unchanged files were linked from */
+  base: string | null;
+  sources: SourceResult[];
+  totals: Totals;
+  warnings: string[];
+  filesSha256: string;
+  entries: number;
+}
+
+export function emptyTotals(): Totals {
+  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, linkedFiles: 0, copiedFiles: 0, changedDuringBackup: 0, skipped: 0 };
+}
+
+export function isManifest(v: unknown): v is Manifest {
+  const m = v as Manifest;
+  return Boolean(m && typeof m === 'object' && m.format === 1 && typeof m.id === 'string' && Array.isArray(m.sources) && m.totals && typeof m.filesSha256 === 'string');
+}
+
+export function parseManifest(text: string, where: string): Manifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  if (!isManifest(v)) throw new L2Error(`manifest ${where} is corrupt or not an l2ops manifest; run 'l2backup verify' on the other snapshots and consider deleting this one`);
+  return v;
+}
+
+export async function readManifest(dir: string): Promise<Manifest> {
+  const path = join(dir, MANIFEST);
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (err) {
+    throw new L2Error(`manifest ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  return parseManifest(text, path);
+}
+
+export function isEntry(v: unknown): v is Entry {
+  const e = v as Entry;
+  return Boolean(e && typeof e.s === 'string' && typeof e.p === 'string' && (e.t === 'f' || e.t === 'd' || e.t === 'l'));
+}
+
+/** Streams the entries of a file list; a bad line is an error naming the file and line. */
+export async function* readEntries(path: string): AsyncGenerator<Entry> {
+  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of rl) {
+    n++;
+    if (line === '') continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      v = undefined;
+    }
+    if (!isEntry(v)) throw new L2Error(`file list ${path} line ${n} is corrupt; this snapshot cannot be trusted (run 'l2backup verify')`);
+    yield v;
+  }
+}
+
+export function parseEntries(text: string, where: string): Entry[] {
+  const out: Entry[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line === '') return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      v = undefined;
+    }
+    if (!isEntry(v)) throw new L2Error(`file list ${where} line ${i + 1} is corrupt`);
+    out.push(v);
+  });
+  return out;
+}
+
+export async function readAllEntries(dir: string): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const e of readEntries(join(dir, FILES))) out.push(e);
+  return out;
+}
+
+export const entryKey = (s: string, p: string) => `${s}\0${p}`;
+
+/** Entry paths must stay inside their source: no absolute paths, no '..', no empty parts. */
+export function safeRelative(p: string): boolean {
+  if (p === '') return true;
+  if (p.startsWith('/') || p.includes('\0') || p.includes('\\')) return false;
+  return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}

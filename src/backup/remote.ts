@@ -1,0 +1,357 @@
+/**
+ * Remote copies on S3 or any S3-compatible service (MinIO...), in the runbook's layout:
+ *   s3://bucket[/prefix]/snapshots/<id>/<source>/<relative path>
+ *   s3://bucket[/prefix]/snapshots/<id>/.l2-files.jsonl
+ *   s3://bucket[/prefix]/snapshots/<id>/.l2-manifest.json   uploaded last: marks it complete
+ * so `aws s3 sync s3://bucket/snapshots/<id>/models/ ./models/` restores a source with the stock
+ * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject).
+ * The AWS SDK is loaded only here, and only by commands that need it.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config/index.js';
+import { L2Error, errorMessage } from '../errors.js';
+import { FILES, MANIFEST, isSnapshotId } from './layout.js';
+import { entryKey, parseEntries, parseManifest, type Entry, type Manifest } from './manifest.js';
+
+type SDK = typeof import('@aws-sdk/client-s3');
+
+export interface RemoteSettings {
+  bucket: string;
+  prefix: string;
+  endpoint?: string;
+  region: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  checksum: 'when_required' | 'when_supported';
+  concurrency: number;
+  multipartBytes: number;
+}
+
+export function remoteSettings(cfg: Config): RemoteSettings | undefined {
+  if (!cfg.BACKUP_BUCKET) return undefined;
+  return {
+    ...cfg.BACKUP_BUCKET,
+    endpoint: cfg.S3_ENDPOINT,
+    region: cfg.S3_REGION,
+    accessKeyId: cfg.S3_ACCESS_KEY_ID,
+    secretAccessKey: cfg.S3_SECRET_ACCESS_KEY,
+    checksum: cfg.S3_CHECKSUM ?? (cfg.S3_ENDPOINT ? 'when_required' : 'when_supported'),
+    concurrency: cfg.BACKUP_UPLOAD_CONCURRENCY,
+    multipartBytes: cfg.BACKUP_MULTIPART_MB * 1024 * 1024,
+  };
+}
+
+export interface UploadResult {
+  bytesSent: number;
+  copied: number;
+  uploaded: number;
+}
+
+export interface UploadOptions {
+  id: string;
+  dir: string;
+  manifest: Manifest;
+  entries: Entry[];
+  /** the newest complete remote snapshot, for server-side copies */
+  base?: { id: string; entries: Entry[] };
+  signal: AbortSignal;
+  onProgress?: (done: number, total: number, bytesSent: number) => void;
+}
+
+/** A pool that runs at most `limit` tasks at once and stops scheduling after the first failure. */
+async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      signal.throwIfAborted();
+      const item = items[next++]!;
+      try {
+        await task(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export class Remote {
+  readonly base: string;
+
+  private constructor(
+    readonly settings: RemoteSettings,
+    readonly client: S3Client,
+    private readonly sdk: SDK,
+  ) {
+    this.base = settings.prefix ? `${settings.prefix}/snapshots/` : 'snapshots/';
+  }
+
+  static async open(settings: RemoteSettings): Promise<Remote> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({
+      region: settings.region,
+      ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
+      ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
+      requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+      responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+      maxAttempts: 4,
+    });
+    return new Remote(settings, client, sdk);
+  }
+
+  get url(): string {
+    return `s3://${this.settings.bucket}/${this.base}`;
+  }
+
+  key(id: string, rel: string): string {
+    return `${this.base}${id}/${rel}`;
+  }
+
+  sourceKey(id: string, source: string, p: string): string {
+    return this.key(id, `${source}/${p}`);
+  }
+
+  /** One line an operator can act on: what failed and how to check it. */
+  describe(err: unknown): string {
+    const e = err as { name?: string; code?: string; Code?: string; $metadata?: { httpStatusCode?: number }; message?: string };
+    const name = e.name ?? e.Code ?? e.code ?? 'Error';
+    const where = this.settings.endpoint ? ` --endpoint-url ${this.settings.endpoint}` : '';
+    const check = `check with 'l2backup check-remote' or 'aws s3 ls s3://${this.settings.bucket}/${where}'`;
+    const words: Record<string, string> = {
+      ECONNREFUSED: `the S3 endpoint ${this.settings.endpoint ?? ''} refused the connection (is it running?)`,
+      ENOTFOUND: `the S3 endpoint's host name does not resolve`,
+      ECONNRESET: 'the connection to S3 was reset',
+      ETIMEDOUT: 'the S3 endpoint timed out',
+      TimeoutError: 'the S3 endpoint timed out',
+      InvalidAccessKeyId: 'S3 rejected the access key (S3_ACCESS_KEY_ID)',
+      SignatureDoesNotMatch: 'S3 rejected the signature: S3_SECRET_ACCESS_KEY looks wrong',
+      AccessDenied: 'S3 denied access: the credentials lack permission on the bucket',
+      NoSuchBucket: `the bucket ${this.settings.bucket} does not exist`,
+      Forbidden: 'S3 answered 403 Forbidden: check the credentials',
+      NotFound: `not found on S3 (bucket ${this.settings.bucket})`,
+      CredentialsProviderError: 'no S3 credentials: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY',
+    };
+    const code = (e as { code?: string }).code;
+    const text = words[name] ?? (code ? words[code] : undefined) ?? `${name}${e.$metadata?.httpStatusCode ? ` (HTTP ${e.$metadata.httpStatusCode})` : ''}: ${errorMessage(err).slice(0, 200)}`;
+    return `${text}; ${check}`;
+  }
+
+  /** Snapshot ids under snapshots/, one "folder" per id, via Delimiter (not one request per object). */
+  async listIds(): Promise<string[]> {
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.base, Delimiter: '/', ContinuationToken: token }));
+      for (const p of res.CommonPrefixes ?? []) {
+        const id = p.Prefix?.slice(this.base.length).replace(/\/$/, '');
+        if (id && isSnapshotId(id)) ids.push(id);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return ids.sort();
+  }
+
+  async listKeys(prefix: string): Promise<{ key: string; size: number }[]> {
+    const out: { key: string; size: number }[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of res.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      return true;
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  async getBody(key: string, signal?: AbortSignal): Promise<Readable> {
+    const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
+    return res.Body as Readable;
+  }
+
+  async getText(key: string): Promise<string> {
+    const body = await this.getBody(key);
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(Buffer.from(c as Buffer));
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async isComplete(id: string): Promise<boolean> {
+    return this.exists(this.key(id, MANIFEST));
+  }
+
+  async readManifest(id: string): Promise<Manifest> {
+    return parseManifest(await this.getText(this.key(id, MANIFEST)), `s3://${this.settings.bucket}/${this.key(id, MANIFEST)}`);
+  }
+
+  /** The file list, checked against the manifest's hash of it. */
+  async readEntries(id: string, manifest: Manifest): Promise<Entry[]> {
+    const text = await this.getText(this.key(id, FILES));
+    if (createHash('sha256').update(text).digest('hex') !== manifest.filesSha256) throw new L2Error(`remote file list of ${id} does not match its manifest; the remote snapshot is damaged (run 'l2backup verify ${id} --remote')`);
+    return parseEntries(text, `s3 ${id}/${FILES}`);
+  }
+
+  /** Downloads an object to `dest`, returning its sha256 and size. */
+  async download(key: string, dest: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+    const body = await this.getBody(key, signal);
+    const hash = createHash('sha256');
+    let size = 0;
+    const fh = await fs.open(dest, 'w', 0o600);
+    try {
+      await pipeline(
+        body,
+        new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            fh.write(chunk).then(() => cb(), cb);
+          },
+        }),
+      );
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return { sha256: hash.digest('hex'), size };
+  }
+
+  /** Hashes an object without storing it. */
+  async hashObject(key: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+    const body = await this.getBody(key, signal);
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const c of body) {
+      hash.update(c as Buffer);
+      size += (c as Buffer).length;
+    }
+    return { sha256: hash.digest('hex'), size };
+  }
+
+  /** Deletes a remote snapshot, manifest first so that it never looks complete half-deleted. */
+  async deleteSnapshot(id: string): Promise<void> {
+    const manifestKey = this.key(id, MANIFEST);
+    await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: manifestKey }));
+    const keys = (await this.listKeys(`${this.base}${id}/`)).map((o) => o.key);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const res = await this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      if (res.Errors?.length) throw new L2Error(`could not delete ${res.Errors.length} object(s) of remote snapshot ${id}: ${res.Errors[0]?.Code ?? 'error'}`);
+    }
+  }
+
+  async putSmall(key: string, data: Buffer, sha256: string, signal: AbortSignal): Promise<void> {
+    await this.client.send(
+      new this.sdk.PutObjectCommand({
+        Bucket: this.settings.bucket,
+        Key: key,
+        Body: data,
+        ContentLength: data.length,
+        // The server checks the body against this: a corrupted upload is refused, not stored.
+        ContentMD5: createHash('md5').update(data).digest('base64'),
+        Metadata: { sha256 },
+      }),
+      { abortSignal: signal },
+    );
+  }
+
+  async putLarge(key: string, path: string, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const partSize = Math.max(this.settings.multipartBytes, Math.ceil(size / 9000));
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.settings.bucket, Key: key, Body: createReadStream(path, { highWaterMark: 1 << 20 }), Metadata: { sha256 } },
+      partSize,
+      queueSize: Math.max(1, Math.min(4, this.settings.concurrency)),
+      leavePartsOnError: false,
+    });
+    let last = 0;
+    upload.on('httpUploadProgress', (p) => {
+      const loaded = p.loaded ?? 0;
+      onBytes(loaded - last);
+      last = loaded;
+    });
+    const abort = () => void upload.abort().catch(() => {});
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await upload.done();
+    } finally {
+      signal.removeEventListener('abort', abort);
+    }
+    const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+    if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
+  }
+
+  async copy(fromKey: string, toKey: string, signal: AbortSignal): Promise<void> {
+    await this.client.send(
+      new this.sdk.CopyObjectCommand({
+        Bucket: this.settings.bucket,
+        Key: toKey,
+        CopySource: `${this.settings.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
+        MetadataDirective: 'COPY',
+      }),
+      { abortSignal: signal },
+    );
+  }
+
+  /** Uploads a local snapshot: objects (copied server-side when unchanged), file list, manifest last. */
+  async uploadSnapshot(opts: UploadOptions): Promise<UploadResult> {
+    const result: UploadResult = { bytesSent: 0, copied: 0, uploaded: 0 };
+    const baseSha = new Map<string, string>();
+    for (const e of opts.base?.entries ?? []) if (e.t === 'f' && e.sha256) baseSha.set(entryKey(e.s, e.p), e.sha256);
+    const files = opts.entries.filter((e) => e.t === 'f');
+    let done = 0;
+    await pool(files, this.settings.concurrency, opts.signal, async (e) => {
+      const key = this.sourceKey(opts.id, e.s, e.p);
+      if (opts.base && baseSha.get(entryKey(e.s, e.p)) === e.sha256) {
+        try {
+          await this.copy(this.sourceKey(opts.base.id, e.s, e.p), key, opts.signal);
+          result.copied++;
+          opts.onProgress?.(++done, files.length, result.bytesSent);
+          return;
+        } catch (err) {
+          if (opts.signal.aborted) throw err;
+          // The base object is gone or the server refuses copies: upload instead.
+        }
+      }
+      const path = join(opts.dir, e.s, e.p);
+      const size = e.size ?? 0;
+      if (size >= this.settings.multipartBytes) {
+        await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
+      } else {
+        const data = await fs.readFile(path);
+        if (data.length !== size || createHash('sha256').update(data).digest('hex') !== e.sha256) {
+          throw new L2Error(`local snapshot ${opts.id} file ${e.s}/${e.p} no longer matches its manifest; not uploading a damaged copy (run 'l2backup verify ${opts.id}')`);
+        }
+        await this.putSmall(key, data, e.sha256!, opts.signal);
+        result.bytesSent += data.length;
+      }
+      result.uploaded++;
+      opts.onProgress?.(++done, files.length, result.bytesSent);
+    });
+    const list = await fs.readFile(join(opts.dir, FILES));
+    await this.putSmall(this.key(opts.id, FILES), list, createHash('sha256').update(list).digest('hex'), opts.signal);
+    const manifest = await fs.readFile(join(opts.dir, MANIFEST));
+    await this.putSmall(this.key(opts.id, MANIFEST), manifest, createHash('sha256').update(manifest).digest('hex'), opts.signal);
+    return result;
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,252 @@
+/** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
+import { resolve } from 'node:path';
+import { Option } from 'commander';
+import { EXIT, L2Error, UsageError } from '../errors.js';
+import { formatAge, formatBytes } from '../output/index.js';
+import { runBackup, pruneLocal, syncPending, withBackupLock } from '../backup/jobs.js';
+import { BackupRecords } from '../backup/records.js';
+import { backupStatus, localRows } from '../backup/status.js';
+import { restore } from '../backup/restore.js';
+import { findLocal, openRemote, resolveSnapshot } from '../backup/catalog.js';
+import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
+import { exportSnapshot } from '../backup/export.js';
+import { cleanupLogs } from '../backup/cleanup-logs.js';
+import { pruneRemote } from '../backup/remote-retention.js';
+import { listLocal } from '../backup/layout.js';
+import { describeNextRun, nextRun } from '../schedule/index.js';
+import { action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+
+const spec: ProgramSpec = { name: 'l2backup', description: 'Snapshots of L2 Dash models, logs, reports and configs: local, incremental, and on S3/MinIO', groups: ['alert', 'backup'] };
+
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export function buildProgram() {
+  const program = createProgram(spec);
+
+  subcommand(program, 'status', 'last run, snapshots, remote state, free space, lock holder, next run (the default)')
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
+        const st = await backupStatus(cfg, (m) => out.warn(m));
+        const next = await nextRun('nightly', /(l2backup|backup\.sh)\s+nightly/);
+        if (opts.json) {
+          out.json({ ...st, nextRun: next });
+          return EXIT.OK;
+        }
+        const lr = st.lastRun;
+        out.print(`backups volume: ${st.root}${st.disk ? ` (${formatBytes(st.disk.freeBytes)} free of ${formatBytes(st.disk.totalBytes)})` : ''}`);
+        out.print(`last run:       ${lr ? `${lr.command} ${lr.status.toUpperCase()} ${formatAge(lr.finishedAt)} ago${lr.id ? ` (${lr.id})` : ''}${lr.error ? `: ${lr.error}` : ''}` : 'never'}`);
+        out.print(`last success:   ${st.lastSuccess ? `${st.lastSuccess.id} ${formatAge(st.lastSuccess.finishedAt)} ago` : 'never'}`);
+        out.print(`remote:         ${st.remote.configured ? `${st.remote.url} (${st.remote.uploaded} uploaded, ${st.remote.pending.length} pending${st.remote.pending.length ? `: ${st.remote.pending.join(', ')}` : ''})` : 'off (BACKUP_BUCKET not set)'}`);
+        if (st.remote.lastError) out.print(`remote error:   ${st.remote.lastError}`);
+        out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
+        out.print(describeNextRun(next));
+        if (next.warning) out.warn(next.warning);
+        out.print('');
+        printSnapshots(out, st.snapshots);
+        return EXIT.OK;
+      }),
+    );
+
+  for (const [kind, what] of [
+    ['nightly', 'the nightly backup (cron, 02:00 UTC)'],
+    ['snapshot', 'a backup by hand'],
+  ] as const) {
+    subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`).action(action(spec, async (ctx) => runBackup(ctx, kind)));
+  }
+  subcommand(program, 'emergency-pre-restore', 'fast capture of the current state into .pre-restore/ (kept 7 days, not uploaded)')
+    .option('--upload', 'upload the capture too')
+    .action(action(spec, async (ctx, opts: { upload?: boolean }) => runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload })));
+
+  subcommand(program, 'list', 'list snapshots (local, or on the remote with --remote)')
+    .option('--remote', 'list the remote snapshots')
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out }, opts: { remote?: boolean; json?: boolean }) => {
+        if (!opts.remote) {
+          const rows = await localRows(cfg, (m) => out.warn(m));
+          if (opts.json) out.json(rows);
+          else printSnapshots(out, rows);
+          return EXIT.OK;
+        }
+        const remote = await openRemote(cfg);
+        try {
+          const ids = await remote.listIds();
+          const rows = [];
+          for (const id of ids) rows.push({ id, complete: await remote.isComplete(id) });
+          if (opts.json) out.json(rows);
+          else {
+            out.print(`remote snapshots at ${remote.url}`);
+            out.table(['ID', 'STATE'], rows.map((r) => [r.id, r.complete ? 'complete' : 'INCOMPLETE']));
+          }
+          return EXIT.OK;
+        } catch (err) {
+          throw new L2Error(remote.describe(err));
+        } finally {
+          remote.destroy();
+        }
+      }),
+    );
+
+  subcommand(program, 'restore', 'restore a snapshot (id or latest) into the sources or --target, hash-checked')
+    .argument('<id>', "snapshot id (YYYYMMDD-HHMMSS) or 'latest'")
+    .option('--only <sources>', 'comma-separated sources to restore, e.g. models,configs', list)
+    .addOption(new Option('--from <where>', 'restore from').choices(['local', 'remote']).default('local'))
+    .option('--target <dir>', 'restore under DIR/<source> instead of the configured source paths')
+    .option('--dry-run', 'show what would be restored')
+    .option('--no-pre-restore', 'skip the emergency-pre-restore capture')
+    .action(
+      action(spec, async (ctx, id: string, opts: { only?: string[]; from: 'local' | 'remote'; target?: string; dryRun?: boolean; preRestore: boolean }) =>
+        restore(ctx, id, { only: opts.only, from: opts.from, target: opts.target, dryRun: Boolean(opts.dryRun), preRestore: opts.preRestore }),
+      ),
+    );
+
+  subcommand(program, 'verify', 're-hash a snapshot against its manifest; exit 1 on any missing, changed or extra file')
+    .argument('[id]', "snapshot id or 'latest'", 'latest')
+    .option('--all', 'every local snapshot')
+    .option('--remote', 'verify the remote copy (downloads and hashes)')
+    .option('--sample <fraction>', 'remote: hash only this fraction of the files (0-1)', parseNumberOption('--sample', 0.0001, 1), 1)
+    .addOption(jsonOption())
+    .action(
+      action(spec, async ({ cfg, out, signal }, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
+        if (opts.all && opts.remote) throw new UsageError('--all works on local snapshots; verify remote snapshots one id at a time');
+        const ids = opts.all ? (await listLocal(cfg.BACKUP_ROOT, true)).map((r) => r.id) : [idArg];
+        const records = new BackupRecords(cfg.BACKUP_ROOT, (m) => out.warn(m));
+        const reports: VerifyReport[] = [];
+        for (const id of ids) {
+          const snap = await resolveSnapshot(cfg, id, opts.remote ? 'remote' : 'local');
+          try {
+            const progress = await out.progress(`verifying ${snap.id} (${snap.origin})`);
+            const rep = await verifySnapshot(snap, opts.remote ? opts.sample : 1, signal, (n, total) => progress.update(`verifying ${snap.id}: ${n}/${total}`));
+            const line = `${snap.id} (${snap.origin}): ${rep.checked}/${rep.files} files hashed, ${rep.missing.length} missing, ${rep.changed.length} changed, ${rep.extra.length} extra`;
+            if (rep.ok) progress.succeed(`${line}: OK`);
+            else progress.fail(`${line}: MISMATCH`);
+            for (const p of rep.missing.slice(0, 20)) out.error(`missing: ${p}`);
+            for (const p of rep.changed.slice(0, 20)) out.error(`changed: ${p}`);
+            for (const p of rep.extra.slice(0, 20)) out.error(`extra:   ${p}`);
+            await records.writeVerify(`${snap.id}${snap.origin === 'remote' ? '.remote' : ''}`, rep).catch(() => {});
+            reports.push(rep);
+          } catch (err) {
+            if (err instanceof L2Error || !snap.remote) throw err;
+            throw new L2Error(snap.remote.describe(err));
+          } finally {
+            snap.remote?.destroy();
+          }
+        }
+        if (opts.json) out.json(opts.all ? reports : reports[0]);
+        return reports.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
+      }),
+    );
+
+  subcommand(program, 'export', 'write a snapshot as a .tar.gz (streamed), e.g. to restore in staging')
+    .argument('<id>', "snapshot id or 'latest'")
+    .requiredOption('-o, --output <file>', 'the archive to write (FILE.tar.gz)')
+    .option('--only <sources>', 'comma-separated sources', list)
+    .action(
+      action(spec, async ({ cfg, out, signal }, idArg: string, opts: { output: string; only?: string[] }) => {
+        const ref = await findLocal(cfg, idArg);
+        const snap = await resolveSnapshot(cfg, ref.id, 'local');
+        const { selectSources } = await import('../backup/catalog.js');
+        const sources = new Set(selectSources(snap.manifest, snap.entries, opts.only));
+        const file = resolve(opts.output);
+        const progress = await out.progress(`exporting ${snap.id} to ${file}`);
+        const res = await exportSnapshot(ref.dir, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
+        progress.succeed(`exported ${snap.id}: ${res.files} files into ${file} (${formatBytes(res.bytes)})`);
+        return EXIT.OK;
+      }),
+    );
+
+  subcommand(program, 'prune', 'apply retention now (local; remote too with --remote)')
+    .option('--dry-run', 'show what would be deleted')
+    .option('--remote', 'also apply remote retention')
+    .action(
+      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean }) =>
+        withBackupLock(ctx, 'l2backup prune', async () => {
+          const records = new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m));
+          const res = await pruneLocal(ctx, records, Boolean(opts.dryRun));
+          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'}: ${res.deleted.length ? res.deleted.join(', ') : 'nothing'}`);
+          for (const k of res.kept) ctx.out.print(`kept ${k.id}: ${k.why}`);
+          if (opts.remote) {
+            const remote = await openRemote(ctx.cfg);
+            try {
+              const plan = await pruneRemote(ctx, remote, records, Boolean(opts.dryRun));
+              ctx.out.print(`remote ${opts.dryRun ? 'would delete' : 'deleted'}: ${plan.delete.length ? plan.delete.map((d) => `${d.id} (${d.why})`).join(', ') : 'nothing'}`);
+            } catch (err) {
+              if (err instanceof L2Error) throw err;
+              throw new L2Error(remote.describe(err));
+            } finally {
+              remote.destroy();
+            }
+          }
+          return EXIT.OK;
+        }),
+      ),
+    );
+
+  subcommand(program, 'upload', 'upload pending snapshots to the remote now (oldest first)').action(
+    action(spec, async (ctx) =>
+      withBackupLock(ctx, 'l2backup upload', async () => {
+        if (!ctx.cfg.BACKUP_BUCKET) throw new UsageError('BACKUP_BUCKET is not set: there is no remote to upload to');
+        const res = await syncPending(ctx, new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)));
+        ctx.out.print(`uploaded: ${res.uploaded.length ? res.uploaded.join(', ') : 'nothing pending'}`);
+        if (res.error) throw new L2Error(res.error);
+        return EXIT.OK;
+      }),
+    ),
+  );
+
+  subcommand(program, 'check-remote', 'check that the remote is reachable and the credentials work (lists the bucket)').action(
+    action(spec, async ({ cfg, out }) => {
+      const remote = await openRemote(cfg);
+      try {
+        const ids = await remote.listIds();
+        out.print(`remote OK: ${remote.url} answers; ${ids.length} snapshot folder(s)`);
+        return EXIT.OK;
+      } catch (err) {
+        throw new L2Error(`remote check failed: ${remote.describe(err)}`);
+      } finally {
+        remote.destroy();
+      }
+    }),
+  );
+
+  subcommand(program, 'cleanup-logs', 'weekly: delete backed-up log files older than LOG_RETENTION_DAYS (never one that is in no backup)')
+    .option('--dry-run', 'show what would be deleted')
+    .option('--source <name>', 'the logs source', 'logs')
+    .action(
+      action(spec, async (ctx, opts: { dryRun?: boolean; source: string }) =>
+        withBackupLock(ctx, 'l2backup cleanup-logs', async () => {
+          const res = await cleanupLogs(ctx, opts.source, Boolean(opts.dryRun));
+          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'} ${res.deleted.length} log file(s) (${formatBytes(res.bytesFreed)}); kept ${res.keptNotBackedUp.length} old file(s) that are in no complete backup`);
+          for (const p of res.keptNotBackedUp.slice(0, 20)) ctx.out.warn(`kept (not in any backup yet): ${p}`);
+          return EXIT.OK;
+        }),
+      ),
+    );
+
+  addConfigCommand(program, spec);
+  // Bare `l2backup` shows the status, as the old `backup.sh` did.
+  program.action(async () => {
+    await program.commands.find((c) => c.name() === 'status')!.parseAsync([], { from: 'user' });
+  });
+  return program;
+}
+
+function printSnapshots(out: import('../output/index.js').Output, rows: Awaited<ReturnType<typeof localRows>>): void {
+  if (rows.length === 0) {
+    out.print('no snapshots yet');
+    return;
+  }
+  out.table(
+    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'],
+    rows.map((r) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote]),
+  );
+}
+
+export function main(argv: string[]): Promise<void> {
+  return runProgram(buildProgram(), argv);
+}

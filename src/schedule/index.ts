@@ -1,0 +1,85 @@
+/**
+ * What the installed crontab says about when a job runs next. Reads `crontab -l` (execa) and
+ * computes the next time with cron-parser. Shared by l2backup and l2health status.
+ */
+import { formatDuration } from '../output/index.js';
+
+export interface CronLine {
+  expression: string;
+  command: string;
+}
+
+export interface ParsedCrontab {
+  vars: Record<string, string>;
+  jobs: CronLine[];
+}
+
+export function parseCrontab(text: string): ParsedCrontab {
+  const vars: Record<string, string> = {};
+  const jobs: CronLine[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const v = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (v) {
+      vars[v[1]!] = v[2]!.replace(/^(["'])(.*)\1$/, '$2');
+      continue;
+    }
+    if (line.startsWith('@')) {
+      const [nick, ...rest] = line.split(/\s+/);
+      const map: Record<string, string> = { '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *', '@weekly': '0 0 * * 0', '@monthly': '0 0 1 * *', '@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *' };
+      if (map[nick!]) jobs.push({ expression: map[nick!]!, command: rest.join(' ') });
+      continue;
+    }
+    const parts = line.split(/\s+/);
+    if (parts.length >= 6) jobs.push({ expression: parts.slice(0, 5).join(' '), command: parts.slice(5).join(' ') });
+  }
+  return { vars, jobs };
+}
+
+export interface NextRun {
+  job: string;
+  expression?: string;
+  next?: string;
+  inMs?: number;
+  /** why no time could be given */
+  warning?: string;
+}
+
+/** Reads the current user's crontab; undefined with a reason when there is none. */
+export async function readCrontab(): Promise<{ text?: string; warning?: string }> {
+  const { execa } = await import('execa');
+  try {
+    const res = await execa('crontab', ['-l'], { reject: false, timeout: 5000 });
+    if (res.exitCode !== 0) return { warning: `no crontab installed for this user (crontab -l: ${(res.stderr || 'exit ' + res.exitCode).trim().split('\n')[0]})` };
+    return { text: res.stdout };
+  } catch {
+    return { warning: 'the crontab command is not available here' };
+  }
+}
+
+/** The next run of the first job whose command matches, from crontab text. */
+export async function nextRunFrom(text: string, job: string, matches: RegExp, now = new Date()): Promise<NextRun> {
+  const tab = parseCrontab(text);
+  const line = tab.jobs.find((j) => matches.test(j.command));
+  if (!line) return { job, warning: `the crontab has no line for ${job}` };
+  const { CronExpressionParser } = await import('cron-parser');
+  const tz = tab.vars.CRON_TZ ?? tab.vars.TZ ?? 'UTC';
+  try {
+    const next = CronExpressionParser.parse(line.expression, { currentDate: now, tz }).next().toDate();
+    return { job, expression: line.expression, next: next.toISOString(), inMs: next.getTime() - now.getTime() };
+  } catch {
+    return { job, expression: line.expression, warning: `the crontab line for ${job} has an invalid schedule "${line.expression}"` };
+  }
+}
+
+export async function nextRun(job: string, matches: RegExp): Promise<NextRun> {
+  const tab = await readCrontab();
+  if (tab.text === undefined) return { job, warning: tab.warning };
+  return nextRunFrom(tab.text, job, matches);
+}
+
+export function describeNextRun(n: NextRun): string {
+  if (!n.next) return `next ${n.job}: unknown (${n.warning})`;
+  return `next ${n.job}: ${n.next.slice(0, 16).replace('T', ' ')} UTC (in ${formatDuration(n.inMs!)})`;
+}
