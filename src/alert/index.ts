@@ -89,26 +89,50 @@ export class Alerter {
     };
   }
 
-  async send(input: AlertInput): Promise<SendResult> {
-    const alert = this.make(input);
-    this.out.alert(alert.level, `${alert.title}: ${alert.message}`);
-    if (!this.configured) return { alert, delivered: false, buffered: false, reason: 'ALERT_WEBHOOK_URL is not set (log line only)' };
-    let bufferError: string | undefined;
-    try {
-      await this.buffer.append(alert);
-    } catch (err) {
-      bufferError = `${errnoCode(err) === 'ENOSPC' ? 'the backups volume is full' : errorMessage(err)}`;
-      this.out.warn(`alert could not be buffered (${bufferError}); sending it directly`);
+  /** Alerts that could not be buffered (a full volume): sent directly by deliver(). */
+  private unbuffered: Alert[] = [];
+  private bufferError: string | undefined;
+
+  /**
+   * Prints each alert as an ALERT line and makes it durable in the buffer, without sending.
+   * Callers that must record state first (l2health) enqueue, write their state, then deliver.
+   */
+  async enqueue(inputs: AlertInput[]): Promise<Alert[]> {
+    const alerts: Alert[] = [];
+    for (const input of inputs) {
+      const alert = this.make(input);
+      alerts.push(alert);
+      this.out.alert(alert.level, `${alert.title}: ${alert.message}`);
+      if (!this.configured) continue;
+      try {
+        await this.buffer.append(alert);
+      } catch (err) {
+        this.bufferError = errnoCode(err) === 'ENOSPC' ? 'the backups volume is full' : errorMessage(err);
+        this.out.warn(`alert could not be buffered (${this.bufferError}); sending it directly`);
+        this.unbuffered.push(alert);
+      }
     }
-    if (bufferError !== undefined) {
+    return alerts;
+  }
+
+  /** Flushes the buffer, then sends directly what could not be buffered. */
+  async deliver(): Promise<FlushResult> {
+    const result = await this.flush();
+    for (const alert of this.unbuffered.splice(0)) {
       const res = await this.post([alert]);
-      return res.ok
-        ? { alert, delivered: true, buffered: false, status: res.status, latencyMs: res.latencyMs }
-        : { alert, delivered: false, buffered: false, reason: `${res.error}; and it could not be buffered: ${bufferError}` };
+      if (res.ok) result.delivered.push(alert.id);
+      else result.error = `${res.error}; and it could not be buffered: ${this.bufferError}`;
     }
-    const flush = await this.flush();
-    if (flush.delivered.includes(alert.id)) return { alert, delivered: true, buffered: false, status: this.lastStatus, latencyMs: this.lastLatency };
-    return { alert, delivered: false, buffered: true, reason: flush.busy ? 'another process is delivering the buffer' : (flush.error ?? 'left for the next run (pacing or budget)') };
+    return result;
+  }
+
+  async send(input: AlertInput): Promise<SendResult> {
+    const [alert] = await this.enqueue([input]);
+    if (!this.configured) return { alert: alert!, delivered: false, buffered: false, reason: 'ALERT_WEBHOOK_URL is not set (log line only)' };
+    const buffered = !this.unbuffered.includes(alert!);
+    const res = await this.deliver();
+    if (res.delivered.includes(alert!.id)) return { alert: alert!, delivered: true, buffered: false, status: this.lastStatus, latencyMs: this.lastLatency };
+    return { alert: alert!, delivered: false, buffered, reason: res.busy ? 'another process is delivering the buffer' : (res.error ?? 'left for the next run (pacing or budget)') };
   }
 
   private lastStatus: number | undefined;

@@ -1,0 +1,81 @@
+/**
+ * SSE check: GET with Accept: text/event-stream; up when the answer is 200 with an event-stream
+ * content type and a first event *or comment* (heartbeat) arrives within the first-event
+ * timeout. Optionally keeps listening for an observation window and measures the longest gap
+ * between frames. Parsed with eventsource-parser (handles CRLF, comments, partial chunks).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { createParser } from 'eventsource-parser';
+import type { HealthTarget } from '../config/index.js';
+import type { CheckResult } from './types.js';
+import { networkReason } from './probe-errors.js';
+
+export function checkSse(t: HealthTarget, signal: AbortSignal): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const since = () => Math.round(performance.now() - started);
+    const sse: NonNullable<CheckResult['sse']> = { frames: 0 };
+    let lastFrameAt = 0;
+    let settled = false;
+    let observing = false;
+    let timer: NodeJS.Timeout | undefined;
+    const lib = t.url.startsWith('https:') ? https : http;
+
+    const finish = (status: CheckResult['status'], reason: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      req.destroy();
+      resolve({ name: t.name, kind: 'sse', status, latencyMs: sse.timeToFirstFrameMs, reason, sse });
+    };
+    const endObservation = () => {
+      const tail = since() - lastFrameAt;
+      sse.longestGapMs = Math.max(sse.longestGapMs ?? 0, tail);
+      if (t.maxGapMs !== undefined && sse.longestGapMs > t.maxGapMs) return finish('degraded', `longest gap between frames ${sse.longestGapMs} ms (max ${t.maxGapMs} ms), ${sse.frames} frames`);
+      finish('up', `${sse.frames} frame(s) in ${t.observeMs} ms, longest gap ${sse.longestGapMs} ms`);
+    };
+    const onFrame = () => {
+      const now = since();
+      if (sse.frames === 0) {
+        sse.timeToFirstFrameMs = now;
+      } else {
+        sse.longestGapMs = Math.max(sse.longestGapMs ?? 0, now - lastFrameAt);
+      }
+      sse.frames++;
+      lastFrameAt = now;
+      if (sse.frames === 1) {
+        clearTimeout(timer);
+        const slow = (sse.timeToHeadersMs ?? 0) > t.latencyWarnMs;
+        if (t.observeMs > 0) {
+          observing = true;
+          timer = setTimeout(endObservation, t.observeMs);
+        } else if (slow) finish('degraded', `slow: headers after ${sse.timeToHeadersMs} ms (threshold ${t.latencyWarnMs} ms)`);
+        else finish('up', `first frame after ${now} ms`);
+      }
+    };
+    const parser = createParser({ onEvent: onFrame, onComment: onFrame });
+    const onAbort = () => finish('down', 'aborted: the run budget was used up');
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    const req = lib.get(t.url, { headers: { accept: 'text/event-stream', 'cache-control': 'no-cache', 'user-agent': 'l2health', ...t.headers } }, (res) => {
+      sse.timeToHeadersMs = since();
+      const type = String(res.headers['content-type'] ?? '');
+      if (res.statusCode !== 200) return finish('down', `HTTP ${res.statusCode} (expected 200 with text/event-stream)`);
+      if (!type.toLowerCase().startsWith('text/event-stream')) return finish('down', `content type "${type.slice(0, 60) || 'none'}", expected text/event-stream`);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => parser.feed(chunk));
+      res.on('end', () => {
+        if (sse.frames === 0) finish('down', 'the stream closed before the first event');
+        else if (observing) finish('down', `the stream closed during observation after ${sse.frames} frame(s)`);
+      });
+      res.on('error', (err) => finish('down', networkReason(err, t.firstEventTimeoutMs)));
+    });
+    req.on('error', (err) => finish('down', networkReason(err, t.firstEventTimeoutMs)));
+    timer = setTimeout(() => {
+      if (sse.timeToHeadersMs === undefined) finish('down', `no answer within ${t.firstEventTimeoutMs} ms`);
+      else finish('down', `no event or comment within ${t.firstEventTimeoutMs} ms (headers after ${sse.timeToHeadersMs} ms)`);
+    }, t.firstEventTimeoutMs);
+  });
+}

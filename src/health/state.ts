@@ -1,0 +1,129 @@
+/**
+ * Per-target health state and the transition rules, as pure functions of (state, result, now)
+ * so the clock can be injected in tests.
+ * - DOWN/DEGRADED after HEALTH_FAILURE_THRESHOLD consecutive bad checks, UP again after
+ *   HEALTH_SUCCESS_THRESHOLD good ones: no flapping alerts.
+ * - One alert per transition; while down, a reminder every HEALTH_REMINDER_MINUTES.
+ * - Open alerts are also kept in their own file, so an alert left open by a lost state file is
+ *   still resolved on the next good check.
+ */
+import type { AlertInput } from '../alert/index.js';
+import type { CheckResult, CheckStatus } from './types.js';
+import { formatDuration } from '../output/index.js';
+
+export type TargetStatus = CheckStatus | 'unknown';
+
+export interface TargetState {
+  kind: CheckResult['kind'];
+  status: TargetStatus;
+  since: string;
+  consecutiveBad: number;
+  consecutiveGood: number;
+  lastCheckAt?: string;
+  lastLatencyMs?: number;
+  lastError?: string;
+  lastAlert?: { kind: string; level: string; at: string };
+  /** [unix seconds, 0 up | 1 degraded | 2 down], 7 days at most */
+  history: [number, number][];
+}
+
+export interface HealthState {
+  version: 1;
+  lastRunAt?: string;
+  targets: Record<string, TargetState>;
+}
+
+export interface OpenAlert {
+  kind: 'down' | 'degraded';
+  since: string;
+  lastAlertAt: string;
+}
+
+export type OpenAlerts = Record<string, OpenAlert>;
+
+export interface Thresholds {
+  failure: number;
+  success: number;
+  reminderMinutes: number;
+}
+
+const HISTORY_SECONDS = 7 * 86_400;
+const HISTORY_MAX = 2100;
+
+export function emptyTarget(kind: CheckResult['kind'], now: number): TargetState {
+  return { kind, status: 'unknown', since: new Date(now).toISOString(), consecutiveBad: 0, consecutiveGood: 0, history: [] };
+}
+
+export interface TransitionOutcome {
+  state: TargetState;
+  open: OpenAlert | undefined;
+  alert?: AlertInput;
+}
+
+function alertFor(name: string, r: CheckResult, kind: 'down' | 'degraded' | 'reminder', since: string, now: number): AlertInput {
+  const key = `l2health:${name}`;
+  if (kind === 'degraded') return { level: 'warning', title: `${name} DEGRADED`, message: `${name} (${r.kind}) is degraded: ${r.reason}`, source: `l2health/${name}`, key };
+  const down = formatDuration(now - Date.parse(since));
+  if (kind === 'reminder') return { level: 'error', title: `${name} still DOWN`, message: `${name} (${r.kind}) has been down for ${down}: ${r.reason}`, source: `l2health/${name}`, key };
+  return { level: 'error', title: `${name} DOWN`, message: `${name} (${r.kind}) is down: ${r.reason}`, source: `l2health/${name}`, key };
+}
+
+export function transition(name: string, prev: TargetState | undefined, open: OpenAlert | undefined, r: CheckResult, now: number, th: Thresholds): TransitionOutcome {
+  const iso = new Date(now).toISOString();
+  const s: TargetState = prev ? { ...prev, history: [...prev.history] } : emptyTarget(r.kind, now);
+  s.kind = r.kind;
+  s.lastCheckAt = iso;
+  s.lastLatencyMs = r.latencyMs;
+  s.history.push([Math.floor(now / 1000), r.status === 'up' ? 0 : r.status === 'degraded' ? 1 : 2]);
+  const cutoff = Math.floor(now / 1000) - HISTORY_SECONDS;
+  while (s.history.length > HISTORY_MAX || (s.history.length && s.history[0]![0] < cutoff)) s.history.shift();
+
+  if (r.status === 'up') {
+    s.consecutiveGood++;
+    s.consecutiveBad = 0;
+    if (s.consecutiveGood >= th.success && s.status !== 'up') {
+      const wasSince = open?.since ?? s.since;
+      s.status = 'up';
+      s.since = iso;
+      s.lastError = undefined;
+      if (open) {
+        const alert: AlertInput = { level: 'info', title: `${name} RESOLVED`, message: `${name} (${r.kind}) is up again after ${formatDuration(now - Date.parse(wasSince))} ${open.kind}: ${r.reason}`, source: `l2health/${name}`, key: `l2health:${name}` };
+        s.lastAlert = { kind: 'resolved', level: 'info', at: iso };
+        return { state: s, open: undefined, alert };
+      }
+    }
+    return { state: s, open: s.status === 'up' ? undefined : open };
+  }
+
+  s.consecutiveBad++;
+  s.consecutiveGood = 0;
+  s.lastError = r.reason;
+  if (s.consecutiveBad < th.failure) return { state: s, open };
+  if (s.status !== r.status) {
+    // A new bad state (or down <-> degraded): one alert for the transition.
+    s.status = r.status;
+    s.since = open?.since && open.kind === r.status ? open.since : iso;
+    const kind = r.status as 'down' | 'degraded';
+    if (open && open.kind === kind) return { state: s, open }; // already alerted before a lost state file
+    const alert = alertFor(name, r, kind, s.since, now);
+    s.lastAlert = { kind, level: alert.level, at: iso };
+    return { state: s, open: { kind, since: s.since, lastAlertAt: iso }, alert };
+  }
+  if (r.status === 'down' && th.reminderMinutes > 0 && open && now - Date.parse(open.lastAlertAt) >= th.reminderMinutes * 60_000) {
+    const alert = alertFor(name, r, 'reminder', open.since, now);
+    s.lastAlert = { kind: 'reminder', level: alert.level, at: iso };
+    return { state: s, open: { ...open, lastAlertAt: iso }, alert };
+  }
+  return { state: s, open: open ?? { kind: r.status as 'down' | 'degraded', since: s.since, lastAlertAt: s.lastAlert?.at ?? iso } };
+}
+
+export function uptime(history: [number, number][], seconds: number, now: number): number | null {
+  const cutoff = Math.floor(now / 1000) - seconds;
+  const window = history.filter(([t]) => t >= cutoff);
+  if (window.length === 0) return null;
+  return window.filter(([, code]) => code !== 2).length / window.length;
+}
+
+export function isHealthState(v: unknown): v is HealthState {
+  return Boolean(v && typeof v === 'object' && (v as HealthState).version === 1 && typeof (v as HealthState).targets === 'object');
+}
