@@ -94,6 +94,9 @@ export class Remote {
   }
 
   static async open(settings: RemoteSettings): Promise<Remote> {
+    // Node 20 is what these machines run (README); the SDK's multi-line warning about it would
+    // otherwise land in every cron log.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const sdk = await import('@aws-sdk/client-s3');
     const client = new sdk.S3Client({
       region: settings.region,

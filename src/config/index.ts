@@ -190,8 +190,8 @@ export function secretValues(cfg: Config): string[] {
   const out: string[] = [];
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const v = cfg.raw[name];
-    if (isSecret(name) && v && v.length >= 4) out.push(v);
+    if (isSecret(name) && v && v.length >= 6) out.push(v);
   }
-  for (const t of cfg.targets) for (const v of Object.values(t.headers)) if (v.length >= 4) out.push(v);
+  for (const t of cfg.targets) for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);
   return out;
 }

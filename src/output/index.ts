@@ -47,7 +47,7 @@ export class Output {
 
   /** Values that must never be printed; replaced by **** wherever they appear. */
   addSecrets(values: string[]): void {
-    this.secrets.push(...values.filter((v) => v.length >= 4));
+    this.secrets.push(...values.filter((v) => v.length >= 6));
     this.secrets.sort((a, b) => b.length - a.length);
   }
 

@@ -1,0 +1,53 @@
+/** Starts the test S3 server (s3rver, fixed up: see s3-server.cjs) as a child process on 127.0.0.1. */
+import { execa, type ResultPromise } from 'execa';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './run.js';
+import { deadPort } from './receiver.js';
+
+export interface TestS3 {
+  endpoint: string;
+  port: number;
+  dir: string;
+  bucket: string;
+  /** object bytes on disk, as s3rver stores them */
+  objectPath(key: string): string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startS3(bucket = 'l2trading-staging', port?: number): Promise<TestS3> {
+  const dir = mkdtempSync(join(tmpdir(), 'l2s3-'));
+  const p = port ?? (await deadPort());
+  let child: ResultPromise | undefined;
+  const s3: TestS3 = {
+    endpoint: `http://127.0.0.1:${p}`,
+    port: p,
+    dir,
+    bucket,
+    objectPath: (key) => join(dir, bucket, `${key}._S3rver_object`),
+    start: async () => {
+      const c = execa('node', ['--openssl-legacy-provider', join(ROOT, '__tests__/helpers/s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
+      child = c;
+      await new Promise<void>((resolve, reject) => {
+        c.stdout!.on('data', (d: Buffer) => {
+          if (d.toString().includes('ready')) resolve();
+        });
+        c.on('exit', (code) => reject(new Error(`s3 server exited (${code})`)));
+      });
+    },
+    stop: async () => {
+      if (!child) return;
+      child.kill('SIGTERM');
+      await child;
+      child = undefined;
+    },
+  };
+  await s3.start();
+  return s3;
+}
+
+export function s3Env(s3: TestS3, extra: Record<string, string> = {}): Record<string, string> {
+  return { BACKUP_BUCKET: `s3://${s3.bucket}`, S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER', ...extra };
+}
