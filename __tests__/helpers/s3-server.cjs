@@ -5,7 +5,9 @@
  * - listing with Delimiter: s3rver prunes the walk below a common prefix and so misses
  *   "folders" that contain only deeper keys; here such listings are computed from a full walk;
  * - signatures: s3rver checks only that the access key exists, never a SigV4 signature; here
- *   every request's SigV4 signature is verified against the account's secret.
+ *   every request's SigV4 signature is verified against the account's secret;
+ * - CopyObject: s3rver reads x-amz-copy-source with decodeURI, so keys with '&', '+', ... in
+ *   them (encoded as S3 requires) are not found; the header is normalised here.
  * Usage: node --openssl-legacy-provider s3-server.cjs <port> <dir> <bucket>; prints "ready <port>".
  */
 'use strict';
@@ -84,6 +86,8 @@ server.middleware.unshift(async (ctx, next) => {
     ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${bad[0]}</Code><Message>${bad[1]}</Message></Error>`;
     return;
   }
+  const copySource = ctx.req.headers['x-amz-copy-source'];
+  if (typeof copySource === 'string') ctx.req.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(copySource));
   await next();
 });
 server.run().then((addr) => {

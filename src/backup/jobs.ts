@@ -182,8 +182,8 @@ export async function syncPending(ctx: JobContext, records: BackupRecords): Prom
             onProgress: (done, total, sent) => progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`),
           });
         } catch (err) {
-          progress.fail(`upload of ${rec.id} failed`);
-          throw err;
+          progress.fail(`upload of ${rec.id} failed: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
+          throw Object.assign(err as object, { reported: true });
         }
         progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
         await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
@@ -191,7 +191,7 @@ export async function syncPending(ctx: JobContext, records: BackupRecords): Prom
       } catch (err) {
         const msg = err instanceof L2Error ? err.message : remote.describe(err);
         await records.setRemote({ ...rec, attempts: rec.attempts + 1, lastAttemptAt: attemptAt, lastError: msg });
-        out.error(`upload of ${rec.id} failed: ${msg}`);
+        if (!(err as { reported?: boolean }).reported) out.error(`upload of ${rec.id} failed: ${msg}`);
         if (ctx.signal.aborted) throw err;
         return { uploaded, error: `upload of ${rec.id} to ${remote.url} failed: ${msg}` };
       }

@@ -2,6 +2,7 @@
  * What the three programs share: commander set-up with our exit codes, config loading, the
  * Output, signal handling, and the translation of any error into one line and an exit code.
  */
+import { setMaxListeners } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { Output } from '../output/index.js';
@@ -23,6 +24,8 @@ export interface ProgramSpec {
 }
 
 const controller = new AbortController();
+// Every concurrent S3 request listens on this one signal.
+setMaxListeners(1000, controller.signal);
 let signalsInstalled = false;
 
 function installSignals(out: Output): void {
