@@ -28,7 +28,7 @@ export async function startS3(bucket = 'l2trading-staging', port?: number): Prom
     bucket,
     objectPath: (key) => join(dir, bucket, `${key}._S3rver_object`),
     start: async () => {
-      const c = execa('node', ['--openssl-legacy-provider', join(ROOT, '__tests__/helpers/s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
+      const c = execa('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
       child = c;
       await new Promise<void>((resolve, reject) => {
         c.stdout!.on('data', (d: Buffer) => {

@@ -80,6 +80,6 @@ export async function nextRun(job: string, matches: RegExp): Promise<NextRun> {
 }
 
 export function describeNextRun(n: NextRun): string {
-  if (!n.next) return `next ${n.job}: unknown (${n.warning})`;
+  if (!n.next) return `next ${n.job}: unknown (see the warning)`;
   return `next ${n.job}: ${n.next.slice(0, 16).replace('T', ' ')} UTC (in ${formatDuration(n.inMs!)})`;
 }

@@ -8,7 +8,8 @@
  *   every request's SigV4 signature is verified against the account's secret;
  * - CopyObject: s3rver reads x-amz-copy-source with decodeURI, so keys with '&', '+', ... in
  *   them (encoded as S3 requires) are not found; the header is normalised here.
- * Usage: node --openssl-legacy-provider s3-server.cjs <port> <dir> <bucket>; prints "ready <port>".
+ * Used by the tests and by `npm run demo`.
+ * Usage: node --openssl-legacy-provider scripts/dev-s3-server.cjs <port> <dir> <bucket>; prints "ready <port>".
  */
 'use strict';
 const crypto = require('node:crypto');
