@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/l2alert.js';
+import { main } from '../dist/bundle/l2alert.js';
 
 await main(process.argv);

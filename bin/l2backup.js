@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/l2backup.js';
+import { main } from '../dist/bundle/l2backup.js';
 
 await main(process.argv);

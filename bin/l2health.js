@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/l2health.js';
+import { main } from '../dist/bundle/l2health.js';
 
 await main(process.argv);

@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import fg from 'fast-glob';
 import { UsageError } from '../errors.js';
 import { listSnapshotDirs } from './layout.js';
 import { readEntries } from './manifest.js';
@@ -36,6 +35,7 @@ export async function cleanupLogs(ctx: JobContext, sourceName: string, dryRun: b
   }
   const cutoff = Date.now() - cfg.LOG_RETENTION_DAYS * 86_400_000;
   const result: CleanupResult = { deleted: [], keptNotBackedUp: [], bytesFreed: 0 };
+  const { default: fg } = await import('fast-glob');
   let entries: string[];
   try {
     entries = await fg('**', { cwd: src.path, dot: true, onlyFiles: true, followSymbolicLinks: false });

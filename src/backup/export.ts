@@ -4,11 +4,12 @@
  */
 import { createWriteStream, promises as fs } from 'node:fs';
 import { join, dirname, basename } from 'node:path';
-import { TarArchive, type EntryData } from 'archiver';
+import type { EntryData } from 'archiver';
 import { FILES, MANIFEST } from './layout.js';
 import type { Entry } from './manifest.js';
 
 export async function exportSnapshot(dir: string, id: string, entries: Entry[], file: string, signal: AbortSignal): Promise<{ bytes: number; files: number }> {
+  const { TarArchive } = await import('archiver');
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
   const output = createWriteStream(tmp, { mode: 0o600 });
   const archive = new TarArchive({ gzip: true, gzipOptions: { level: 6 } });

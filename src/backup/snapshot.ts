@@ -227,7 +227,7 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
         await record({ s: src.name, p: rel, t: 'f', mode, mtime: finalMtime, size: copy.size, sha256: copy.sha256, ...(copy.changed ? { changed: true } : {}) });
       };
 
-      for await (const rel of walkSource(src.path, opts.exclude, problems)) {
+      for await (const rel of await walkSource(src.path, opts.exclude, problems)) {
         opts.signal.throwIfAborted();
         if (firstError) throw firstError;
         if (opts.envFile && src.name === 'configs' && rel === 'envs/.env.backup') continue; // superseded by the fresh redacted copy

@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import fg from 'fast-glob';
 import { FILES, MANIFEST } from './layout.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
@@ -52,6 +51,7 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
       }
       onProgress?.(++report.checked, chosen.length);
     }
+    const { default: fg } = await import('fast-glob');
     const known = new Set(snap.entries.map((e) => (e.p === '' ? e.s : `${e.s}/${e.p}`)));
     for await (const rel of fg.stream('**', { cwd: snap.dir!, dot: true, onlyFiles: false, followSymbolicLinks: false }) as AsyncIterable<string>) {
       if (rel === MANIFEST || rel === FILES) continue;

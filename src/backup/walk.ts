@@ -4,14 +4,14 @@
  * vanishes mid-walk is reported and skipped instead of ending the walk.
  */
 import fs from 'node:fs';
-import fg from 'fast-glob';
 
 export interface WalkProblem {
   path: string;
   code: string;
 }
 
-export function walkSource(root: string, exclude: string[], problems: WalkProblem[]): AsyncIterable<string> {
+export async function walkSource(root: string, exclude: string[], problems: WalkProblem[]): Promise<AsyncIterable<string>> {
+  const { default: fg } = await import('fast-glob');
   const readdir = ((path: string, options: unknown, cb: (err: NodeJS.ErrnoException | null, res?: unknown) => void) => {
     const done = (err: NodeJS.ErrnoException | null, res?: unknown) => {
       if (err && (err.code === 'EACCES' || err.code === 'ENOENT' || err.code === 'EPERM' || err.code === 'ENOTDIR' || err.code === 'ELOOP')) {

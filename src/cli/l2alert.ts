@@ -1,9 +1,13 @@
 /** l2alert: send, test and flush alerts; show the buffer (the old alert.sh). */
-import { Option } from 'commander';
-import { Alerter, ALERT_LEVELS, type AlertLevel } from '../alert/index.js';
+import { ALERT_LEVELS, type AlertLevel } from '../alert/types.js';
 import { EXIT, UsageError } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
-import { action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+import { statePaths } from '../state/paths.js';
+
+// Domain modules load inside the commands that use them: `config` and `buffer-status` stay
+// close to bare Node start-up (bench/startup.mjs).
+const alerter = async (...args: ConstructorParameters<typeof import('../alert/index.js').Alerter>) => new (await import('../alert/index.js')).Alerter(...args);
+import { Option, action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand, type ProgramSpec } from './common.js';
 
 const spec: ProgramSpec = { name: 'l2alert', description: 'Deliver L2 Dash alerts to the webhook, buffering them when it is unreachable', groups: ['alert'] };
 
@@ -13,7 +17,7 @@ export function buildProgram() {
   subcommand(program, 'test', 'send a test alert; exit 0 when delivered, 1 when buffered, 2 when no webhook is configured').action(
     action(spec, async ({ cfg, out }) => {
       if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set, so alerts are log lines only; set it in the env file (see l2alert config)');
-      const res = await new Alerter(cfg, out, 'l2alert').send({ level: 'info', title: 'l2alert test', message: 'Test alert: the alert channel works.', key: 'l2alert:test' });
+      const res = await (await alerter(cfg, out, 'l2alert')).send({ level: 'info', title: 'l2alert test', message: 'Test alert: the alert channel works.', key: 'l2alert:test' });
       if (res.delivered) {
         out.print(`delivered: HTTP ${res.status} in ${res.latencyMs} ms (alert ${res.alert.id})`);
         return EXIT.OK;
@@ -27,9 +31,10 @@ export function buildProgram() {
     .addOption(jsonOption())
     .action(
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
-        const alerter = new Alerter(cfg, out, 'l2alert');
-        const stats = await alerter.buffer.stats();
-        const state = await alerter.buffer.readState();
+        const { AlertBuffer } = await import('../alert/buffer.js');
+        const buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, statePaths(cfg.BACKUP_ROOT).alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m));
+        const stats = await buffer.stats();
+        const state = await buffer.readState();
         const report = {
           file: cfg.ALERT_BUFFER_FILE,
           count: stats.count,
@@ -43,7 +48,7 @@ export function buildProgram() {
           lastSuccessAt: state.lastSuccessAt ?? null,
           lastError: state.lastError ?? null,
           lastErrorAt: state.lastErrorAt ?? null,
-          webhookConfigured: alerter.configured,
+          webhookConfigured: Boolean(cfg.ALERT_WEBHOOK_URL),
         };
         if (opts.json) {
           out.json(report);
@@ -54,7 +59,7 @@ export function buildProgram() {
         out.print(`dropped:         ${state.droppedTotal} in total${state.droppedUnreported ? `, ${state.droppedUnreported} not yet reported` : ''}`);
         out.print(`last delivery:   ${state.lastSuccessAt ? `${state.lastSuccessAt} (${formatAge(state.lastSuccessAt)} ago)` : 'never'}`);
         if (state.lastError) out.print(`last error:      ${state.lastError} at ${state.lastErrorAt}`);
-        if (!alerter.configured) out.print('webhook:         ALERT_WEBHOOK_URL is not set (alerts are log lines only)');
+        if (!cfg.ALERT_WEBHOOK_URL) out.print('webhook:         ALERT_WEBHOOK_URL is not set (alerts are log lines only)');
         return EXIT.OK;
       }),
     );
@@ -64,7 +69,7 @@ export function buildProgram() {
     .action(
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
         if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set: there is nowhere to flush to; set it in the env file');
-        const res = await new Alerter(cfg, out, 'l2alert').flush();
+        const res = await (await alerter(cfg, out, 'l2alert')).flush();
         if (opts.json) out.json(res);
         else out.print(`delivered ${res.delivered.length} alert(s) in ${res.messages} message(s); ${res.remaining} left in the buffer${res.busy ? ' (another process is flushing)' : ''}${res.error ? `; ${res.error}` : ''}`);
         return res.remaining > 0 && res.error && !res.error.startsWith('paced') ? EXIT.FAILED : EXIT.OK;
@@ -80,7 +85,7 @@ export function buildProgram() {
     .action(
       action(spec, async ({ cfg, out }, message: string, opts: { level: AlertLevel; title: string; source: string; key?: string }) => {
         if (opts.title.trim() === '') throw new UsageError('--title must not be empty');
-        const res = await new Alerter(cfg, out, opts.source).send({ level: opts.level, title: opts.title, message, source: opts.source, key: opts.key });
+        const res = await (await alerter(cfg, out, opts.source)).send({ level: opts.level, title: opts.title, message, source: opts.source, key: opts.key });
         if (res.delivered) out.print(`delivered: HTTP ${res.status} (alert ${res.alert.id})`);
         else out.print(`not delivered: ${res.reason}${res.buffered ? '; buffered' : ''}`);
         return res.delivered || !cfg.ALERT_WEBHOOK_URL ? EXIT.OK : EXIT.FAILED;

@@ -1,6 +1,5 @@
 /** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
 import { resolve } from 'node:path';
-import { Option } from 'commander';
 import { EXIT, L2Error, UsageError } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
 import { runBackup, pruneLocal, syncPending, withBackupLock } from '../backup/jobs.js';
@@ -14,7 +13,7 @@ import { cleanupLogs } from '../backup/cleanup-logs.js';
 import { pruneRemote } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
 import { describeNextRun, nextRun } from '../schedule/index.js';
-import { action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
 
 const spec: ProgramSpec = { name: 'l2backup', description: 'Snapshots of L2 Dash models, logs, reports and configs: local, incremental, and on S3/MinIO', groups: ['alert', 'backup'] };
 

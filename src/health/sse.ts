@@ -6,12 +6,12 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createParser } from 'eventsource-parser';
 import type { HealthTarget } from '../config/index.js';
 import type { CheckResult } from './types.js';
 import { networkReason } from './probe-errors.js';
 
-export function checkSse(t: HealthTarget, signal: AbortSignal): Promise<CheckResult> {
+export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<CheckResult> {
+  const { createParser } = await import('eventsource-parser');
   return new Promise((resolve) => {
     const started = performance.now();
     const since = () => Math.round(performance.now() - started);

@@ -5,8 +5,36 @@
  * results (tables, JSON) to stdout, so `--json` output is always clean JSON.
  * Every line passes through the secret scrubber, whatever produced it.
  */
-import { Chalk, type ChalkInstance } from 'chalk';
 import type { Writable } from 'node:stream';
+
+/** The colours we use; plain identity functions when colour is off, so chalk loads only on a TTY. */
+export interface Paint {
+  bold: (s: string) => string;
+  red: (s: string) => string;
+  green: (s: string) => string;
+  yellow: (s: string) => string;
+  cyan: (s: string) => string;
+  magenta: (s: string) => string;
+}
+
+const plain = (s: string) => s;
+const NO_PAINT: Paint = { bold: plain, red: plain, green: plain, yellow: plain, cyan: plain, magenta: plain };
+
+/** Whether output goes to a terminal that wants colour (TTY, TERM not dumb, NO_COLOR unset). */
+export function wantsColour(stream: { isTTY?: boolean } = process.stderr, env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(stream.isTTY) && env.TERM !== 'dumb' && !(env.NO_COLOR !== undefined && env.NO_COLOR !== '');
+}
+
+/** An Output with chalk loaded when (and only when) colour is wanted: cron runs stay light. */
+export async function createOutput(prog: string, opts: OutputOptions = {}): Promise<Output> {
+  let paint = NO_PAINT;
+  if (wantsColour(opts.stderr ?? process.stderr, opts.env ?? process.env)) {
+    const { Chalk } = await import('chalk');
+    const chalk = new Chalk({ level: 2 });
+    paint = { bold: chalk.bold, red: chalk.red, green: chalk.green, yellow: chalk.yellow, cyan: chalk.cyan, magenta: chalk.magenta };
+  }
+  return new Output(prog, opts, paint);
+}
 
 export type LogLevel = 'INFO' | 'WARN' | 'ERROR' | 'ALERT';
 
@@ -26,7 +54,6 @@ export interface OutputOptions {
 
 export class Output {
   readonly tty: boolean;
-  readonly c: ChalkInstance;
   private secrets: string[] = [];
   private readonly stdout: Writable;
   private readonly stderr: Writable & { isTTY?: boolean };
@@ -35,13 +62,12 @@ export class Output {
   constructor(
     readonly prog: string,
     opts: OutputOptions = {},
+    readonly c: Paint = NO_PAINT,
   ) {
     const env = opts.env ?? process.env;
     this.stdout = opts.stdout ?? process.stdout;
     this.stderr = opts.stderr ?? process.stderr;
     this.tty = Boolean(this.stderr.isTTY) && env.TERM !== 'dumb';
-    const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
-    this.c = new Chalk({ level: this.tty && !noColor ? 2 : 0 });
     this.progressIntervalMs = opts.progressIntervalMs ?? 5000;
   }
 
@@ -63,8 +89,8 @@ export class Output {
       const tag = {
         INFO: this.c.cyan('info '),
         WARN: this.c.yellow('warn '),
-        ERROR: this.c.red.bold('error'),
-        ALERT: this.c.magenta.bold('ALERT'),
+        ERROR: this.c.red(this.c.bold('error')),
+        ALERT: this.c.magenta(this.c.bold('ALERT')),
       }[level];
       this.stderr.write(`${tag} ${text}\n`);
     } else {

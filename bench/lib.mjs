@@ -1,0 +1,27 @@
+/** Shared bits of the benchmarks: timing child processes, medians, ratios. */
+import { spawnSync } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function time(cmd, args, opts = {}) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: opts.stdio ?? 'ignore', env: opts.env ?? process.env, cwd: opts.cwd, input: opts.input });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr ?? ''}`);
+  return ms;
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function report(name, ours, peer, target, better = 'lower') {
+  const ratio = ours / peer;
+  const ok = better === 'lower' ? ratio <= target : ratio >= target;
+  console.log(`${name}: ${ratio.toFixed(2)} (ours ${ours.toFixed(1)}, peer ${peer.toFixed(1)}; target ${better === 'lower' ? '<=' : '>='} ${target}) ${ok ? 'OK' : 'MISSED'}`);
+  return ok;
+}
