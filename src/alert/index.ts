@@ -5,7 +5,6 @@
  * only after a 2xx, so a crash can duplicate (same id) but never lose one. If the buffer cannot
  * be written (a full volume) the alert is still sent directly.
  */
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Output } from '../output/index.js';
@@ -14,7 +13,7 @@ import { acquireLock } from '../state/lock.js';
 import { errorMessage, errnoCode, LockedError } from '../errors.js';
 import { AlertBuffer } from './buffer.js';
 import { buildMessage, groupByKey } from './message.js';
-import { postWebhook, type DeliveryResult } from './webhook.js';
+import type { DeliveryResult } from './webhook.js';
 import type { Alert, AlertLevel } from './types.js';
 
 export type { Alert, AlertLevel } from './types.js';
@@ -75,7 +74,8 @@ export class Alerter {
     return this.deadline;
   }
 
-  make(input: AlertInput): Alert {
+  async make(input: AlertInput): Promise<Alert> {
+    const { randomUUID } = await import('node:crypto');
     const source = input.source ?? this.defaultSource;
     return {
       id: randomUUID(),
@@ -100,7 +100,7 @@ export class Alerter {
   async enqueue(inputs: AlertInput[]): Promise<Alert[]> {
     const alerts: Alert[] = [];
     for (const input of inputs) {
-      const alert = this.make(input);
+      const alert = await this.make(input);
       alerts.push(alert);
       this.out.alert(alert.level, `${alert.title}: ${alert.message}`);
       if (!this.configured) continue;
@@ -140,6 +140,7 @@ export class Alerter {
 
   private async post(alerts: Alert[], droppedNote?: string): Promise<DeliveryResult> {
     const msg = buildMessage(alerts, droppedNote);
+    const { postWebhook } = await import('./webhook.js');
     const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), alerts[0]!.id, this.budgetDeadline());
     if (res.ok) {
       this.lastStatus = res.status;

@@ -3,7 +3,6 @@
  * network errors, 5xx and 408, Retry-After honoured on 429 when it fits the budget; other 4xx
  * are not retried (the webhook looks misconfigured). Never runs past the deadline.
  */
-import { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, ALERT_ID_HEADER } from './verify.js';
 
 export interface WebhookTarget {
   url: string;
@@ -41,6 +40,7 @@ function describeNetworkError(err: unknown): string {
 
 export async function postWebhook(target: WebhookTarget, body: string, alertId: string, deadline: number): Promise<DeliveryResult> {
   const { got } = await import('got');
+  const { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, ALERT_ID_HEADER } = await import('./verify.js');
   let attempts = 0;
   let lastError = 'no attempt made (alert budget used up)';
   let lastStatus: number | undefined;

@@ -42,6 +42,13 @@ let signalsInstalled = false;
 function installSignals(out: Output): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
+  // `l2backup list | head -3`: a reader that goes away is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
       if (controller.signal.aborted) process.exit(EXIT.FAILED);

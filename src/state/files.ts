@@ -9,7 +9,6 @@
  */
 import { promises as fs, constants as C, closeSync, fsyncSync, openSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { errnoCode } from '../errors.js';
 
 export const FILE_MODE = 0o600;
@@ -19,8 +18,15 @@ export async function ensureDir(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
 }
 
+let counter = 0;
+
+/** A unique name for this process: pid, a counter and randomness (node:crypto stays unloaded: start-up cost). */
+export function uniqueSuffix(): string {
+  return `${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
 export function tempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(dirname(path), `.${basename(path)}.tmp-${uniqueSuffix()}`);
 }
 
 async function fsyncDir(dir: string): Promise<void> {

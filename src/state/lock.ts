@@ -17,9 +17,8 @@
 import { promises as fs, readFileSync, unlinkSync, linkSync, writeFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { LockedError, errnoCode } from '../errors.js';
-import { ensureDir, tempName, FILE_MODE } from './files.js';
+import { ensureDir, tempName, uniqueSuffix, FILE_MODE } from './files.js';
 import { formatAge } from '../output/index.js';
 
 export interface LockOwner {
@@ -148,7 +147,7 @@ export async function acquireLock(path: string, command: string, opts: AcquireOp
     host: hostname(),
     startedAt: new Date().toISOString(),
     command,
-    token: randomBytes(8).toString('hex'),
+    token: `${hostname()}-${uniqueSuffix()}-${Date.now()}`,
     procStart: procStart(process.pid),
   };
   const deadline = Date.now() + (opts.waitMs ?? 0);
