@@ -11,7 +11,8 @@ import { acquireLock } from '../state/lock.js';
 import { statePaths } from '../state/paths.js';
 import { isObject, readJsonState, writeJsonAtomic } from '../state/files.js';
 import { formatDuration } from '../output/index.js';
-import { checkHttp } from './http.js';
+import { checkHttp, httpGet } from './http.js';
+import { networkReason } from './probe-errors.js';
 import { checkSse } from './sse.js';
 import { isHealthState, transition, type HealthState, type OpenAlerts } from './state.js';
 import type { CheckResult } from './types.js';
@@ -78,6 +79,7 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     const report = (m: string) => out.warn(m);
     const state = (await readJsonState<HealthState>(files.state, report, isHealthState)) ?? { version: 1, targets: {} };
     const open = (await readJsonState<OpenAlerts>(files.open, report, isObject)) ?? {};
+    const openBefore = JSON.stringify(open);
     const now = Date.now();
     const alerts: AlertInput[] = [];
     for (const r of results) {
@@ -91,22 +93,22 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     // Alerts are durable in the buffer before the state says they were raised: a crash in
     // between can repeat an alert, never lose one.
     await alerter.enqueue(alerts);
-    await writeJsonAtomic(files.open, open);
+    if (JSON.stringify(open) !== openBefore) await writeJsonAtomic(files.open, open);
     await writeJsonAtomic(files.state, state);
     if (alerts.length || (await alerter.buffer.stats()).count > 0) await alerter.deliver();
-    if (cfg.HEALTHCHECK_PING_URL) await ping(cfg.HEALTHCHECK_PING_URL, out);
+    if (cfg.HEALTHCHECK_PING_URL) await ping(cfg.HEALTHCHECK_PING_URL, out, ctx.signal);
     return { results, alerts: alerts.length };
   } finally {
     await lock.release();
   }
 }
 
-async function ping(url: string, out: Output): Promise<void> {
-  const { got } = await import('got');
+async function ping(url: string, out: Output, signal: AbortSignal): Promise<void> {
   try {
-    await got(url, { timeout: { request: 5000 }, retry: { limit: 1 } });
+    const status = await httpGet(url, {}, 5000, signal);
+    if (status < 200 || status >= 300) out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) answered HTTP ${status}`);
   } catch (err) {
-    out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) failed: ${(err as { code?: string }).code ?? 'error'}`);
+    out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) failed: ${networkReason(err, 5000)}`);
   }
 }
 
