@@ -76,8 +76,10 @@ test('incremental remote: unchanged objects are copied server-side, only changed
   const first = remoteRecord(s.root, a!);
   const second = remoteRecord(s.root, b!);
   expect(second.objectsCopied).toBeGreaterThan(20);
-  const changed = readFileSync(join(s.data, 'logs/guardrails.log')).length + readFileSync(join(s.root, b!, 'configs/envs/.env.backup')).length;
-  expect(second.bytesSent).toBeLessThanOrEqual(changed);
+  // The changed log, plus the snapshot's own file list and manifest.
+  const meta = readFileSync(join(s.root, b!, '.l2-files.jsonl.gz')).length + readFileSync(join(s.root, b!, '.l2-manifest.json')).length;
+  const changed = readFileSync(join(s.data, 'logs/guardrails.log')).length;
+  expect(second.bytesSent).toBe(changed + meta);
   expect(first.bytesSent).toBeGreaterThan(300_000);
   expect((await run('l2backup', ['verify', b!, '--remote'], s.env)).exitCode).toBe(0);
 });

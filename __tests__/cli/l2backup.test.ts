@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync, statSync, existsSync, readdirSync, rmSync, mkdirSync, utimesSync, lstatSync, readlinkSync, appendFileSync, symlinkSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { run, sandbox, type Sandbox } from '../helpers/run.js';
 import { makeTree, ageSnapshot, idDaysAgo } from '../helpers/tree.js';
@@ -190,7 +191,8 @@ test('a file that keeps changing during the backup is stored as read and flagged
     writer.kill();
   }
   const [id] = snapshots(s.root);
-  const entry = readFileSync(join(s.root, id!, '.l2-files.jsonl'), 'utf8')
+  const entry = gunzipSync(readFileSync(join(s.root, id!, '.l2-files.jsonl.gz')))
+    .toString('utf8')
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l))
@@ -277,3 +279,24 @@ test('export writes a tar.gz that unpacks to the snapshot', async () => {
   expect((await sh(`diff -r ${join(s.data, 'models')} ${join(out, id!, 'models')}`)).exitCode).toBe(0);
   expect(existsSync(join(out, id!, 'logs'))).toBe(false);
 });
+
+test('SIGTERM mid-run (the container stopping): ends within seconds, lock released, nothing partial visible', async () => {
+  const s = setup();
+  for (let i = 0; i < 8; i++) writeFileSync(join(s.data, `models/big-${i}.bin`), Buffer.alloc(64 * 1024 * 1024, i));
+  const child = execa('node', [join(import.meta.dirname, '../../bin/l2backup.js'), 'nightly'], { env: s.env, extendEnv: false, reject: false, all: true });
+  const lock = join(s.root, '.l2/locks/backup.lock');
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(lock) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 150));
+  const sent = Date.now();
+  child.kill('SIGTERM');
+  const res = await child;
+  expect(Date.now() - sent).toBeLessThan(8000);
+  expect(res.exitCode).toBe(1);
+  expect(res.all).toMatch(/received SIGTERM: stopping cleanly/);
+  expect(existsSync(lock)).toBe(false);
+  expect(snapshots(s.root)).toEqual([]);
+  expect(readdirSync(s.root).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  const next = await run('l2backup', ['nightly'], s.env);
+  expect(next.exitCode).toBe(0);
+}, 90_000);

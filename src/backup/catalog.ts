@@ -3,6 +3,7 @@
  * file list (checked against the manifest's hash).
  */
 import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
@@ -30,7 +31,7 @@ export async function openRemote(cfg: Config): Promise<Remote> {
 }
 
 export async function readLocalEntries(dir: string, manifest: Manifest): Promise<Entry[]> {
-  const text = await fs.readFile(join(dir, FILES), 'utf8');
+  const text = gunzipSync(await fs.readFile(join(dir, FILES))).toString('utf8');
   if (createHash('sha256').update(text).digest('hex') !== manifest.filesSha256) throw new L2Error(`file list of ${manifest.id} does not match its manifest; the snapshot is damaged (run 'l2backup verify ${manifest.id}')`);
   return parseEntries(text, join(dir, FILES));
 }

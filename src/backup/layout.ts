@@ -2,7 +2,7 @@
  * The local repository on the backups volume:
  *   $BACKUP_ROOT/<id>/<source>/...          complete snapshots (what `ls -t` sees)
  *   $BACKUP_ROOT/<id>/.l2-manifest.json      summary (hidden: `cp -r <id>/*` copies only sources)
- *   $BACKUP_ROOT/<id>/.l2-files.jsonl        one line per file, dir and symlink
+ *   $BACKUP_ROOT/<id>/.l2-files.jsonl.gz     one line per file, dir and symlink (gzip)
  *   $BACKUP_ROOT/.pre-restore/<id>/          emergency-pre-restore captures
  *   $BACKUP_ROOT/.tmp-<id>-<pid>/            a snapshot being built (renamed into place when complete)
  *   $BACKUP_ROOT/.trash-<id>-<pid>/          a snapshot being deleted
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { UsageError, errnoCode } from '../errors.js';
 
 export const MANIFEST = '.l2-manifest.json';
-export const FILES = '.l2-files.jsonl';
+export const FILES = '.l2-files.jsonl.gz';
 export const PRE_RESTORE_DIR = '.pre-restore';
 
 const ID = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/;

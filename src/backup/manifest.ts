@@ -1,11 +1,12 @@
 /**
  * Snapshot manifests. The summary (`.l2-manifest.json`) holds kind, times, host, tool version,
- * per-source results, totals and the sha256 of the file list; the list (`.l2-files.jsonl`)
+ * per-source results, totals and the sha256 of the file list; the list (`.l2-files.jsonl.gz`, gzip)
  * holds one entry per file (path, size, mtime, mode, sha256), directory and symlink. JSONL so
  * that 100,000 entries stream in and out without holding a giant JSON document.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
 import { join } from 'node:path';
 import { L2Error } from '../errors.js';
 import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
@@ -68,6 +69,7 @@ export interface Manifest {
   sources: SourceResult[];
   totals: Totals;
   warnings: string[];
+  /** sha256 of the file list's uncompressed text */
   filesSha256: string;
   entries: number;
 }
@@ -110,7 +112,7 @@ export function isEntry(v: unknown): v is Entry {
 
 /** Streams the entries of a file list; a bad line is an error naming the file and line. */
 export async function* readEntries(path: string): AsyncGenerator<Entry> {
-  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const rl = createInterface({ input: createReadStream(path).pipe(createGunzip()).setEncoding('utf8'), crlfDelay: Infinity });
   let n = 0;
   for await (const line of rl) {
     n++;

@@ -1,7 +1,7 @@
 /**
  * Remote copies on S3 or any S3-compatible service (MinIO...), in the runbook's layout:
  *   s3://bucket[/prefix]/snapshots/<id>/<source>/<relative path>
- *   s3://bucket[/prefix]/snapshots/<id>/.l2-files.jsonl
+ *   s3://bucket[/prefix]/snapshots/<id>/.l2-files.jsonl.gz
  *   s3://bucket[/prefix]/snapshots/<id>/.l2-manifest.json   uploaded last: marks it complete
  * so `aws s3 sync s3://bucket/snapshots/<id>/models/ ./models/` restores a source with the stock
  * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject).
@@ -9,6 +9,7 @@
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
@@ -188,11 +189,15 @@ export class Remote {
     return res.Body as Readable;
   }
 
-  async getText(key: string): Promise<string> {
+  async getBuffer(key: string): Promise<Buffer> {
     const body = await this.getBody(key);
     const chunks: Buffer[] = [];
     for await (const c of body) chunks.push(Buffer.from(c as Buffer));
-    return Buffer.concat(chunks).toString('utf8');
+    return Buffer.concat(chunks);
+  }
+
+  async getText(key: string): Promise<string> {
+    return (await this.getBuffer(key)).toString('utf8');
   }
 
   async isComplete(id: string): Promise<boolean> {
@@ -205,7 +210,7 @@ export class Remote {
 
   /** The file list, checked against the manifest's hash of it. */
   async readEntries(id: string, manifest: Manifest): Promise<Entry[]> {
-    const text = await this.getText(this.key(id, FILES));
+    const text = gunzipSync(await this.getBuffer(this.key(id, FILES))).toString('utf8');
     if (createHash('sha256').update(text).digest('hex') !== manifest.filesSha256) throw new L2Error(`remote file list of ${id} does not match its manifest; the remote snapshot is damaged (run 'l2backup verify ${id} --remote')`);
     return parseEntries(text, `s3 ${id}/${FILES}`);
   }
@@ -351,6 +356,7 @@ export class Remote {
     await this.putSmall(this.key(opts.id, FILES), list, createHash('sha256').update(list).digest('hex'), opts.signal);
     const manifest = await fs.readFile(join(opts.dir, MANIFEST));
     await this.putSmall(this.key(opts.id, MANIFEST), manifest, createHash('sha256').update(manifest).digest('hex'), opts.signal);
+    result.bytesSent += list.length + manifest.length;
     return result;
   }
 

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+/**
+ * bench/backup: builds a ~1 GiB tree (3 model files of ~200 MiB, 20,000 small logs, 500
+ * reports, 100 configs; SCALE=0.1 for a quick run) and prints, each as a ratio against its
+ * peer measured in the same run (medians of RUNS runs):
+ *   full snapshot vs `cp -a`                                          target <= 1.25
+ *   nightly after 1 % of the bytes changed vs `rsync -a --link-dest`  target <= 1.0
+ *   extra disk used by that nightly vs the changed bytes              target <= 1.05
+ *   first remote upload vs `aws s3 sync` to the same local server     target >= 1.0 (throughput)
+ *   bytes sent by a remote nightly vs the changed bytes               target <= 1.05
+ *   peak memory for a tree of 100,000 small files                     target <= 200 MiB
+ */
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync, readdirSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, time, median, report } from './lib.mjs';
+
+const SCALE = Number(process.env.SCALE ?? 1);
+const RUNS = Number(process.env.RUNS ?? 3);
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'l2bench-backup-'));
+const data = join(work, 'data');
+const MiB = 1024 * 1024;
+let results = true;
+
+function buildTree() {
+  for (const d of ['models', 'logs', 'reports', 'configs']) mkdirSync(join(data, d), { recursive: true });
+  const model = randomBytes(MiB);
+  for (let m = 0; m < 3; m++) {
+    const fd = openSync(join(data, `models/model-${m}.bin`), 'w');
+    for (let i = 0; i < Math.round(200 * SCALE); i++) {
+      model[0] = i;
+      model[1] = m;
+      writeSync(fd, model);
+    }
+    closeSync(fd);
+  }
+  const logs = Math.round(20_000 * SCALE);
+  for (let i = 0; i < logs; i++) {
+    const dir = join(data, 'logs', String(i % 100));
+    if (i < 100) mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `fills-${i}.log`), randomBytes(1024).toString('base64'));
+  }
+  for (let i = 0; i < Math.round(500 * SCALE); i++) writeFileSync(join(data, `reports/report-${i}.csv`), randomBytes(15_000).toString('hex'));
+  for (let i = 0; i < Math.max(10, Math.round(100 * SCALE)); i++) writeFileSync(join(data, `configs/cfg-${i}.yaml`), `key: ${i}\n`.repeat(40));
+}
+
+function treeBytes(dir) {
+  return Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
+}
+
+/**
+ * Changes ~1 % of the bytes: rewrites whole log files with new content of the same size, so
+ * "changed bytes" is unambiguous (a file-level tool must store and send each changed file).
+ */
+function changeOnePercent(total, round) {
+  const target = Math.round(total * 0.01);
+  const logs = Math.round(20_000 * SCALE);
+  let written = 0;
+  for (let i = round * 7919; written < target; i += 13) {
+    const f = join(data, 'logs', String(i % 100), `fills-${i % logs}.log`);
+    const content = randomBytes(1024).toString('base64');
+    writeFileSync(f, content);
+    written += content.length;
+  }
+  return written;
+}
+
+const env = (root, extra = {}) => ({
+  PATH: process.env.PATH,
+  BACKUP_ROOT: root,
+  L2_ENV_FILE: '/dev/null',
+  NO_COLOR: '1',
+  BACKUP_SOURCES: ['models', 'logs', 'reports', 'configs'].map((s) => `${s}=${join(data, s)}`).join(','),
+  ...extra,
+});
+const l2backup = join(ROOT, 'bin/l2backup.js');
+
+console.log(`building the tree (SCALE=${SCALE}) in ${work} ...`);
+buildTree();
+const total = treeBytes(data);
+console.log(`tree: ${(total / MiB).toFixed(0)} MiB`);
+execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
+
+// 1. Full snapshot vs cp -a
+{
+  const ours = [];
+  const cp = [];
+  for (let i = 0; i < RUNS; i++) {
+    const root = join(work, `full-${i}`);
+    mkdirSync(root);
+    ours.push(time('node', [l2backup, 'snapshot'], { env: env(root) }));
+    rmSync(root, { recursive: true });
+    const dest = join(work, `cp-${i}`);
+    cp.push(time('cp', ['-a', data, dest]));
+    rmSync(dest, { recursive: true });
+  }
+  results = report('full snapshot / cp -a', median(ours), median(cp), 1.25) && results;
+}
+
+// 2. Nightly after 1 % changed vs rsync --link-dest; extra disk vs changed bytes
+{
+  const root = join(work, 'inc');
+  mkdirSync(root);
+  time('node', [l2backup, 'nightly'], { env: env(root) });
+  const rs = join(work, 'rsync');
+  mkdirSync(rs);
+  time('rsync', ['-a', `${data}/`, join(rs, 'base/')]);
+  let prevRsync = join(rs, 'base');
+  const ours = [];
+  const peer = [];
+  const extra = [];
+  for (let i = 0; i < RUNS; i++) {
+    const changed = changeOnePercent(total, i);
+    const before = readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
+    ours.push(time('node', [l2backup, 'nightly'], { env: env(root) }));
+    const after = readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
+    const prev = join(root, before[before.length - 1]);
+    const now = join(root, after[after.length - 1]);
+    const du = execFileSync('du', ['-sb', prev, now]).toString().trim().split('\n');
+    extra.push(Number(du[1].split('\t')[0]) / changed);
+    const next = join(rs, `n${i}`);
+    peer.push(time('rsync', ['-a', `--link-dest=${prevRsync}`, `${data}/`, `${next}/`]));
+    prevRsync = next;
+  }
+  results = report('nightly after 1% changed / rsync -a --link-dest', median(ours), median(peer), 1.0) && results;
+  const e = median(extra);
+  console.log(`extra disk used / changed bytes: ${e.toFixed(3)} (target <= 1.05; du of the new snapshot: folders, changed files, file list) ${e <= 1.05 ? 'OK' : 'MISSED'}`);
+  const rsExtra = Number(execFileSync('du', ['-sb', join(rs, `n${RUNS - 2 < 0 ? 0 : RUNS - 2}`), prevRsync]).toString().trim().split('\n').pop().split('\t')[0]);
+  console.log(`  (rsync --link-dest's own extra disk for its last run: ${rsExtra} bytes, for comparison)`);
+  results = e <= 1.05 && results;
+}
+
+// 3. Remote: first upload throughput vs aws s3 sync; bytes sent by a remote nightly
+{
+  const port = 19_000 + Math.floor(Math.random() * 1000);
+  const s3dir = join(work, 's3');
+  mkdirSync(s3dir);
+  const server = spawn('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(port), s3dir, 'bench'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => server.stdout.once('data', r));
+  const s3env = { BACKUP_BUCKET: 's3://bench/l2', S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' };
+  const root = join(work, 'remote');
+  mkdirSync(root);
+  // Our upload time, from our own log line ("uploaded <id>: ... in 12.3 s"): the snapshot itself is not upload time.
+  const stderr = nightly(root, s3env);
+  const m = /uploaded \S+: .* in ([\d.]+) (ms|s)\b/.exec(stderr);
+  if (!m) throw new Error(`no upload line in:\n${stderr}`);
+  const oursMs = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  const awsMs = time('aws', ['s3', 'sync', data, 's3://bench/aws/', '--endpoint-url', `http://127.0.0.1:${port}`, '--only-show-errors'], {
+    env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' },
+  });
+  results = report('first remote upload throughput (MB/s) / aws s3 sync', total / 1e3 / oursMs, total / 1e3 / awsMs, 1.0, 'higher') && results;
+  const changed = changeOnePercent(total, 99);
+  nightly(root, s3env);
+  const last = readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort().pop();
+  const sent = JSON.parse(readFileSync(join(root, '.l2/backup/remote', `${last}.json`), 'utf8')).bytesSent;
+  const r = sent / changed;
+  console.log(`bytes sent by a remote nightly / changed bytes: ${r.toFixed(3)} (sent ${sent}, changed ${changed}; target <= 1.05) ${r <= 1.05 ? 'OK' : 'MISSED'}`);
+  results = r <= 1.05 && results;
+  server.kill();
+}
+
+// 4. Peak memory for 100,000 small files
+{
+  const small = join(work, 'small');
+  for (let d = 0; d < 100; d++) {
+    mkdirSync(join(small, 'logs', String(d)), { recursive: true });
+    for (let i = 0; i < 1000; i++) writeFileSync(join(small, 'logs', String(d), `f${i}.log`), `line ${d}/${i}\n`);
+  }
+  const root = join(work, 'mem');
+  mkdirSync(root);
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', l2backup, 'nightly'], { env: { ...env(root), BACKUP_SOURCES: `logs=${join(small, 'logs')}` }, encoding: 'utf8' });
+  const kb = Number(r.stderr.trim().split('\n').pop());
+  const mib = kb / 1024;
+  console.log(`peak memory, 100,000 small files: ${mib.toFixed(0)} MiB (target <= 200 MiB) ${mib <= 200 ? 'OK' : 'MISSED'}`);
+  results = mib <= 200 && results;
+}
+
+/** Runs `l2backup nightly` and returns its log (stderr). */
+function nightly(root, extra) {
+  const r = spawnSync('node', [l2backup, 'nightly'], { env: env(root, extra), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`l2backup nightly exited ${r.status}:\n${r.stderr}`);
+  return r.stderr;
+}
+
+if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
+process.exitCode = results ? 0 : 1;
