@@ -108,6 +108,23 @@ test("every job line runs the way cron runs it: sh -c, cron's environment, as th
   expect(existsSync(data)).toBe(true);
 });
 
+test('status reads the installed crontab and says when the jobs run next', async () => {
+  const dir = userDir();
+  writeFileSync(join(dir, 'env'), `BACKUP_ROOT=${join(dir, 'b')}\nHEALTH_ENDPOINTS=x=http://127.0.0.1:1/\n`);
+  await chownTree(dir);
+  await execa('crontab', ['-u', USER, '-'], { input: localCrontab(dir) });
+  const asUser = (args: string[]) =>
+    execa('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', 'env', '-i', `PATH=${process.env.PATH}`, `L2_ENV_FILE=${join(dir, 'env')}`, 'NO_COLOR=1', 'node', ...args], { reject: false, all: true });
+  const backup = await asUser([join(ROOT, 'bin/l2backup.js'), 'status']);
+  expect(backup.exitCode).toBe(0);
+  expect(backup.stdout).toMatch(/next nightly: \d{4}-\d\d-\d\d 02:00 UTC \(in /);
+  const health = await asUser([join(ROOT, 'bin/l2health.js'), 'status', '--json']);
+  expect(JSON.parse(health.stdout).nextRun.expression).toBe('*/5 * * * *');
+  await execa('crontab', ['-u', USER, '-r']);
+  const none = await asUser([join(ROOT, 'bin/l2backup.js'), 'status']);
+  expect(none.stderr).toMatch(/WARN .*no crontab installed for this user/);
+});
+
 test('the wrappers work by path from the checkout, and as root drop to the job user', async () => {
   const dir = userDir();
   writeFileSync(join(dir, 'env'), `BACKUP_ROOT=${join(dir, 'b')}\n`);

@@ -110,36 +110,32 @@ export function isEntry(v: unknown): v is Entry {
   return Boolean(e && typeof e.s === 'string' && typeof e.p === 'string' && (e.t === 'f' || e.t === 'd' || e.t === 'l'));
 }
 
-/** Streams the entries of a file list; a bad line is an error naming the file and line. */
+/** One line of a file list; a bad line is an error naming the list and the line. */
+function parseEntryLine(line: string, where: string, n: number): Entry {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    v = undefined;
+  }
+  if (!isEntry(v)) throw new L2Error(`file list ${where} line ${n} is corrupt; this snapshot cannot be trusted (run 'l2backup verify')`);
+  return v;
+}
+
+/** Streams the entries of a (gzipped) file list. */
 export async function* readEntries(path: string): AsyncGenerator<Entry> {
   const rl = createInterface({ input: createReadStream(path).pipe(createGunzip()).setEncoding('utf8'), crlfDelay: Infinity });
   let n = 0;
   for await (const line of rl) {
     n++;
-    if (line === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      v = undefined;
-    }
-    if (!isEntry(v)) throw new L2Error(`file list ${path} line ${n} is corrupt; this snapshot cannot be trusted (run 'l2backup verify')`);
-    yield v;
+    if (line !== '') yield parseEntryLine(line, path, n);
   }
 }
 
 export function parseEntries(text: string, where: string): Entry[] {
   const out: Entry[] = [];
   text.split('\n').forEach((line, i) => {
-    if (line === '') return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      v = undefined;
-    }
-    if (!isEntry(v)) throw new L2Error(`file list ${where} line ${i + 1} is corrupt`);
-    out.push(v);
+    if (line !== '') out.push(parseEntryLine(line, where, i + 1));
   });
   return out;
 }

@@ -31,7 +31,7 @@ export function buildProgram() {
     .action(
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
         const st = await backupStatus(cfg, (m) => out.warn(m));
-        const next = await nextRun('nightly', /(l2backup|backup\.sh)\s+nightly/);
+        const next = await nextRun('nightly', /(l2backup|backup\.sh)"?\s+nightly/);
         if (opts.json) {
           out.json({ ...st, nextRun: next });
           return EXIT.OK;

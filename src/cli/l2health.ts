@@ -49,7 +49,7 @@ export function buildProgram() {
     .action(
       action(spec, async ({ cfg, out: o }, opts: { json?: boolean }) => {
         const { state, open } = await readHealthState(cfg, (m) => o.warn(m));
-        const next = await nextRun('health checks', /(l2health|health-monitor\.sh)\s+(once|health-only|sse-only)/);
+        const next = await nextRun('health checks', /(l2health|health-monitor\.sh)"?\s+(once|health-only|sse-only)/);
         const now = Date.now();
         const rows = Object.entries(state?.targets ?? {}).map(([name, t]) => ({
           name,
