@@ -31,6 +31,7 @@ export interface RemoteSettings {
   checksum: 'when_required' | 'when_supported';
   concurrency: number;
   multipartBytes: number;
+  timeoutMs: number;
 }
 
 export function remoteSettings(cfg: Config): RemoteSettings | undefined {
@@ -44,6 +45,7 @@ export function remoteSettings(cfg: Config): RemoteSettings | undefined {
     checksum: cfg.S3_CHECKSUM ?? (cfg.S3_ENDPOINT ? 'when_required' : 'when_supported'),
     concurrency: cfg.BACKUP_UPLOAD_CONCURRENCY,
     multipartBytes: cfg.BACKUP_MULTIPART_MB * 1024 * 1024,
+    timeoutMs: cfg.S3_TIMEOUT_MS,
   };
 }
 
@@ -106,6 +108,7 @@ export class Remote {
       requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       maxAttempts: 4,
+      requestHandler: { connectionTimeout: Math.min(10_000, settings.timeoutMs), requestTimeout: settings.timeoutMs },
     });
     return new Remote(settings, client, sdk);
   }

@@ -1,0 +1,85 @@
+/**
+ * An HTTP fault proxy on 127.0.0.1 in front of the S3 server or the webhook receiver. Each
+ * request takes the next fault from `faults` (then passes through): refused connections,
+ * a reset in the middle of the request body, a delay past the client's timeout, 500/503,
+ * 429 with Retry-After, a truncated response body.
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Fault = 'pass' | 'reset' | 'delay' | '500' | '503' | '429' | 'truncate';
+
+export interface FaultProxy {
+  url: string;
+  port: number;
+  faults: Fault[];
+  seen: Fault[];
+  delayMs: number;
+  refuse(): Promise<void>;
+  accept(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const target = new URL(upstream);
+  const sockets = new Set<Socket>();
+  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], delayMs: 10_000, refuse: async () => {}, accept: async () => {}, close: async () => {} };
+  const server = http.createServer((req, res) => {
+    const fault = p.faults.shift() ?? 'pass';
+    p.seen.push(fault);
+    if (fault === 'reset') {
+      req.once('data', () => req.socket.destroy());
+      req.once('end', () => req.socket.destroy());
+      return;
+    }
+    if (fault === '500' || fault === '503' || fault === '429') {
+      req.resume();
+      req.on('end', () => {
+        const headers: Record<string, string> = { 'content-type': 'application/xml' };
+        if (fault === '429') headers['retry-after'] = '1';
+        const code = fault === '429' ? 'SlowDown' : fault === '503' ? 'ServiceUnavailable' : 'InternalError';
+        res.writeHead(Number(fault), headers).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`);
+      });
+      return;
+    }
+    const forward = () => {
+      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        if (fault === 'truncate') {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          let sent = false;
+          ur.on('data', (chunk: Buffer) => {
+            if (sent) return;
+            sent = true;
+            res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
+            res.socket?.destroy();
+          });
+          ur.on('end', () => res.socket?.destroy());
+          return;
+        }
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.socket?.destroy());
+      req.pipe(up);
+    };
+    if (fault === 'delay') setTimeout(forward, p.delayMs);
+    else forward();
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const listen = (port: number) => new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  await listen(0);
+  p.port = (server.address() as AddressInfo).port;
+  p.url = `http://127.0.0.1:${p.port}`;
+  const stop = () =>
+    new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    });
+  p.refuse = stop;
+  p.accept = () => listen(p.port);
+  p.close = stop;
+  return p;
+}
