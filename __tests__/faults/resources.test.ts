@@ -66,3 +66,78 @@ test('symlink loops and links out of the source are stored as links, never follo
     tried.push(ok);
   }
 });
+
+test('unreadable files and folders (as a non-root user) and a folder vanishing mid-walk: partial, warned, the rest kept', async () => {
+  let ok = false;
+  const user = 'l2ops-test';
+  try {
+    if ((await execa('id', ['-u', user], { reject: false })).exitCode !== 0) await execa('useradd', ['--create-home', '--shell', '/bin/sh', user]);
+    const dir = mkdtempSync('/tmp/l2perm-');
+    const { data, sources } = makeTree(dir);
+    mkdirSync(join(dir, 'backups'));
+    for (let i = 0; i < 300; i++) mkdirSync(join(data, 'logs', `churn-${i}`));
+    await execa('chown', ['-R', `${user}:${user}`, dir]);
+    await execa('chmod', ['755', dir]);
+    writeFileSync(join(data, 'reports/secret.csv'), 'root only');
+    await execa('chmod', ['600', join(data, 'reports/secret.csv')]);
+    await execa('chown', ['root:root', join(data, 'reports/secret.csv')]);
+    mkdirSync(join(data, 'configs/private'));
+    writeFileSync(join(data, 'configs/private/x'), 'x');
+    await execa('chmod', ['700', join(data, 'configs/private')]);
+    // Folders that vanish while the walk runs.
+    const churn = execa('sh', ['-c', `while :; do for i in $(seq 0 299); do rmdir ${data}/logs/churn-$i 2>/dev/null; done; sleep 0.01; done`], { reject: false });
+    const res = await execa('setpriv', ['--reuid', user, '--regid', user, '--init-groups', 'env', '-i', `PATH=${process.env.PATH}`, `BACKUP_ROOT=${join(dir, 'backups')}`, `BACKUP_SOURCES=${sources}`, 'L2_ENV_FILE=/dev/null', 'NO_COLOR=1', 'node', join(import.meta.dirname, '../../bin/l2backup.js'), 'nightly'], { reject: false, all: true });
+    churn.kill();
+    await churn;
+    expect(res.exitCode).toBe(3);
+    expect(res.all).toMatch(/reports: secret\.csv cannot be read \(EACCES\); skipped/);
+    expect(res.all).toMatch(/configs: folder .*private cannot be read \(EACCES\); skipped/);
+    expect(res.all).toMatch(/ALERT .*\[warning\] backup nightly partial/);
+    expect(res.all).not.toMatch(/\n\s+at .*:\d+:\d+/);
+    const [id] = snapshots(join(dir, 'backups'));
+    expect(existsSync(join(dir, 'backups', id!, 'models/model.bin'))).toBe(true);
+    ok = true;
+  } finally {
+    tried.push(ok);
+  }
+});
+
+test('restore never writes outside its target, whatever the snapshot or the target contains', async () => {
+  let ok = false;
+  try {
+    const sb = sandbox();
+    const { sources } = makeTree(sb.dir);
+    const env = { ...sb.env, BACKUP_SOURCES: sources };
+    await run('l2backup', ['nightly'], env);
+    const [id] = snapshots(sb.root);
+    // A target whose models/artifacts is a link out of it.
+    const target = join(sb.dir, 'target');
+    const outside = join(sb.dir, 'outside');
+    mkdirSync(join(target, 'models'), { recursive: true });
+    mkdirSync(outside);
+    symlinkSync(outside, join(target, 'models/artifacts'));
+    const res = await run('l2backup', ['restore', id!, '--only', 'models', '--target', target], env);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toMatch(/refusing to write models\/artifacts\/scaler\.pkl: .* leads outside/);
+    expect(readdirSync(outside)).toEqual([]);
+    // A tampered file list with an escaping path (hash fixed up so only the path is wrong).
+    const { gzipSync, gunzipSync } = await import('node:zlib');
+    const { createHash } = await import('node:crypto');
+    const { readFileSync } = await import('node:fs');
+    const listPath = join(sb.root, id!, '.l2-files.jsonl.gz');
+    const text = gunzipSync(readFileSync(listPath)).toString('utf8') + JSON.stringify({ s: 'models', p: '../../../evil', t: 'f', mode: 420, mtime: 0, size: 1, sha256: 'x' }) + '\n';
+    writeFileSync(listPath, gzipSync(text));
+    const mf = join(sb.root, id!, '.l2-manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    m.filesSha256 = createHash('sha256').update(text).digest('hex');
+    writeFileSync(mf, JSON.stringify(m));
+    const t2 = join(sb.dir, 't2');
+    const bad = await run('l2backup', ['restore', id!, '--target', t2], env);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/unsafe path "models\/\.\.\/\.\.\/\.\.\/evil"; refusing to restore from it/);
+    expect(existsSync(join(sb.dir, 'evil'))).toBe(false);
+    ok = true;
+  } finally {
+    tried.push(ok);
+  }
+});

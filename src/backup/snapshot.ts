@@ -300,7 +300,8 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
       if (firstError) throw firstError;
       for (const p of problems) {
         if (p.path === src.path && p.code === 'ENOENT') continue;
-        res.status = 'partial';
+        // A folder removed during the backup (rotated logs) is churn, not a missing part.
+        if (p.code !== 'ENOENT') res.status = 'partial';
         warn(`source ${src.name}: folder ${p.path} ${p.code === 'ENOENT' ? 'vanished during the backup' : `cannot be read (${p.code})`}; skipped`);
       }
     }
