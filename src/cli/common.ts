@@ -3,20 +3,11 @@
  * Output, signal handling, and the translation of any error into one line and an exit code.
  */
 import { setMaxListeners } from 'node:events';
-import { createRequire } from 'node:module';
-import type { Command as CommandType, CommanderError as CommanderErrorType, Option as OptionType } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
 
-// commander is CommonJS: require() loads it ~15 ms faster than its ESM wrapper, which counts
-// for a tool started every five minutes (bench/startup.mjs).
-const commander = createRequire(import.meta.url)('commander') as typeof import('commander');
-export const Command = commander.Command;
-export const Option = commander.Option;
-const CommanderError = commander.CommanderError;
-type Command = CommandType;
-type Option = OptionType;
-type CommanderError = CommanderErrorType;
+export { Command, Option };
 import { EXIT, EXIT_CODES_HELP, L2Error, errorMessage } from '../errors.js';
 
 export const VERSION = '0.1.0';
