@@ -124,11 +124,20 @@ function parseEntryLine(line: string, where: string, n: number): Entry {
 
 /** Streams the entries of a (gzipped) file list. */
 export async function* readEntries(path: string): AsyncGenerator<Entry> {
-  const rl = createInterface({ input: createReadStream(path).pipe(createGunzip()).setEncoding('utf8'), crlfDelay: Infinity });
+  const source = createReadStream(path);
+  const gunzip = createGunzip();
+  // pipe() does not forward errors: a missing or unreadable list must end the loop, not the process.
+  source.on('error', (err) => gunzip.destroy(err));
+  const rl = createInterface({ input: source.pipe(gunzip).setEncoding('utf8'), crlfDelay: Infinity });
   let n = 0;
-  for await (const line of rl) {
-    n++;
-    if (line !== '') yield parseEntryLine(line, path, n);
+  try {
+    for await (const line of rl) {
+      n++;
+      if (line !== '') yield parseEntryLine(line, path, n);
+    }
+  } catch (err) {
+    if (err instanceof L2Error) throw err;
+    throw new L2Error(`file list ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'corrupt'}); this snapshot cannot be trusted (run 'l2backup verify')`);
   }
 }
 

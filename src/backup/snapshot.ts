@@ -133,7 +133,16 @@ export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResu
 }
 
 async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Promise<Omit<SnapshotResult, 'dir'>> {
-  const base = opts.base ? await loadBase(opts.base.dir) : new Map<string, Prev>();
+  let base = new Map<string, Prev>();
+  if (opts.base) {
+    try {
+      base = await loadBase(opts.base.dir);
+    } catch (err) {
+      // A damaged previous snapshot only costs this run its links: copy everything.
+      opts.warn(`previous snapshot ${opts.base.id} is unusable as a base (${errorMessage(err)}); copying every file`);
+      opts = { ...opts, base: undefined };
+    }
+  }
   const totals: Totals = emptyTotals();
   const warnings: string[] = [];
   const warn = (m: string) => {

@@ -131,9 +131,10 @@ export class Output {
 
   /** A spinner on a TTY; elsewhere a plain line at most every few seconds, then the summary. */
   async progress(text: string): Promise<Progress> {
-    if (this.tty) {
+    // A pseudo-terminal without a size (columns 0) sends ora's line counting into a spin.
+    if (this.tty && ((this.stderr as { columns?: number }).columns ?? 0) > 0) {
       const { default: ora } = await import('ora');
-      const spinner = ora({ text: this.scrub(text), stream: this.stderr, color: 'cyan', isEnabled: true }).start();
+      const spinner = ora({ text: this.scrub(text), stream: this.stderr, color: 'cyan', isEnabled: true, discardStdin: false }).start();
       return {
         update: (t) => {
           spinner.text = this.scrub(t);
