@@ -70,7 +70,9 @@ test('a flush killed mid-way loses nothing (duplicates keep their id)', () =>
       hook.script = Array.from({ length: 10 }, () => ({ status: 200, delayMs: 250 }));
       const env = { ...sb.env, ALERT_TIMEOUT_MS: '2000', ALERT_BUDGET_MS: '10000' };
       const child = execa('node', [bin('l2alert'), 'flush'], { env, extendEnv: false, reject: false });
-      await new Promise((r) => setTimeout(r, 900));
+      // Kill it mid-way: after some deliveries, before the last.
+      const deadline = Date.now() + 20_000;
+      while (hook.received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       child.kill('SIGKILL');
       await child;
       expect(buffered(sb.root).length).toBeLessThan(10);

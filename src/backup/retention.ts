@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { idTime, leftovers, listSnapshotDirs, type LocalSnapshotRef } from './layout.js';
+import { idTime, leftovers, type LocalSnapshotRef } from './layout.js';
 
 export interface PrunePlan {
   delete: LocalSnapshotRef[];
@@ -44,4 +44,3 @@ export async function cleanLeftovers(parents: string[]): Promise<string[]> {
   return removed;
 }
 
-export { listSnapshotDirs };
