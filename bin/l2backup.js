@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../dist/bundle/l2backup.js';
+// Node 22+ keeps compiled code between runs (cron starts these every few minutes); Node 20 has no such API.
+import module from 'node:module';
 
+module.enableCompileCache?.();
+const { main } = await import('../dist/bundle/l2backup.js');
 await main(process.argv);
