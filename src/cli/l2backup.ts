@@ -6,7 +6,7 @@ import { runBackup, pruneLocal, syncPending, withBackupLock } from '../backup/jo
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
 import { restore } from '../backup/restore.js';
-import { findLocal, openRemote, resolveSnapshot } from '../backup/catalog.js';
+import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js';
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
 import { exportSnapshot } from '../backup/export.js';
 import { cleanupLogs } from '../backup/cleanup-logs.js';
@@ -147,13 +147,11 @@ export function buildProgram() {
     .option('--only <sources>', 'comma-separated sources', list)
     .action(
       action(spec, async ({ cfg, out, signal }, idArg: string, opts: { output: string; only?: string[] }) => {
-        const ref = await findLocal(cfg, idArg);
-        const snap = await resolveSnapshot(cfg, ref.id, 'local');
-        const { selectSources } = await import('../backup/catalog.js');
+        const snap = await resolveSnapshot(cfg, idArg, 'local');
         const sources = new Set(selectSources(snap.manifest, snap.entries, opts.only));
         const file = resolve(opts.output);
         const progress = await out.progress(`exporting ${snap.id} to ${file}`);
-        const res = await exportSnapshot(ref.dir, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
+        const res = await exportSnapshot(snap.dir!, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
         progress.succeed(`exported ${snap.id}: ${res.files} files into ${file} (${formatBytes(res.bytes)})`);
         return EXIT.OK;
       }),

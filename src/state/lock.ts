@@ -222,13 +222,6 @@ export async function withMutex<T>(path: string, command: string, fn: () => Prom
 /** Who holds a lock now, for status output; undefined when free or held by a dead owner. */
 export function lockHolder(path: string): (LockOwner & { stale?: string }) | undefined {
   const owner = readLockOwner(path);
-  if (!owner) {
-    try {
-      statSync(path);
-    } catch {
-      return undefined;
-    }
-  }
   if (!owner) return undefined;
   const dead = deadReason(path, owner);
   return dead ? { ...owner, stale: dead } : owner;
