@@ -1,9 +1,9 @@
 /** l2backup against a real S3-compatible server on 127.0.0.1 (s3rver, fixed up: see helpers/s3-server.cjs). */
-import { readFileSync, writeFileSync, readdirSync, existsSync, mkdirSync, appendFileSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdirSync, appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
-import { makeTree } from '../helpers/tree.js';
+import { makeTree, snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 
@@ -26,7 +26,6 @@ function setup(extra: Record<string, string> = {}) {
   return { ...sb, data, prefix };
 }
 
-const snapshots = (root: string) => readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
 const sh = (script: string, env: Record<string, string> = {}) => execa('sh', ['-c', script], { reject: false, all: true, env: { ...process.env, ...env } });
 const remoteRecord = (root: string, id: string) => JSON.parse(readFileSync(join(root, '.l2/backup/remote', `${id}.json`), 'utf8'));
 

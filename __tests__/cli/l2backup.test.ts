@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { run, sandbox, type Sandbox } from '../helpers/run.js';
-import { makeTree, ageSnapshot, idDaysAgo } from '../helpers/tree.js';
+import { makeTree, ageSnapshot, idDaysAgo, snapshots } from '../helpers/tree.js';
 
 interface Setup extends Sandbox {
   data: string;
@@ -18,9 +18,6 @@ function setup(extra: Record<string, string> = {}, envFileText = 'FOO=bar\nS3_SE
   return { ...sb, data };
 }
 
-function snapshots(root: string): string[] {
-  return readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
-}
 
 const sh = (script: string) => execa('sh', ['-c', script], { reject: false, all: true });
 

@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
-import { makeTree } from '../helpers/tree.js';
+import { makeTree, snapshots } from '../helpers/tree.js';
 import { startReceiver } from '../helpers/receiver.js';
 
-const snapshots = (root: string) => readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
 const tried: boolean[] = [];
 afterAll(() => process.stderr.write(`\nresource suite: ${tried.length} cases tried, ${tried.filter(Boolean).length} survived, ${tried.filter((t) => !t).length} lost\n`));
 

@@ -1,5 +1,5 @@
 /** A small L2 Dash data tree: models, logs, reports, configs. */
-import { mkdirSync, writeFileSync, symlinkSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, writeFileSync, symlinkSync, readFileSync, renameSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -32,4 +32,9 @@ export function ageSnapshot(root: string, id: string, olderId: string): void {
 export function idDaysAgo(days: number, seconds = 0): string {
   const iso = new Date(Date.now() - days * 86_400_000 - seconds * 1000).toISOString();
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+}
+
+/** Complete-looking snapshot folders in a backups root (the names `ls` shows), oldest first. */
+export function snapshots(root: string): string[] {
+  return readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
 }
