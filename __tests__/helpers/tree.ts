@@ -20,13 +20,22 @@ export function makeTree(dir: string): { data: string; sources: string } {
   return { data, sources };
 }
 
-/** Re-labels a complete snapshot as an older one (folder name and manifest id). */
+/** Re-labels a complete snapshot as an older one (folder name, manifest id and recorded times). */
 export function ageSnapshot(root: string, id: string, olderId: string): void {
   renameSync(join(root, id), join(root, olderId));
   const mf = join(root, olderId, '.l2-manifest.json');
   const m = JSON.parse(readFileSync(mf, 'utf8'));
+  const shift = idMs(olderId) - idMs(/^\d{8}-\d{6}$/.test(id) ? id : m.id);
   m.id = olderId;
+  m.startedAt = new Date(Date.parse(m.startedAt) + shift).toISOString();
+  m.finishedAt = new Date(Date.parse(m.finishedAt) + shift).toISOString();
   writeFileSync(mf, JSON.stringify(m));
+}
+
+/** The UTC time a snapshot id names, in ms. */
+export function idMs(id: string): number {
+  const [, y, mo, d, h, mi, s] = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/.exec(id)!.map(Number) as number[];
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!);
 }
 
 export function idDaysAgo(days: number, seconds = 0): string {

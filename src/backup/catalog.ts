@@ -1,6 +1,9 @@
 /**
- * Finding a snapshot by id or 'latest', locally or on the remote, with its manifest and
- * file list (checked against the manifest's hash).
+ * The catalog: what is known about every snapshot, locally or on the remote, for each of its
+ * sources (complete or partial) and for its remote copy (pending, uploaded, skipped), with its
+ * recorded finish time. Retention, "latest" and upload planning read it; the choices made from
+ * it are pure functions, so they can be tested over any catalog and any clock.
+ * Also: finding a snapshot by id or 'latest', with its manifest and checked file list.
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -8,11 +11,108 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { UsageError, L2Error } from '../errors.js';
-import { FILES, checkId, listLocal, listSnapshotDirs, type LocalSnapshotRef } from './layout.js';
+import { FILES, checkId, idTime, listLocal, type LocalSnapshotRef, type SnapshotKind } from './layout.js';
 import { parseEntries, readManifest, type Entry, type Manifest } from './manifest.js';
 import { Remote, remoteSettings } from './remote.js';
+import type { RemoteRecord, RemoteState } from './records.js';
 
 export type Origin = 'local' | 'remote';
+
+export type SourceState = 'complete' | 'partial';
+
+export interface CatalogEntry {
+  id: string;
+  kind: SnapshotKind;
+  /** the recorded finish time (manifest), ms; the id's time when the manifest cannot be read */
+  finishedAt: number;
+  /** per source: complete (status ok) or partial (missing, unreadable, partly read) */
+  sources: Record<string, SourceState>;
+  /** the remote copy: 'none' when the snapshot was never meant to go up */
+  remote: RemoteState | 'none';
+  /** the manifest could not be read: never "complete" for anything */
+  damaged?: boolean;
+  /** local folder */
+  dir?: string;
+}
+
+export type Catalog = CatalogEntry[];
+
+/** Nightly and snapshot runs are backups to fall back on; pre-restore captures are not. */
+export const isBackup = (e: CatalogEntry) => e.kind === 'nightly' || e.kind === 'snapshot';
+
+/** Newest first by recorded finish time (the id breaks ties). */
+export function byFinishDesc(a: CatalogEntry, b: CatalogEntry): number {
+  return b.finishedAt - a.finishedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+/** A snapshot recorded as finished later than `now`: the clock jumped back since (or it did then). */
+export const fromFuture = (e: CatalogEntry, now: number) => e.finishedAt > now;
+
+export function catalogEntry(id: string, manifest: Manifest | undefined, remote: RemoteState | 'none', dir?: string): CatalogEntry {
+  if (!manifest) return { id, kind: 'snapshot', finishedAt: idTime(id), sources: {}, remote, damaged: true, ...(dir ? { dir } : {}) };
+  const finished = Date.parse(manifest.finishedAt);
+  const sources: Record<string, SourceState> = {};
+  for (const s of manifest.sources) sources[s.name] = s.status === 'ok' ? 'complete' : 'partial';
+  return { id, kind: manifest.kind, finishedAt: Number.isFinite(finished) ? finished : idTime(id), sources, remote, ...(dir ? { dir } : {}) };
+}
+
+/**
+ * "latest": the newest nightly/snapshot (by recorded finish time, never one from the future
+ * while any other exists) that holds every asked-for source complete. Without `sources`: the
+ * newest that holds all its sources complete, else (every run had some source missing) the newest.
+ */
+export function latestOf(catalog: Catalog, now: number, sources?: string[]): CatalogEntry | undefined {
+  const backups = catalog.filter((e) => isBackup(e) && !e.damaged).sort(byFinishDesc);
+  const present = backups.filter((e) => !fromFuture(e, now));
+  const candidates = present.length ? present : backups;
+  if (sources && sources.length) return candidates.find((e) => sources.every((s) => e.sources[s] === 'complete'));
+  return candidates.find((e) => Object.values(e.sources).every((s) => s === 'complete')) ?? candidates[0];
+}
+
+/** The snapshot a new one links unchanged files from: the newest backup not from the future. */
+export function baseOf(catalog: Catalog, now: number): CatalogEntry | undefined {
+  return catalog.filter((e) => isBackup(e) && !e.damaged && !fromFuture(e, now)).sort(byFinishDesc)[0];
+}
+
+/** The local catalog: every published snapshot and capture, with its remote state. */
+export async function localCatalog(root: string, remoteRecords: RemoteRecord[]): Promise<Catalog> {
+  const remote = new Map(remoteRecords.map((r) => [r.id, r.state]));
+  const out: Catalog = [];
+  for (const ref of await listLocal(root, true)) {
+    let manifest: Manifest | undefined;
+    try {
+      manifest = await readManifest(ref.dir);
+    } catch {
+      manifest = undefined;
+    }
+    const entry = catalogEntry(ref.id, manifest, remote.get(ref.id) ?? 'none', ref.dir);
+    // The folder says what it is even when the manifest cannot be read.
+    if (ref.preRestore) entry.kind = 'emergency-pre-restore';
+    else if (entry.kind === 'emergency-pre-restore') entry.kind = 'snapshot';
+    out.push(entry);
+  }
+  return out;
+}
+
+/** The remote catalog: complete remote snapshots (those with a manifest). */
+export async function remoteCatalog(remote: Remote): Promise<{ catalog: Catalog; incomplete: string[] }> {
+  const catalog: Catalog = [];
+  const incomplete: string[] = [];
+  for (const id of await remote.listIds()) {
+    if (!(await remote.isComplete(id))) {
+      incomplete.push(id);
+      continue;
+    }
+    let manifest: Manifest | undefined;
+    try {
+      manifest = await remote.readManifest(id);
+    } catch (err) {
+      if (!(err instanceof L2Error)) throw err;
+    }
+    catalog.push(catalogEntry(id, manifest, 'uploaded'));
+  }
+  return { catalog, incomplete };
+}
 
 export interface ResolvedSnapshot {
   id: string;
@@ -36,13 +136,12 @@ export async function readLocalEntries(dir: string, manifest: Manifest): Promise
   return parseEntries(text, join(dir, FILES));
 }
 
-/** Local snapshot by id (main or pre-restore) or 'latest' (newest nightly/snapshot, never a capture). */
-export async function findLocal(cfg: Config, idArg: string): Promise<LocalSnapshotRef> {
+/** Local snapshot by id (main or pre-restore) or 'latest' (see latestOf; never a capture). */
+export async function findLocal(cfg: Config, idArg: string, sources?: string[]): Promise<LocalSnapshotRef> {
   if (idArg === 'latest') {
-    const main = await listSnapshotDirs(cfg.BACKUP_ROOT, false);
-    const newest = main[main.length - 1];
-    if (!newest) throw new UsageError(`no complete snapshot in ${cfg.BACKUP_ROOT}; run 'l2backup snapshot' first or use --from remote`);
-    return newest;
+    const newest = latestOf(await localCatalog(cfg.BACKUP_ROOT, []), Date.now(), sources);
+    if (!newest) throw new UsageError(`no complete snapshot${sources?.length ? ` of ${sources.join(', ')}` : ''} in ${cfg.BACKUP_ROOT}; run 'l2backup snapshot' first or use --from remote`);
+    return { id: newest.id, dir: newest.dir!, preRestore: false };
   }
   const id = checkId(idArg);
   const ref = (await listLocal(cfg.BACKUP_ROOT, true)).find((r) => r.id === id);
@@ -50,9 +149,10 @@ export async function findLocal(cfg: Config, idArg: string): Promise<LocalSnapsh
   return ref;
 }
 
-export async function resolveSnapshot(cfg: Config, idArg: string, origin: Origin): Promise<ResolvedSnapshot> {
+/** `sources`: for 'latest', the sources that must be complete in it (restore --only). */
+export async function resolveSnapshot(cfg: Config, idArg: string, origin: Origin, sources?: string[]): Promise<ResolvedSnapshot> {
   if (origin === 'local') {
-    const ref = await findLocal(cfg, idArg);
+    const ref = await findLocal(cfg, idArg, sources);
     const manifest = await readManifest(ref.dir);
     return { id: ref.id, origin, manifest, entries: await readLocalEntries(ref.dir, manifest), dir: ref.dir };
   }
@@ -61,16 +161,9 @@ export async function resolveSnapshot(cfg: Config, idArg: string, origin: Origin
   try {
     let id = idArg;
     if (idArg === 'latest') {
-      const ids = await remote.listIds();
-      let found: string | undefined;
-      for (const candidate of ids.reverse()) {
-        if (await remote.isComplete(candidate)) {
-          found = candidate;
-          break;
-        }
-      }
-      if (!found) throw new UsageError(`no complete snapshot on ${remote.url}`);
-      id = found;
+      const found = latestOf((await remoteCatalog(remote)).catalog, Date.now(), sources);
+      if (!found) throw new UsageError(`no complete snapshot${sources?.length ? ` of ${sources.join(', ')}` : ''} on ${remote.url}`);
+      id = found.id;
     } else if (!(await remote.isComplete(id))) {
       throw new UsageError(`snapshot ${id} is not on ${remote.url} (or its upload never completed); see 'l2backup list --remote'`);
     }

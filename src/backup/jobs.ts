@@ -1,9 +1,10 @@
 /**
- * The backup jobs: nightly, snapshot and emergency-pre-restore. One run holds the backup lock,
- * cleans leftovers of crashed runs, builds the snapshot, uploads pending snapshots oldest first,
- * applies retention, writes the run record and raises one alert.
+ * The backup jobs, as named steps. Every step expects the caller to hold the backup lock.
+ *   nightly / snapshot:     removeLeftovers -> capture -> uploadPending -> applyRetention -> finishRun
+ *   emergency-pre-restore:  removeLeftovers -> capture -> (uploadPending with --upload) -> finishRun
+ * A capture never applies retention: restore takes one right before it reads the snapshot it
+ * restores, and retention must never delete that snapshot from under it.
  */
-import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { secretValues } from '../config/index.js';
 import type { Output } from '../output/index.js';
@@ -12,12 +13,14 @@ import { Alerter } from '../alert/index.js';
 import { acquireLock } from '../state/lock.js';
 import { statePaths } from '../state/paths.js';
 import { EXIT, L2Error, errorMessage } from '../errors.js';
+import { join } from 'node:path';
 import { buildSnapshot } from './snapshot.js';
-import { PRE_RESTORE_DIR, listLocal, listSnapshotDirs, newId, type SnapshotKind } from './layout.js';
-import { readAllEntries, readManifest, type Manifest } from './manifest.js';
+import { PRE_RESTORE_DIR, newId, type SnapshotKind } from './layout.js';
+import { readManifest, type Manifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
-import { Remote, remoteSettings } from './remote.js';
-import { cleanLeftovers, planLocalPrune, removeSnapshotDir } from './retention.js';
+import { Remote, UnuploadableError, remoteSettings } from './remote.js';
+import { baseOf, localCatalog, readLocalEntries } from './catalog.js';
+import { cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan } from './retention.js';
 import { pruneRemote } from './remote-retention.js';
 
 export interface JobContext {
@@ -48,131 +51,209 @@ export async function runBackup(ctx: JobContext, kind: SnapshotKind, opts: Backu
   return withBackupLock(ctx, `l2backup ${kind}`, () => backupLocked(ctx, kind, opts));
 }
 
-/** A backup run; the caller holds the backup lock (restore takes its pre-restore capture this way). */
+/** A backup run of any kind; the caller holds the backup lock. A capture goes to capturePreRestore. */
 export async function backupLocked(ctx: JobContext, kind: SnapshotKind, opts: BackupOptions = {}): Promise<number> {
+  return kind === 'emergency-pre-restore' ? capturePreRestore(ctx, opts) : backupJob(ctx, kind);
+}
+
+/** nightly / snapshot: the whole job. */
+export async function backupJob(ctx: JobContext, kind: 'nightly' | 'snapshot'): Promise<number> {
+  const run = startRun(ctx, kind);
+  await removeLeftovers(ctx);
+  const snap = await capture(ctx, run);
+  if (typeof snap === 'number') return snap;
+  const upload = await queueAndUpload(ctx, run, snap);
+  // Retention only now that a new snapshot is complete, and only after a backup (never a capture).
+  await applyRetention(ctx, run.records, false);
+  return finishRun(ctx, run, snap, upload);
+}
+
+/**
+ * An emergency-pre-restore capture into .pre-restore/ (what restore takes before it writes into
+ * the live sources). No retention; never counts as the last successful backup; uploaded only
+ * with `upload`. The caller holds the backup lock.
+ */
+export async function capturePreRestore(ctx: JobContext, opts: BackupOptions = {}): Promise<number> {
+  const run = startRun(ctx, 'emergency-pre-restore');
+  await removeLeftovers(ctx);
+  const snap = await capture(ctx, run);
+  if (typeof snap === 'number') return snap;
+  const upload = await queueAndUpload(ctx, run, snap, Boolean(opts.upload));
+  return finishRun(ctx, run, snap, upload);
+}
+
+interface Run {
+  kind: SnapshotKind;
+  command: string;
+  started: number;
+  records: BackupRecords;
+  alerter: Alerter;
+}
+
+interface Captured {
+  id: string;
+  manifest: Manifest;
+  partial: boolean;
+  dir: string;
+}
+
+interface UploadOutcome {
+  /** what the run record says about the remote */
+  state: string;
+  error?: string;
+  skipped: number;
+}
+
+function startRun(ctx: JobContext, kind: SnapshotKind): Run {
+  return { kind, command: `l2backup ${kind}`, started: Date.now(), records: new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)), alerter: new Alerter(ctx.cfg, ctx.out, 'l2backup') };
+}
+
+export async function removeLeftovers(ctx: JobContext): Promise<void> {
+  const removed = await cleanLeftovers([ctx.cfg.BACKUP_ROOT, join(ctx.cfg.BACKUP_ROOT, PRE_RESTORE_DIR)]);
+  for (const r of removed) ctx.out.warn(`removed leftover of an interrupted run: ${r}`);
+}
+
+/**
+ * The id a run gets. A nightly names its scheduled minute (02:00:03 -> ...-020000), so the
+ * runbook's `--include "202510*-020000*"` finds it; any run takes the next free second if taken.
+ */
+export function idTimeFor(kind: SnapshotKind, started: number): number {
+  return kind === 'nightly' ? started - (started % 60_000) : started;
+}
+
+/** Builds the snapshot; on failure records the run, alerts, and returns the exit code. */
+async function capture(ctx: JobContext, run: Run): Promise<Captured | number> {
   const { cfg, out } = ctx;
-  const command = `l2backup ${kind}`;
-  const started = Date.now();
-  const records = new BackupRecords(cfg.BACKUP_ROOT, (m) => out.warn(m));
-  const alerter = new Alerter(cfg, out, 'l2backup');
-  {
-    const removed = await cleanLeftovers([cfg.BACKUP_ROOT, join(cfg.BACKUP_ROOT, PRE_RESTORE_DIR)]);
-    for (const r of removed) out.warn(`removed leftover of an interrupted run: ${r}`);
-
-    const id = await newId(cfg.BACKUP_ROOT);
-    const main = await listSnapshotDirs(cfg.BACKUP_ROOT, false);
-    const base = main[main.length - 1];
-    const progress = await out.progress(`${kind} ${id}: reading sources`);
-    let manifest: Manifest;
-    let partial: boolean;
-    let dir: string;
-    try {
-      const res = await buildSnapshot({
-        root: cfg.BACKUP_ROOT,
-        id,
-        kind,
-        sources: cfg.BACKUP_SOURCES,
-        exclude: cfg.BACKUP_EXCLUDE,
-        base: base ? { id: base.id, dir: base.dir } : undefined,
-        envFile: cfg.envFile.loaded ? cfg.envFile.path : undefined,
-        secrets: secretValues(cfg),
-        signal: ctx.signal,
-        warn: (m) => out.warn(m),
-        onProgress: (files, bytes) => {
-          const secs = (Date.now() - started) / 1000;
-          progress.update(`${kind} ${id}: ${files} files, ${formatBytes(bytes)} (${formatBytes(bytes / Math.max(secs, 0.001))}/s)`);
-        },
-      });
-      ({ manifest, partial, dir } = res);
-    } catch (err) {
-      const msg = errorMessage(err);
-      progress.fail(`${kind} ${id} failed: ${msg}`);
-      const rec: RunRecord = { command, status: 'failed', startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), id, kind, durationMs: Date.now() - started, error: msg };
-      await records.writeRun(rec).catch((e) => out.warn(`run record not written: ${errorMessage(e)}`));
-      await alerter.send({ level: 'error', title: `backup ${kind} failed`, message: `${msg}. Earlier snapshots are untouched; check 'docker compose logs cron' and 'l2backup status'.`, key: `l2backup:${kind}:failed` });
-      if (err instanceof L2Error && err.exitCode !== EXIT.FAILED) throw err;
-      return EXIT.FAILED;
-    }
-    const t = manifest.totals;
-    progress.succeed(`${kind} ${id}: ${t.files} files, ${formatBytes(t.bytes)} (${formatBytes(t.newBytes)} new, ${t.linkedFiles} linked) in ${formatDuration(Date.now() - started)}`);
-
-    // Remote copies: this snapshot joins the pending list; pending ones go up oldest first.
-    let remoteState = 'off';
-    let remoteError: string | undefined;
-    const settings = remoteSettings(cfg);
-    const wantUpload = settings && (kind !== 'emergency-pre-restore' || opts.upload);
-    if (wantUpload) {
-      await records.setRemote({ id, state: 'pending', attempts: 0, bucket: settings.bucket });
-      const sync = await syncPending(ctx, records);
-      remoteState = sync.error ? 'pending' : 'uploaded';
-      remoteError = sync.error;
-    } else if (settings) {
-      remoteState = 'not uploaded (pre-restore capture)';
-    }
-
-    // Retention only now that a new snapshot is complete.
-    await pruneLocal(ctx, records, false);
-
-    const status: RunRecord['status'] = partial ? 'partial' : 'ok';
-    const rec: RunRecord = {
-      command,
-      status,
-      startedAt: new Date(started).toISOString(),
-      finishedAt: new Date().toISOString(),
+  const { kind, started } = run;
+  const id = await newId(cfg.BACKUP_ROOT, idTimeFor(kind, started));
+  const base = baseOf(await localCatalog(cfg.BACKUP_ROOT, []), Date.now());
+  const progress = await out.progress(`${kind} ${id}: reading sources`);
+  try {
+    const res = await buildSnapshot({
+      root: cfg.BACKUP_ROOT,
       id,
       kind,
-      files: t.files,
-      bytes: t.bytes,
-      newBytes: t.newBytes,
-      durationMs: Date.now() - started,
-      remote: remoteState,
-      warnings: manifest.warnings.length,
-      ...(remoteError ? { error: remoteError } : {}),
-    };
-    await records.writeRun(rec);
-    const summary = `snapshot ${id} (${kind}): ${t.files} files, ${formatBytes(t.bytes)}, ${formatBytes(t.newBytes)} new, ${formatDuration(rec.durationMs)}; remote: ${remoteState}; at ${dir}`;
-    if (remoteError) {
-      await alerter.send({ level: 'error', title: 'backup upload failed', message: `${remoteError}. The local snapshot ${id} stands and is marked remote pending; the next run uploads it.`, key: 'l2backup:upload-failed' });
-    }
-    if (partial) {
-      const bad = manifest.sources.filter((s) => s.status !== 'ok').map((s) => `${s.name} (${s.error ?? s.status})`);
-      await alerter.send({ level: 'warning', title: `backup ${kind} partial`, message: `${summary}. Sources not fully backed up: ${bad.join(', ')}. Verify backup source directories exist and have content.`, key: `l2backup:${kind}:partial` });
-    } else if (!remoteError) {
-      await alerter.send({ level: 'info', title: `backup ${kind} ok`, message: summary, key: `l2backup:${kind}:ok` });
-    }
-    if (remoteError) return EXIT.FAILED;
-    return partial ? EXIT.PARTIAL : EXIT.OK;
+      sources: cfg.BACKUP_SOURCES,
+      exclude: cfg.BACKUP_EXCLUDE,
+      base: base ? { id: base.id, dir: base.dir! } : undefined,
+      envFile: cfg.envFile.loaded ? cfg.envFile.path : undefined,
+      secrets: secretValues(cfg),
+      signal: ctx.signal,
+      warn: (m) => out.warn(m),
+      onProgress: (files, bytes) => {
+        const secs = (Date.now() - started) / 1000;
+        progress.update(`${kind} ${id}: ${files} files, ${formatBytes(bytes)} (${formatBytes(bytes / Math.max(secs, 0.001))}/s)`);
+      },
+    });
+    const t = res.manifest.totals;
+    progress.succeed(`${kind} ${id}: ${t.files} files, ${formatBytes(t.bytes)} (${formatBytes(t.newBytes)} new, ${t.linkedFiles} linked) in ${formatDuration(Date.now() - started)}`);
+    return { id, manifest: res.manifest, partial: res.partial, dir: res.dir };
+  } catch (err) {
+    const msg = errorMessage(err);
+    progress.fail(`${kind} ${id} failed: ${msg}`);
+    const rec: RunRecord = { command: run.command, status: 'failed', startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), id, kind, durationMs: Date.now() - started, error: msg };
+    await run.records.writeRun(rec).catch((e) => out.warn(`run record not written: ${errorMessage(e)}`));
+    await run.alerter.send({ level: 'error', title: `backup ${kind} failed`, message: `${msg}. Earlier snapshots are untouched; check 'docker compose logs cron' and 'l2backup status'.`, key: `l2backup:${kind}:failed` });
+    if (err instanceof L2Error && err.exitCode !== EXIT.FAILED) throw err;
+    return EXIT.FAILED;
   }
 }
 
-/** Uploads every pending snapshot, oldest first; stops at the first failure. Caller holds the lock. */
-export async function syncPending(ctx: JobContext, records: BackupRecords): Promise<{ uploaded: string[]; error?: string }> {
+/** The new snapshot joins the pending list (when it goes up at all); pending ones go up oldest first. */
+async function queueAndUpload(ctx: JobContext, run: Run, snap: Captured, uploadCapture = false): Promise<UploadOutcome> {
+  const settings = remoteSettings(ctx.cfg);
+  if (!settings) return { state: 'off', skipped: 0 };
+  if (run.kind === 'emergency-pre-restore' && !uploadCapture) return { state: 'not uploaded (pre-restore capture)', skipped: 0 };
+  await run.records.setRemote({ id: snap.id, state: 'pending', kind: run.kind, pendingSince: snap.manifest.finishedAt, attempts: 0, bucket: settings.bucket });
+  const sync = await uploadPending(ctx, run.records);
+  const mine = await run.records.remote(snap.id);
+  const state = mine?.state === 'uploaded' ? 'uploaded' : mine?.state === 'skipped' ? 'skipped (cannot be uploaded)' : 'pending';
+  return { state, error: sync.error, skipped: sync.skipped.length };
+}
+
+/** Writes the run record and sends the run's alert; returns the exit code. */
+async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: UploadOutcome): Promise<number> {
+  const { kind, records, alerter } = run;
+  const { id, manifest, partial, dir } = snap;
+  const t = manifest.totals;
+  const pendingSince = kind === 'emergency-pre-restore' ? undefined : await records.remotePendingSince();
+  const remotePending = upload.state === 'pending';
+  const status: RunRecord['status'] = partial ? 'partial' : remotePending ? 'pending' : 'ok';
+  const rec: RunRecord = {
+    command: run.command,
+    status,
+    startedAt: new Date(run.started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    id,
+    kind,
+    files: t.files,
+    bytes: t.bytes,
+    newBytes: t.newBytes,
+    durationMs: Date.now() - run.started,
+    remote: upload.state,
+    ...(pendingSince ? { remotePendingSince: pendingSince } : {}),
+    warnings: manifest.warnings.length,
+    ...(upload.error ? { error: upload.error } : {}),
+  };
+  await records.writeRun(rec);
+  const remoteWords = remotePending ? `local ok, remote pending since ${pendingSince ?? manifest.finishedAt}` : upload.state;
+  const summary = `snapshot ${id} (${kind}): ${t.files} files, ${formatBytes(t.bytes)}, ${formatBytes(t.newBytes)} new, ${formatDuration(rec.durationMs)}; remote: ${remoteWords}; at ${dir}`;
+  if (upload.error) {
+    await alerter.send({ level: 'error', title: 'backup upload failed', message: `${upload.error}. The local snapshot ${id} stands; ${remoteWords}; the next run uploads it.`, key: 'l2backup:upload-failed' });
+  }
+  if (partial) {
+    const bad = manifest.sources.filter((s) => s.status !== 'ok').map((s) => `${s.name} (${s.error ?? s.status})`);
+    await alerter.send({ level: 'warning', title: `backup ${kind} partial`, message: `${summary}. Sources not fully backed up: ${bad.join(', ')}. Verify backup source directories exist and have content.`, key: `l2backup:${kind}:partial` });
+  } else if (!upload.error && !upload.skipped) {
+    await alerter.send({ level: 'info', title: `backup ${kind} ok`, message: summary, key: `l2backup:${kind}:ok` });
+  }
+  if (upload.error || upload.skipped) return EXIT.FAILED;
+  return partial ? EXIT.PARTIAL : EXIT.OK;
+}
+
+export interface SyncResult {
+  uploaded: string[];
+  /** pending snapshots that can never be uploaded (damaged local copy, key rejected for good) */
+  skipped: { id: string; reason: string }[];
+  /** the upload that failed for a reason that may pass (network, server, credentials): the rest waits */
+  error?: string;
+}
+
+/**
+ * Uploads every pending snapshot, oldest first. One that cannot be uploaded for good is alerted
+ * and skipped (it then ages out like any other); a failure that may pass stops the round and
+ * leaves the rest pending. Caller holds the lock.
+ */
+export async function uploadPending(ctx: JobContext, records: BackupRecords): Promise<SyncResult> {
   const { cfg, out } = ctx;
+  const result: SyncResult = { uploaded: [], skipped: [] };
   const settings = remoteSettings(cfg);
-  if (!settings) return { uploaded: [] };
+  if (!settings) return result;
   const pending = (await records.allRemote()).filter((r) => r.state === 'pending');
-  if (pending.length === 0) return { uploaded: [] };
+  if (pending.length === 0) return result;
   const remote = await Remote.open(settings);
-  const uploaded: string[] = [];
+  const alerter = new Alerter(cfg, out, 'l2backup');
   try {
-    const local = new Map((await listLocal(cfg.BACKUP_ROOT, true)).map((r) => [r.id, r]));
+    const local = new Map((await localCatalog(cfg.BACKUP_ROOT, [])).map((e) => [e.id, { dir: e.dir! }]));
     for (const rec of pending) {
       const ref = local.get(rec.id);
-      if (!ref) {
-        out.warn(`snapshot ${rec.id} is pending upload but its local copy is gone; it cannot be uploaded`);
-        await records.setRemote({ ...rec, state: 'skipped', lastError: 'local copy gone before upload' });
-        continue;
-      }
       const attemptAt = new Date().toISOString();
-      try {
-        const manifest = await readManifest(ref.dir);
-        const entries = await readAllEntries(ref.dir);
-        const base = await remoteBase(remote, records, rec.id, local);
+      let reason: string | undefined;
+      if (!ref) reason = 'its local copy is gone';
+      else {
         const progress = await out.progress(`uploading ${rec.id} to ${remote.url}`);
         const started = Date.now();
-        let res;
         try {
-          res = await remote.uploadSnapshot({
+          let manifest: Manifest;
+          let entries;
+          try {
+            manifest = await readManifest(ref.dir);
+            entries = await readLocalEntries(ref.dir, manifest);
+          } catch (err) {
+            throw new UnuploadableError(`its local copy is damaged: ${errorMessage(err)}`);
+          }
+          const base = await remoteBase(remote, records, rec.id, local);
+          const res = await remote.uploadSnapshot({
             id: rec.id,
             dir: ref.dir,
             manifest,
@@ -181,29 +262,44 @@ export async function syncPending(ctx: JobContext, records: BackupRecords): Prom
             signal: ctx.signal,
             onProgress: (done, total, sent) => progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`),
           });
+          progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
+          await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
+          result.uploaded.push(rec.id);
+          continue;
         } catch (err) {
-          progress.fail(`upload of ${rec.id} failed: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
-          throw Object.assign(err as object, { reported: true });
+          const msg = err instanceof L2Error ? err.message : remote.describe(err);
+          if (err instanceof UnuploadableError && !ctx.signal.aborted) {
+            progress.fail(`${rec.id} cannot be uploaded: ${msg}`);
+            reason = msg;
+          } else {
+            progress.fail(`upload of ${rec.id} failed: ${msg}`);
+            await records.setRemote({ ...rec, attempts: rec.attempts + 1, lastAttemptAt: attemptAt, lastError: msg });
+            if (ctx.signal.aborted) throw err;
+            result.error = `upload of ${rec.id} to ${remote.url} failed: ${msg}`;
+            break;
+          }
         }
-        progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
-        await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
-        uploaded.push(rec.id);
+      }
+      await records.setRemote({ ...rec, state: 'skipped', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, lastError: reason });
+      result.skipped.push({ id: rec.id, reason });
+      await alerter.send({
+        level: 'error',
+        title: 'backup upload skipped',
+        message: `snapshot ${rec.id} cannot be uploaded to ${remote.url}: ${reason}. It stays local only (and ages out like any other); newer snapshots still upload. Check it with 'l2backup verify ${rec.id}'.`,
+        key: `l2backup:upload-skipped:${rec.id}`,
+      });
+    }
+    if (!result.error) {
+      try {
+        await pruneRemote(ctx, remote, records);
       } catch (err) {
-        const msg = err instanceof L2Error ? err.message : remote.describe(err);
-        await records.setRemote({ ...rec, attempts: rec.attempts + 1, lastAttemptAt: attemptAt, lastError: msg });
-        if (!(err as { reported?: boolean }).reported) out.error(`upload of ${rec.id} failed: ${msg}`);
-        if (ctx.signal.aborted) throw err;
-        return { uploaded, error: `upload of ${rec.id} to ${remote.url} failed: ${msg}` };
+        out.warn(`remote retention skipped: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
       }
     }
-    try {
-      await pruneRemote(ctx, remote, records);
-    } catch (err) {
-      out.warn(`remote retention skipped: ${remote.describe(err)}`);
-    }
-    return { uploaded };
+    return result;
   } finally {
     remote.destroy();
+    await records.refreshRemotePending().catch((e) => out.warn(`last-success record not refreshed: ${errorMessage(e)}`));
   }
 }
 
@@ -213,7 +309,7 @@ async function remoteBase(remote: Remote, records: BackupRecords, id: string, lo
   for (const baseId of done.reverse()) {
     try {
       const ref = local.get(baseId);
-      if (ref) return { id: baseId, entries: await readAllEntries(ref.dir) };
+      if (ref) return { id: baseId, entries: await readLocalEntries(ref.dir, await readManifest(ref.dir)) };
       if (!(await remote.isComplete(baseId))) continue;
       return { id: baseId, entries: await remote.readEntries(baseId, await remote.readManifest(baseId)) };
     } catch {
@@ -223,27 +319,26 @@ async function remoteBase(remote: Remote, records: BackupRecords, id: string, lo
   return undefined;
 }
 
-export async function pruneLocal(ctx: JobContext, records: BackupRecords, dryRun: boolean): Promise<{ deleted: string[]; kept: { id: string; why: string }[] }> {
+/** Applies local retention (the planner's plan); `dryRun` only plans. Caller holds the lock. */
+export async function applyRetention(ctx: JobContext, records: BackupRecords, dryRun: boolean): Promise<RetentionPlan> {
   const { cfg, out } = ctx;
-  const pending = new Set((await records.allRemote()).filter((r) => r.state === 'pending').map((r) => r.id));
-  const now = Date.now();
-  const main = planLocalPrune(await listSnapshotDirs(cfg.BACKUP_ROOT, false), cfg.BACKUP_LOCAL_RETENTION_DAYS, now, pending);
-  const pre = planLocalPrune(await listSnapshotDirs(join(cfg.BACKUP_ROOT, PRE_RESTORE_DIR), true), cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS, now, pending, false);
-  const deleted: string[] = [];
-  for (const ref of [...main.delete, ...pre.delete]) {
-    if (dryRun) {
-      deleted.push(ref.id);
-      continue;
-    }
+  const catalog = await localCatalog(cfg.BACKUP_ROOT, await records.allRemote());
+  const plan = planRetention(catalog, { days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS }, Date.now());
+  if (plan.refused) out.warn(`retention: ${plan.refused}`);
+  if (dryRun) return plan;
+  const dirs = new Map(catalog.map((e) => [e.id, e]));
+  const deleted: RetentionPlan['delete'] = [];
+  for (const d of plan.delete) {
+    const e = dirs.get(d.id)!;
     try {
-      await removeSnapshotDir(ref.dir);
-      await records.removeRemote(ref.id).catch(() => {});
-      deleted.push(ref.id);
-      out.info(`retention: deleted ${ref.preRestore ? 'pre-restore capture' : 'snapshot'} ${ref.id}`);
+      await removeSnapshotDir(e.dir!);
+      await records.removeRemote(d.id).catch(() => {});
+      deleted.push(d);
+      out.info(`retention: deleted ${e.kind === 'emergency-pre-restore' ? 'pre-restore capture' : 'snapshot'} ${d.id} (${d.why})`);
     } catch (err) {
-      out.warn(`retention: could not delete ${ref.dir}: ${errorMessage(err)}`);
+      out.warn(`retention: could not delete ${e.dir}: ${errorMessage(err)}`);
     }
   }
-  for (const k of main.keep) if (k.why === 'remote upload still pending' && !dryRun) out.warn(`retention: kept ${k.ref.id} past its age: its remote upload is still pending`);
-  return { deleted, kept: main.keep.map((k) => ({ id: k.ref.id, why: k.why })) };
+  for (const k of plan.keep) if (k.why === 'remote upload still pending') out.warn(`retention: kept ${k.id} past its age: its remote upload is still pending`);
+  return { ...plan, delete: deleted };
 }

@@ -1,15 +1,20 @@
 /**
  * Run records and per-snapshot remote state, in the state folder (never inside a snapshot:
- * a completed snapshot's folder must not change). l2health reads the last-success record.
+ * a completed snapshot's folder must not change). l2health reads the last-success record:
+ * only nightly and snapshot runs are successes (never a pre-restore capture), and it carries
+ * `remotePendingSince` while a backup's remote copy is pending, so the health check can turn
+ * DOWN when that lasts longer than BACKUP_MAX_AGE_HOURS.
  */
 import { join } from 'node:path';
 import { promises as fs } from 'node:fs';
 import { appendLines, isObject, readJsonState, writeJsonAtomic, type Reporter } from '../state/files.js';
 import { statePaths } from '../state/paths.js';
+import { idTime } from './layout.js';
 
 export interface RunRecord {
   command: string;
-  status: 'ok' | 'partial' | 'failed';
+  /** 'pending': the local snapshot is complete, its remote copy is not (upload failed) */
+  status: 'ok' | 'partial' | 'pending' | 'failed';
   startedAt: string;
   finishedAt: string;
   id?: string;
@@ -19,6 +24,8 @@ export interface RunRecord {
   newBytes?: number;
   durationMs: number;
   remote?: string;
+  /** finish time of the oldest backup whose remote copy is still pending */
+  remotePendingSince?: string;
   error?: string;
   warnings?: number;
 }
@@ -28,6 +35,9 @@ export type RemoteState = 'pending' | 'uploaded' | 'skipped';
 export interface RemoteRecord {
   id: string;
   state: RemoteState;
+  kind?: string;
+  /** when the snapshot became pending: its finish time */
+  pendingSince?: string;
   attempts: number;
   lastAttemptAt?: string;
   lastError?: string;
@@ -50,8 +60,25 @@ export class BackupRecords {
 
   async writeRun(rec: RunRecord): Promise<void> {
     await writeJsonAtomic(this.paths.backupLastRun, rec);
-    if (rec.status !== 'failed') await writeJsonAtomic(this.paths.backupLastSuccess, rec);
+    if (rec.status !== 'failed' && (rec.kind === 'nightly' || rec.kind === 'snapshot')) await writeJsonAtomic(this.paths.backupLastSuccess, rec);
     await appendLines(this.paths.backupRuns, [JSON.stringify(rec)]);
+  }
+
+  /** Finish time of the oldest nightly/snapshot whose upload is pending (captures do not count). */
+  async remotePendingSince(): Promise<string | undefined> {
+    const pending = (await this.allRemote()).filter((r) => r.state === 'pending' && r.kind !== 'emergency-pre-restore');
+    const times = pending.map((r) => (r.pendingSince ? Date.parse(r.pendingSince) : idTime(r.id))).filter(Number.isFinite);
+    return times.length ? new Date(Math.min(...times)).toISOString() : undefined;
+  }
+
+  /** After uploads outside a backup run (l2backup upload), the last success says what is still pending. */
+  async refreshRemotePending(): Promise<void> {
+    const last = await this.lastSuccess();
+    if (!last) return;
+    const since = await this.remotePendingSince();
+    if (since === last.remotePendingSince) return;
+    const { remotePendingSince: _drop, ...rest } = last;
+    await writeJsonAtomic(this.paths.backupLastSuccess, since ? { ...rest, remotePendingSince: since } : rest);
   }
 
   lastRun(): Promise<RunRecord | undefined> {

@@ -1,38 +1,35 @@
 /**
- * Remote retention, after a successful upload: complete remote snapshots older than
- * BACKUP_REMOTE_RETENTION_DAYS are deleted, never the newest complete one; incomplete remote
- * snapshots (no manifest: an interrupted upload) that are not pending locally are removed.
+ * Remote retention, after a successful upload round: the same pure planner as local retention
+ * over the remote catalog (complete remote snapshots and their recorded finish times), with
+ * BACKUP_REMOTE_RETENTION_DAYS. Incomplete remote snapshots (no manifest: an interrupted or
+ * skipped upload) that are not pending locally are removed.
  */
 import type { JobContext } from './jobs.js';
 import type { Remote } from './remote.js';
 import type { BackupRecords } from './records.js';
-import { idTime } from './layout.js';
+import { remoteCatalog } from './catalog.js';
+import { planRetention } from './retention.js';
 
 export interface RemotePrunePlan {
   delete: { id: string; why: string }[];
   keep: string[];
+  refused?: string;
 }
 
 export async function planRemotePrune(remote: Remote, records: BackupRecords, days: number, now: number): Promise<RemotePrunePlan> {
-  const ids = await remote.listIds();
+  const { catalog, incomplete } = await remoteCatalog(remote);
   const pending = new Set((await records.allRemote()).filter((r) => r.state === 'pending').map((r) => r.id));
-  const complete: string[] = [];
-  const plan: RemotePrunePlan = { delete: [], keep: [] };
-  for (const id of ids) {
-    if (await remote.isComplete(id)) complete.push(id);
-    else if (!pending.has(id)) plan.delete.push({ id, why: 'incomplete (interrupted upload)' });
-  }
-  const newest = complete[complete.length - 1];
-  const cutoff = now - days * 86_400_000;
-  for (const id of complete) {
-    if (id !== newest && idTime(id) < cutoff) plan.delete.push({ id, why: `older than ${days} day(s)` });
-    else plan.keep.push(id);
-  }
-  return plan;
+  const plan = planRetention(catalog, { days, preRestoreDays: days }, now);
+  return {
+    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: 'incomplete (interrupted or skipped upload)' })), ...plan.delete],
+    keep: plan.keep.map((k) => k.id),
+    ...(plan.refused ? { refused: plan.refused } : {}),
+  };
 }
 
 export async function pruneRemote(ctx: JobContext, remote: Remote, records: BackupRecords, dryRun = false): Promise<RemotePrunePlan> {
   const plan = await planRemotePrune(remote, records, ctx.cfg.BACKUP_REMOTE_RETENTION_DAYS, Date.now());
+  if (plan.refused) ctx.out.warn(`remote retention: ${plan.refused}`);
   if (dryRun) return plan;
   for (const d of plan.delete) {
     await remote.deleteSnapshot(d.id);

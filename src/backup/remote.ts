@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Writable, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config/index.js';
 import { L2Error, errorMessage } from '../errors.js';
@@ -20,6 +20,26 @@ import { FILES, MANIFEST, isSnapshotId } from './layout.js';
 import { entryKey, parseEntries, parseManifest, type Entry, type Manifest } from './manifest.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
+
+/** Attempts per S3 call (the first one and the retries). */
+export const S3_ATTEMPTS = 3;
+/** One request's answer may take this many S3_TIMEOUT_MS (it may carry a large part). */
+const REQUEST_TIMEOUTS = 4;
+
+/**
+ * A snapshot that can never be uploaded as it is: its local copy does not match its manifest,
+ * or the server rejects one of its keys for good. The upload round skips it and goes on.
+ */
+export class UnuploadableError extends L2Error {}
+
+/** S3 error codes that reject one object for good (retrying the same key cannot help). */
+const REJECTED_FOR_GOOD = new Set(['KeyTooLongError', 'EntityTooLarge', 'MetadataTooLarge', 'InvalidObjectName']);
+
+function rejectedForGood(err: unknown): string | undefined {
+  const e = err as { name?: string; Code?: string };
+  const code = e.name ?? e.Code;
+  return code && REJECTED_FOR_GOOD.has(code) ? code : undefined;
+}
 
 export interface RemoteSettings {
   bucket: string;
@@ -107,8 +127,17 @@ export class Remote {
       ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
       requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
-      maxAttempts: 4,
-      requestHandler: { connectionTimeout: Math.min(10_000, settings.timeoutMs), requestTimeout: settings.timeoutMs },
+      maxAttempts: S3_ATTEMPTS,
+      // Every call is bounded: a connection within min(10 s, S3_TIMEOUT_MS), never more than
+      // S3_TIMEOUT_MS of silence on the socket (a server that accepts and never answers), an
+      // answer within REQUEST_TIMEOUTS x S3_TIMEOUT_MS (room for a large part going up), and
+      // S3_ATTEMPTS attempts in all. Without throwOnRequestTimeout the SDK only logs a warning.
+      requestHandler: {
+        connectionTimeout: Math.min(10_000, settings.timeoutMs),
+        socketTimeout: settings.timeoutMs,
+        requestTimeout: settings.timeoutMs * REQUEST_TIMEOUTS,
+        throwOnRequestTimeout: true,
+      },
     });
     return new Remote(settings, client, sdk);
   }
@@ -267,7 +296,7 @@ export class Remote {
   }
 
   async putSmall(key: string, data: Buffer, sha256: string, signal: AbortSignal): Promise<void> {
-    await this.client.send(
+    await this.rejectingForGood(key, () => this.client.send(
       new this.sdk.PutObjectCommand({
         Bucket: this.settings.bucket,
         Key: key,
@@ -278,15 +307,49 @@ export class Remote {
         Metadata: { sha256 },
       }),
       { abortSignal: signal },
-    );
+    ));
   }
 
+  private async rejectingForGood<T>(key: string, put: () => Promise<T>): Promise<T> {
+    try {
+      return await put();
+    } catch (err) {
+      const code = rejectedForGood(err);
+      if (code) throw new UnuploadableError(`S3 rejects the key ${key.slice(0, 120)}${key.length > 120 ? '…' : ''} for good (${code})`);
+      throw err;
+    }
+  }
+
+  /**
+   * A multipart upload of a large file. The bytes are hashed as they are handed to the upload;
+   * when the stream ends with a hash or size other than the manifest's, the stream fails before
+   * the upload can complete, and the multipart upload is aborted: a damaged local copy never
+   * becomes an object that counts (or that later snapshots copy server-side).
+   */
   async putLarge(key: string, path: string, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
     const { Upload } = await import('@aws-sdk/lib-storage');
     const partSize = Math.max(this.settings.multipartBytes, Math.ceil(size / 9000));
+    const hash = createHash('sha256');
+    let seen = 0;
+    const mismatch = () => new UnuploadableError(`local file ${path} no longer matches its manifest (${seen} bytes, sha256 ${hash.copy().digest('hex').slice(0, 12)}…; expected ${size} bytes, ${sha256.slice(0, 12)}…); not uploading a damaged copy`);
+    let damaged: UnuploadableError | undefined;
+    const checked = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        seen += chunk.length;
+        if (seen > size) cb((damaged = mismatch()));
+        else cb(null, chunk);
+      },
+      flush(cb) {
+        if (seen !== size || hash.copy().digest('hex') !== sha256) cb((damaged = mismatch()));
+        else cb();
+      },
+    });
+    const source = createReadStream(path, { highWaterMark: 1 << 20 });
+    source.on('error', (err) => checked.destroy(new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`)));
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.settings.bucket, Key: key, Body: createReadStream(path, { highWaterMark: 1 << 20 }), Metadata: { sha256 } },
+      params: { Bucket: this.settings.bucket, Key: key, Body: source.pipe(checked), Metadata: { sha256 } },
       partSize,
       queueSize: Math.max(1, Math.min(4, this.settings.concurrency)),
       leavePartsOnError: false,
@@ -300,9 +363,20 @@ export class Remote {
     const abort = () => void upload.abort().catch(() => {});
     signal.addEventListener('abort', abort, { once: true });
     try {
-      await upload.done();
+      await this.rejectingForGood(key, () => upload.done());
+    } catch (err) {
+      // lib-storage aborts the multipart upload itself on a stream error (leavePartsOnError: false).
+      if (damaged) throw damaged;
+      if (err instanceof L2Error) throw err;
+      const cause = (err as { cause?: unknown }).cause;
+      if (cause instanceof UnuploadableError) throw cause;
+      throw err;
     } finally {
       signal.removeEventListener('abort', abort);
+    }
+    if (damaged) {
+      await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key })).catch(() => {});
+      throw damaged;
     }
     const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
     if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
@@ -345,9 +419,12 @@ export class Remote {
       if (size >= this.settings.multipartBytes) {
         await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
       } else {
-        const data = await fs.readFile(path);
+        const data = await fs.readFile(path).catch((err: NodeJS.ErrnoException) => {
+          throw new UnuploadableError(`local snapshot ${opts.id} file ${e.s}/${e.p} cannot be read (${err.code ?? 'error'}); not uploading it`);
+        });
+        // The bytes checked are the bytes sent (and the server checks them against Content-MD5).
         if (data.length !== size || createHash('sha256').update(data).digest('hex') !== e.sha256) {
-          throw new L2Error(`local snapshot ${opts.id} file ${e.s}/${e.p} no longer matches its manifest; not uploading a damaged copy (run 'l2backup verify ${opts.id}')`);
+          throw new UnuploadableError(`local snapshot ${opts.id} file ${e.s}/${e.p} no longer matches its manifest; not uploading a damaged copy (run 'l2backup verify ${opts.id}')`);
         }
         await this.putSmall(key, data, e.sha256!, opts.signal);
         result.bytesSent += data.length;

@@ -1,30 +1,63 @@
 /**
- * Retention. Local: snapshots older than the retention are deleted only after a new snapshot
- * completed, never the newest complete one, never one whose remote upload is still pending.
+ * Retention as a pure planner: (catalog, policy, now) -> plan. It never deletes, for any
+ * source, the newest backup that holds that source complete (a source missing for many nights
+ * keeps its last copy), never a snapshot whose upload is pending, and nothing at all while some
+ * snapshot is recorded as finished later than now (the clock jumped back: ages cannot be
+ * trusted, and the real snapshots must not lose to one from the future). Ages are measured
+ * from the recorded finish time. Only nightly and snapshot runs apply it (never a capture).
  * Deletion renames to a hidden trash name first, so a snapshot disappears at once and whole.
  */
 import { promises as fs } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { idTime, leftovers, type LocalSnapshotRef } from './layout.js';
+import { leftovers } from './layout.js';
+import { byFinishDesc, fromFuture, isBackup, latestOf, type Catalog, type CatalogEntry } from './catalog.js';
 
-export interface PrunePlan {
-  delete: LocalSnapshotRef[];
-  keep: { ref: LocalSnapshotRef; why: string }[];
+export interface RetentionPolicy {
+  /** nightly and snapshot runs older than this go */
+  days: number;
+  /** pre-restore captures older than this go */
+  preRestoreDays: number;
 }
 
-/** `protectNewest` is false for pre-restore captures: they are not backups to fall back on. */
-export function planLocalPrune(snaps: LocalSnapshotRef[], days: number, now: number, pending: Set<string>, protectNewest = true): PrunePlan {
-  const plan: PrunePlan = { delete: [], keep: [] };
-  const newest = snaps[snaps.length - 1];
-  const cutoff = now - days * 86_400_000;
-  for (const ref of snaps) {
-    if (ref === newest && protectNewest) plan.keep.push({ ref, why: 'newest complete snapshot' });
-    else if (idTime(ref.id) >= cutoff) plan.keep.push({ ref, why: `younger than ${days} day(s)` });
-    else if (pending.has(ref.id)) plan.keep.push({ ref, why: 'remote upload still pending' });
-    else plan.delete.push(ref);
+export interface RetentionPlan {
+  delete: { id: string; why: string }[];
+  keep: { id: string; why: string }[];
+  /** set when the planner refused to delete anything, with the reason */
+  refused?: string;
+}
+
+const DAY = 86_400_000;
+
+export function planRetention(catalog: Catalog, policy: RetentionPolicy, now: number): RetentionPlan {
+  const plan: RetentionPlan = { delete: [], keep: [] };
+  const future = catalog.filter((e) => fromFuture(e, now)).sort(byFinishDesc);
+  if (future.length) {
+    const f = future[0]!;
+    plan.refused = `snapshot ${f.id} is recorded as finished at ${new Date(f.finishedAt).toISOString()}, later than now (${new Date(now).toISOString()}): the clock moved back; retention deletes nothing until the clock passes that time (check the host clock / NTP)`;
+    plan.keep = catalog.map((e) => ({ id: e.id, why: 'prune refused: a snapshot is from the future' }));
+    return plan;
+  }
+  const protectedWhy = new Map<string, string>();
+  const backups = catalog.filter((e) => isBackup(e) && !e.damaged).sort(byFinishDesc);
+  const sources = new Set(backups.flatMap((e) => Object.keys(e.sources)));
+  for (const s of [...sources].sort()) {
+    const newest = backups.find((e) => e.sources[s] === 'complete');
+    if (newest && !protectedWhy.has(newest.id)) protectedWhy.set(newest.id, `newest complete copy of ${s}`);
+  }
+  const latest = latestOf(catalog, now);
+  if (latest && !protectedWhy.has(latest.id)) protectedWhy.set(latest.id, 'latest');
+  if (backups[0] && !protectedWhy.has(backups[0].id)) protectedWhy.set(backups[0].id, 'newest snapshot');
+  for (const e of catalog) {
+    const days = isBackup(e) ? policy.days : policy.preRestoreDays;
+    const why = protectedWhy.get(e.id) ?? (now - e.finishedAt <= days * DAY ? `younger than ${days} day(s)` : e.remote === 'pending' ? 'remote upload still pending' : undefined);
+    if (why) plan.keep.push({ id: e.id, why });
+    else plan.delete.push({ id: e.id, why: `older than ${days} day(s)${e.damaged ? ' (manifest unreadable)' : ''}` });
   }
   return plan;
 }
+
+/** A catalog entry's display word, for log lines. */
+export const what = (e: Pick<CatalogEntry, 'kind'>) => (e.kind === 'emergency-pre-restore' ? 'pre-restore capture' : 'snapshot');
 
 export async function removeSnapshotDir(dir: string): Promise<void> {
   const trash = join(dirname(dir), `.trash-${dir.split('/').pop()}-${process.pid}`);

@@ -52,7 +52,8 @@ export interface BackupStatus {
   lastRun: RunRecord | null;
   lastSuccess: RunRecord | null;
   snapshots: LocalRow[];
-  remote: { configured: boolean; url: string | null; pending: string[]; uploaded: number; lastError: string | null };
+  /** pendingSince: finish time of the oldest backup whose remote copy is pending ("local ok, remote pending since ...") */
+  remote: { configured: boolean; url: string | null; pending: string[]; pendingSince: string | null; skipped: string[]; uploaded: number; lastError: string | null };
   disk: { freeBytes: number; totalBytes: number } | null;
   lock: { pid: number; host: string; command: string; startedAt: string; stale?: string } | null;
 }
@@ -77,6 +78,8 @@ export async function backupStatus(cfg: Config, report: (m: string) => void): Pr
       configured: Boolean(settings),
       url: settings ? `s3://${settings.bucket}${settings.prefix ? '/' + settings.prefix : ''}/snapshots/` : null,
       pending: pendingRecs.map((r) => r.id),
+      pendingSince: (await records.remotePendingSince()) ?? null,
+      skipped: remoteRecs.filter((r) => r.state === 'skipped' && r.lastError && !r.lastError.startsWith('deleted from remote')).map((r) => r.id),
       uploaded: remoteRecs.filter((r) => r.state === 'uploaded').length,
       lastError: pendingRecs.find((r) => r.lastError)?.lastError ?? null,
     },

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { EXIT, L2Error, UsageError } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
-import { runBackup, pruneLocal, syncPending, withBackupLock } from '../backup/jobs.js';
+import { runBackup, applyRetention, uploadPending, withBackupLock } from '../backup/jobs.js';
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
 import { restore } from '../backup/restore.js';
@@ -38,9 +38,11 @@ export function buildProgram() {
         }
         const lr = st.lastRun;
         out.print(`backups volume: ${st.root}${st.disk ? ` (${formatBytes(st.disk.freeBytes)} free of ${formatBytes(st.disk.totalBytes)})` : ''}`);
-        out.print(`last run:       ${lr ? `${lr.command} ${lr.status.toUpperCase()} ${formatAge(lr.finishedAt)} ago${lr.id ? ` (${lr.id})` : ''}${lr.error ? `: ${lr.error}` : ''}` : 'never'}`);
+        const runWords = (r: NonNullable<typeof lr>) => (r.status === 'pending' ? `LOCAL OK, REMOTE PENDING since ${r.remotePendingSince ?? r.finishedAt}` : r.status.toUpperCase());
+        out.print(`last run:       ${lr ? `${lr.command} ${runWords(lr)} ${formatAge(lr.finishedAt)} ago${lr.id ? ` (${lr.id})` : ''}${lr.error ? `: ${lr.error}` : ''}` : 'never'}`);
         out.print(`last success:   ${st.lastSuccess ? `${st.lastSuccess.id} ${formatAge(st.lastSuccess.finishedAt)} ago` : 'never'}`);
-        out.print(`remote:         ${st.remote.configured ? `${st.remote.url} (${st.remote.uploaded} uploaded, ${st.remote.pending.length} pending${st.remote.pending.length ? `: ${st.remote.pending.join(', ')}` : ''})` : 'off (BACKUP_BUCKET not set)'}`);
+        out.print(`remote:         ${st.remote.configured ? `${st.remote.url} (${st.remote.uploaded} uploaded, ${st.remote.pending.length} pending${st.remote.pending.length ? `: ${st.remote.pending.join(', ')}` : ''}${st.remote.skipped.length ? `, ${st.remote.skipped.length} could not be uploaded: ${st.remote.skipped.join(', ')}` : ''})` : 'off (BACKUP_BUCKET not set)'}`);
+        if (st.remote.pendingSince) out.print(`remote copy:    local ok, remote pending since ${st.remote.pendingSince} (${formatAge(st.remote.pendingSince)})`);
         if (st.remote.lastError) out.print(`remote error:   ${st.remote.lastError}`);
         out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
         out.print(describeNextRun(next));
@@ -164,9 +166,9 @@ export function buildProgram() {
       action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean }) =>
         withBackupLock(ctx, 'l2backup prune', async () => {
           const records = new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m));
-          const res = await pruneLocal(ctx, records, Boolean(opts.dryRun));
-          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'}: ${res.deleted.length ? res.deleted.join(', ') : 'nothing'}`);
-          for (const k of res.kept) ctx.out.print(`kept ${k.id}: ${k.why}`);
+          const res = await applyRetention(ctx, records, Boolean(opts.dryRun));
+          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'}: ${res.delete.length ? res.delete.map((d) => d.id).join(', ') : 'nothing'}`);
+          for (const k of res.keep) ctx.out.print(`kept ${k.id}: ${k.why}`);
           if (opts.remote) {
             const remote = await openRemote(ctx.cfg);
             try {
@@ -188,10 +190,11 @@ export function buildProgram() {
     action(spec, async (ctx) =>
       withBackupLock(ctx, 'l2backup upload', async () => {
         if (!ctx.cfg.BACKUP_BUCKET) throw new UsageError('BACKUP_BUCKET is not set: there is no remote to upload to');
-        const res = await syncPending(ctx, new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)));
+        const res = await uploadPending(ctx, new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)));
         ctx.out.print(`uploaded: ${res.uploaded.length ? res.uploaded.join(', ') : 'nothing pending'}`);
+        for (const k of res.skipped) ctx.out.print(`skipped ${k.id}: ${k.reason}`);
         if (res.error) throw new L2Error(res.error);
-        return EXIT.OK;
+        return res.skipped.length ? EXIT.FAILED : EXIT.OK;
       }),
     ),
   );

@@ -42,12 +42,16 @@ function selectTargets(targets: HealthTarget[], mode: Mode): HealthTarget[] {
 }
 
 async function checkBackupAge(cfg: Config, file: string, report: (m: string) => void): Promise<CheckResult> {
-  const rec = await readJsonState<{ finishedAt?: string; id?: string }>(file, report, isObject);
+  const rec = await readJsonState<{ finishedAt?: string; id?: string; remotePendingSince?: string }>(file, report, isObject);
   const maxMs = cfg.BACKUP_MAX_AGE_HOURS * 3_600_000;
   if (!rec?.finishedAt || !Number.isFinite(Date.parse(rec.finishedAt))) return { name: 'backup', kind: 'backup', status: 'down', reason: 'no successful backup recorded yet (run l2backup nightly; check crontab -l)' };
   const age = Date.now() - Date.parse(rec.finishedAt);
   if (age > maxMs) return { name: 'backup', kind: 'backup', status: 'down', reason: `last successful backup ${rec.id ?? ''} is ${formatDuration(age)} old (max ${cfg.BACKUP_MAX_AGE_HOURS} h)` };
-  return { name: 'backup', kind: 'backup', status: 'up', reason: `last successful backup ${rec.id ?? ''} ${formatDuration(age)} ago` };
+  // l2backup records how long a backup's remote copy has been pending (local ok, upload failed).
+  const pendingMs = rec.remotePendingSince ? Date.now() - Date.parse(rec.remotePendingSince) : NaN;
+  const pending = Number.isFinite(pendingMs) ? `; local ok, remote pending since ${rec.remotePendingSince}` : '';
+  if (pendingMs > maxMs) return { name: 'backup', kind: 'backup', status: 'down', reason: `remote copy pending for ${formatDuration(pendingMs)} (max ${cfg.BACKUP_MAX_AGE_HOURS} h): last successful backup ${rec.id ?? ''} ${formatDuration(age)} ago${pending}; see 'l2backup status'` };
+  return { name: 'backup', kind: 'backup', status: 'up', reason: `last successful backup ${rec.id ?? ''} ${formatDuration(age)} ago${pending}` };
 }
 
 async function checkBuffer(cfg: Config, alerter: Alerter): Promise<CheckResult> {
