@@ -7,12 +7,18 @@
  * - signatures: s3rver checks only that the access key exists, never a SigV4 signature; here
  *   every request's SigV4 signature is verified against the account's secret;
  * - CopyObject: s3rver reads x-amz-copy-source with decodeURI, so keys with '&', '+', ... in
- *   them (encoded as S3 requires) are not found; the header is normalised here.
+ *   them (encoded as S3 requires) are not found; the header is normalised here;
+ * - AbortMultipartUpload (DELETE ?uploadId=...): s3rver does not implement it (405); here it
+ *   removes the upload's parts, as S3 does;
+ * - key length: S3 refuses to store a key longer than 1024 bytes (400 KeyTooLongError); s3rver
+ *   does not check, so it is checked here.
  * Used by the tests and by `npm run demo`.
  * Usage: node --openssl-legacy-provider scripts/dev-s3-server.cjs <port> <dir> <bucket>; prints "ready <port>".
  */
 'use strict';
 const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
 const S3rver = require('s3rver');
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
 
@@ -86,6 +92,29 @@ server.middleware.unshift(async (ctx, next) => {
     ctx.type = 'application/xml';
     ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${bad[0]}</Code><Message>${bad[1]}</Message></Error>`;
     return;
+  }
+  const uploadId = ctx.method === 'DELETE' ? new URLSearchParams(ctx.req.url.split('?')[1] ?? '').get('uploadId') : null;
+  if (uploadId) {
+    const uploadDir = path.join(dir, bucket, '._S3rver_uploads', uploadId);
+    if (!/^[0-9a-f]+$/.test(uploadId) || !fs.existsSync(uploadDir)) {
+      ctx.status = 404;
+      ctx.type = 'application/xml';
+      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
+      return;
+    }
+    fs.rmSync(uploadDir, { recursive: true, force: true });
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.method === 'PUT' || ctx.method === 'POST') {
+    const path = ctx.req.url.split('?')[0];
+    const key = decodeURIComponent(path.slice(path.indexOf('/', 1) + 1));
+    if (path.indexOf('/', 1) !== -1 && Buffer.byteLength(key) > 1024) {
+      ctx.status = 400;
+      ctx.type = 'application/xml';
+      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>KeyTooLongError</Code><Message>Your key is too long</Message></Error>';
+      return;
+    }
   }
   const copySource = ctx.req.headers['x-amz-copy-source'];
   if (typeof copySource === 'string') ctx.req.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(copySource));
