@@ -17,6 +17,7 @@
  */
 'use strict';
 const crypto = require('node:crypto');
+const { URLSearchParams } = require('node:url');
 const fs = require('node:fs');
 const path = require('node:path');
 const S3rver = require('s3rver');

@@ -163,3 +163,19 @@ test('a server that accepts and never answers ends the run within a few S3_TIMEO
     await new Promise<void>((r) => hung.close(() => r()));
   }
 }, 400_000);
+
+test('remote "latest" is the newest nightly/snapshot by recorded finish time, never a capture uploaded with --upload', async () => {
+  const s = setup();
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const [nightly] = snapshots(s.root);
+  writeFileSync(join(s.data, 'reports/daily.csv'), 'state right before a restore\n');
+  expect((await run('l2backup', ['emergency-pre-restore', '--upload'], s.env)).exitCode).toBe(0);
+  expect((await remoteList(s.env)).filter((r) => r.complete)).toHaveLength(2);
+  const target = join(s.dir, 'from-remote');
+  const res = await run('l2backup', ['restore', 'latest', '--from', 'remote', '--only', 'reports', '--target', target], s.env);
+  expect(res.exitCode).toBe(0);
+  expect(res.stderr).toContain(`restored snapshot ${nightly} (remote)`);
+  expect(readFileSync(join(target, 'reports/daily.csv'), 'utf8')).toBe('date,pnl\n2025-10-03,12.5\n');
+  // Nor does the capture count as the last successful backup.
+  expect(JSON.parse((await run('l2backup', ['status', '--json'], s.env)).stdout).lastSuccess.id).toBe(nightly);
+});
