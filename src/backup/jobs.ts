@@ -1,6 +1,7 @@
 /**
  * The backup jobs, as named steps. Every step expects the caller to hold the backup lock.
- *   nightly / snapshot:     removeLeftovers -> capture -> uploadPending -> applyRetention -> finishRun
+ *   nightly / snapshot:     removeLeftovers -> capture -> uploadPending -> applyRemoteRetention
+ *                           -> applyRetention -> finishRun
  *   emergency-pre-restore:  removeLeftovers -> capture -> (uploadPending with --upload) -> finishRun
  * A capture never applies retention: restore takes one right before it reads the snapshot it
  * restores, and retention must never delete that snapshot from under it.
@@ -64,6 +65,7 @@ export async function backupJob(ctx: JobContext, kind: 'nightly' | 'snapshot'): 
   if (typeof snap === 'number') return snap;
   const upload = await queueAndUpload(ctx, run, snap);
   // Retention only now that a new snapshot is complete, and only after a backup (never a capture).
+  if (upload.state === 'uploaded') await applyRemoteRetention(ctx, run.records);
   await applyRetention(ctx, run.records, false);
   return finishRun(ctx, run, snap, upload);
 }
@@ -222,7 +224,7 @@ export interface SyncResult {
 /**
  * Uploads every pending snapshot, oldest first. One that cannot be uploaded for good is alerted
  * and skipped (it then ages out like any other); a failure that may pass stops the round and
- * leaves the rest pending. Caller holds the lock.
+ * leaves the rest pending. No retention here (see applyRemoteRetention). Caller holds the lock.
  */
 export async function uploadPending(ctx: JobContext, records: BackupRecords): Promise<SyncResult> {
   const { cfg, out } = ctx;
@@ -289,13 +291,6 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
         key: `l2backup:upload-skipped:${rec.id}`,
       });
     }
-    if (!result.error) {
-      try {
-        await pruneRemote(ctx, remote, records);
-      } catch (err) {
-        out.warn(`remote retention skipped: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
-      }
-    }
     return result;
   } finally {
     remote.destroy();
@@ -317,6 +312,20 @@ async function remoteBase(remote: Remote, records: BackupRecords, id: string, lo
     }
   }
   return undefined;
+}
+
+/** Remote retention after a backup's successful upload round; a failure is a warning. Caller holds the lock. */
+export async function applyRemoteRetention(ctx: JobContext, records: BackupRecords): Promise<void> {
+  const settings = remoteSettings(ctx.cfg);
+  if (!settings) return;
+  const remote = await Remote.open(settings);
+  try {
+    await pruneRemote(ctx, remote, records);
+  } catch (err) {
+    ctx.out.warn(`remote retention skipped: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
+  } finally {
+    remote.destroy();
+  }
 }
 
 /** Applies local retention (the planner's plan); `dryRun` only plans. Caller holds the lock. */
