@@ -68,6 +68,9 @@ test('a damaged pending snapshot is alerted and skipped; newer snapshots still u
   const st = JSON.parse((await run('l2backup', ['status', '--json'], s.env)).stdout);
   expect(st.remote.pending).toEqual([]);
   expect(st.remote.skipped).toEqual([damaged]);
+  // No longer pending, it ages out like any other snapshot (here: ten days on).
+  const later = await run('l2backup', ['prune', '--dry-run'], { ...s.env, LD_PRELOAD: LIBFAKETIME, FAKETIME: '+10d' });
+  expect(later.stdout).toMatch(new RegExp(`would delete: .*${damaged}`));
 });
 
 test('a key the server rejects for good (KeyTooLongError) is alerted and skipped; the next snapshot uploads', async () => {
