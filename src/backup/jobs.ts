@@ -178,7 +178,7 @@ async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: Uplo
   const { kind, records, alerter } = run;
   const { id, manifest, partial, dir } = snap;
   const t = manifest.totals;
-  const pendingSince = kind === 'emergency-pre-restore' ? undefined : await records.remotePendingSince();
+  const pendingSince = kind === 'emergency-pre-restore' || !remoteSettings(ctx.cfg) ? undefined : await records.remotePendingSince();
   const remotePending = upload.state === 'pending';
   const status: RunRecord['status'] = partial ? 'partial' : remotePending ? 'pending' : 'ok';
   const rec: RunRecord = {
@@ -331,7 +331,8 @@ export async function applyRemoteRetention(ctx: JobContext, records: BackupRecor
 /** Applies local retention (the planner's plan); `dryRun` only plans. Caller holds the lock. */
 export async function applyRetention(ctx: JobContext, records: BackupRecords, dryRun: boolean): Promise<RetentionPlan> {
   const { cfg, out } = ctx;
-  const catalog = await localCatalog(cfg.BACKUP_ROOT, await records.allRemote());
+  // With no remote configured nothing is waiting to go up: "pending" protects nothing then.
+  const catalog = await localCatalog(cfg.BACKUP_ROOT, remoteSettings(cfg) ? await records.allRemote() : []);
   const plan = planRetention(catalog, { days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS }, Date.now());
   if (plan.refused) out.warn(`retention: ${plan.refused}`);
   if (dryRun) return plan;
