@@ -10,6 +10,7 @@ import { readEnvFile } from './envfile.js';
 import { Invalid } from './parsers.js';
 import { SETTINGS, type Group, type SettingName, type Settings } from './settings.js';
 import { buildTargets, type HealthTarget } from './health-targets.js';
+import { maskUrlCredentials, urlSecretParts } from '../output/mask.js';
 
 export type { Settings, SettingName, Group } from './settings.js';
 export type { HealthTarget } from './health-targets.js';
@@ -38,9 +39,13 @@ export function isSecret(name: SettingName): boolean {
   return Boolean((SETTINGS[name] as { secret?: boolean }).secret);
 }
 
-/** Masks a secret for display: URLs keep scheme and host (so an operator sees which service), the rest goes. */
+/**
+ * Masks a value for display. Secrets: URLs keep scheme and host (so an operator sees which
+ * service), the rest goes. Any other value: URL userinfo and token parameters are masked.
+ */
 export function maskValue(name: SettingName, value: string): string {
-  if (!isSecret(name) || value === '') return value;
+  if (value === '') return value;
+  if (!isSecret(name)) return maskUrlCredentials(value);
   try {
     const url = new URL(value);
     if (url.protocol === 'http:' || url.protocol === 'https:') return `${url.protocol}//${url.host}/****`;
@@ -54,7 +59,7 @@ export function loadConfig(groups: Group[], env: NodeJS.ProcessEnv = process.env
   if (envFilePath !== undefined && !isAbsolute(envFilePath)) {
     throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env) is not valid: expected an absolute path (starting with /)`);
   }
-  const fileValues = readEnvFile(filePath);
+  const fileValues = readEnvFile(filePath, env);
   if (fileValues === undefined && envFilePath !== undefined) {
     throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env): no such file; create it or unset L2_ENV_FILE to use ${SETTINGS.L2_ENV_FILE.default}`);
   }
@@ -191,7 +196,12 @@ export function secretValues(cfg: Config): string[] {
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const v = cfg.raw[name];
     if (isSecret(name) && v && v.length >= 6) out.push(v);
+    // URL userinfo and token parameters in any setting (HEALTH_ENDPOINTS, S3_ENDPOINT...).
+    else if (v) out.push(...urlSecretParts(v).filter((s) => s.length >= 6));
   }
-  for (const t of cfg.targets) for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);
+  for (const t of cfg.targets) {
+    for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);
+    out.push(...urlSecretParts(t.url).filter((s) => s.length >= 6));
+  }
   return out;
 }
