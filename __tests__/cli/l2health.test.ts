@@ -159,7 +159,7 @@ test('once also watches the backups: no backup is DOWN, a fresh one is UP; the p
   expect(third.by('backup').reason).toMatch(/is 30 h 0 min old \(max 26 h\)/);
 });
 
-test('an overlapping run exits 75; no targets exits 2; bad target config exits 2 naming the target', async () => {
+test('an overlapping run exits 75; sse-only without streams exits 2; bad target config exits 2 naming the target', async () => {
   const sb = env({ HEALTH_ENDPOINTS: `algo=${t.base}/health` });
   mkdirSync(join(sb.root, '.l2/locks'), { recursive: true });
   const holder = execa('sleep', ['30']);
@@ -170,9 +170,9 @@ test('an overlapping run exits 75; no targets exits 2; bad target config exits 2
   expect(busy.exitCode).toBe(75);
   expect(busy.stderr).toMatch(/another run holds the lock/);
 
-  const none = await run('l2health', ['once'], sandbox().env);
+  const none = await run('l2health', ['sse-only'], sandbox().env);
   expect(none.exitCode).toBe(2);
-  expect(none.stderr).toMatch(/no targets configured for once: set HEALTH_ENDPOINTS or HEALTH_SSE_STREAMS/);
+  expect(none.stderr).toMatch(/no targets configured for sse-only: set HEALTH_SSE_STREAMS/);
 
   const cases: [Record<string, string>, RegExp][] = [
     [{ HEALTH_ENDPOINTS: 'algo=http://a/h,algo=http://b/h' }, /HEALTH_ENDPOINTS=.* expected unique names \("algo" appears twice\)/],

@@ -83,6 +83,22 @@ export async function startTargets(): Promise<Targets> {
         timers.add(timer);
         return;
       }
+      case '/sse/no-newline':
+      case '/sse/huge-frame': {
+        // Bytes as fast as the client takes them, never ending a line (after one good frame for huge-frame).
+        sse(res);
+        if (req.url === '/sse/huge-frame') res.write(': hello\n\n');
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        let open = true;
+        const pump = () => {
+          while (open && res.write(chunk));
+        };
+        res.on('drain', pump);
+        req.on('close', () => (open = false));
+        res.on('close', () => (open = false));
+        pump();
+        return;
+      }
       default:
         res.writeHead(404).end();
     }

@@ -163,10 +163,15 @@ function crossCheck(cfg: Config, want: Set<Group>): void {
       firstEventTimeoutMs: cfg.HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS,
       observeMs: cfg.HEALTH_SSE_OBSERVE_MS,
       maxGapMs: cfg.HEALTH_SSE_MAX_GAP_MS,
+      maxFrameBytes: cfg.HEALTH_SSE_MAX_FRAME_BYTES,
     });
+    // Each target against its own kind's timeouts: the SSE defaults do not concern HTTP targets.
     for (const t of cfg.targets) {
-      if (t.timeoutMs > cfg.HEALTH_RUN_BUDGET_MS || t.firstEventTimeoutMs + t.observeMs > cfg.HEALTH_RUN_BUDGET_MS) {
-        throw new ConfigError(`health target "${t.name}": its timeouts exceed HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten them or raise the budget`);
+      if (t.kind === 'http' && t.timeoutMs > cfg.HEALTH_RUN_BUDGET_MS) {
+        throw new ConfigError(`health target "${t.name}": its timeout (${t.timeoutMs} ms) exceeds HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten it or raise the budget`);
+      }
+      if (t.kind === 'sse' && t.firstEventTimeoutMs + t.observeMs > cfg.HEALTH_RUN_BUDGET_MS) {
+        throw new ConfigError(`health target "${t.name}": its SSE timeouts (first event ${t.firstEventTimeoutMs} ms + observation ${t.observeMs} ms) exceed HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten them (HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS, HEALTH_SSE_OBSERVE_MS) or raise the budget`);
       }
     }
   }

@@ -89,9 +89,11 @@ export interface NamedUrl {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+// Health target names may also start with '_' (`__proto__` is a name like any other there).
+const TARGET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 export function isValidName(name: string): boolean {
-  return NAME.test(name);
+  return TARGET_NAME.test(name);
 }
 
 /** `name=url,name=url`: the runbook style for health endpoints and SSE streams. */
@@ -102,7 +104,7 @@ export function namedUrls(raw: string): NamedUrl[] {
     if (eq <= 0) throw new Invalid(`name=url pairs separated by commas (got an item without "name=")`);
     const name = item.slice(0, eq).trim();
     const url = item.slice(eq + 1).trim();
-    if (!NAME.test(name)) throw new Invalid(`names of letters, digits, '.', '_' or '-' ("${name.slice(0, 40)}" is not)`);
+    if (!TARGET_NAME.test(name)) throw new Invalid(`names of letters, digits, '.', '_' or '-' ("${name.slice(0, 40)}" is not)`);
     try {
       httpUrl(url);
     } catch {
