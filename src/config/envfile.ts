@@ -1,6 +1,6 @@
 /**
  * The env file (`/app/.env`), read as docker compose reads it, since the same file feeds
- * `docker compose` (rules: https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/#env-file-syntax
+ * `docker compose` (rules: https://docs.docker.com/compose/env-file/
  * and compose-go's dotenv parser):
  * - LF or CRLF line endings; blank lines and lines starting with `#` are ignored;
  * - `KEY=VALUE`, `KEY: VALUE` (compose's yaml-style form), an optional `export ` prefix;
