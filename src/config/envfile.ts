@@ -56,6 +56,8 @@ export class EnvSyntaxError extends Error {
 
 const KEY_CHARS = /^[A-Za-z0-9_.]+/;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
+// `\$` in double quotes: a `$` that interpolation must leave alone (NUL cannot occur in an env value).
+const LITERAL_DOLLAR = '\u0000';
 
 /** Splits into lines after turning CRLF (and lone CR) into LF, so both endings parse the same. */
 export function envLines(text: string): string[] {
@@ -150,7 +152,7 @@ function quoted(lines: string[], index: number, first: string, quote: '"' | "'",
           written += ch;
           continue;
         }
-        const esc: Record<string, string> = { n: '\n', r: '\r', t: '\t', '\\': '\\', '"': '"', "'": "'", $: '\u0000' };
+        const esc: Record<string, string> = { n: '\n', r: '\r', t: '\t', '\\': '\\', '"': '"', "'": "'", $: LITERAL_DOLLAR };
         out += esc[next] ?? `\\${next}`;
         written += ch + next;
         i++;
@@ -161,7 +163,7 @@ function quoted(lines: string[], index: number, first: string, quote: '"' | "'",
         if (tail.trim() !== '' && !/^\s+#/.test(tail) && !tail.trim().startsWith('#')) {
           throw new EnvSyntaxError(line + 1, 'unexpected text after the closing quote; remove it or quote the whole value');
         }
-        const value = quote === "'" ? out : interpolate(out, resolve, openLine).replace(/\u0000/g, '$');
+        const value = quote === "'" ? out : interpolate(out, resolve, openLine).split(LITERAL_DOLLAR).join('$');
         return { key, value, written, quote, firstLine: openLine, lastLine: line + 1, inherited: false };
       }
       out += ch;
