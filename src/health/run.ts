@@ -4,6 +4,7 @@
  * after), the state written atomically, then the dead-man's ping.
  * The backup check reads l2backup's run record from the volume: health never imports backup.
  */
+import { createHash } from 'node:crypto';
 import type { Config, HealthTarget } from '../config/index.js';
 import type { Output } from '../output/index.js';
 import { Alerter, type AlertInput } from '../alert/index.js';
@@ -15,7 +16,6 @@ import { checkHttp, httpGet } from './http.js';
 import { networkReason } from './probe-errors.js';
 import { checkSse } from './sse.js';
 import { isHealthState, nameMap, transition, type HealthState, type OpenAlert, type OpenAlerts, type TargetState } from './state.js';
-import { createHash } from 'node:crypto';
 import type { CheckResult } from './types.js';
 
 export type Mode = 'once' | 'health-only' | 'sse-only';
@@ -110,7 +110,9 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     state.lastRunAt = new Date(now).toISOString();
     const alerter = new Alerter(cfg, out, 'l2health', { deadline: Math.min(deadline, Date.now() + cfg.ALERT_BUDGET_MS) });
     // A transition raised by a run that died before recording it is already buffered, same id.
-    const buffered = alerts.length && alerter.configured ? new Set((await alerter.buffer.load()).map((a) => a.id)) : new Set<string>();
+    // (An unreadable buffer only costs the check: the alert is then buffered again, same id.)
+    const buffered = new Set<string>();
+    if (alerts.length && alerter.configured) for (const a of await alerter.buffer.load().catch(() => [])) buffered.add(a.id);
     const fresh = alerts.filter((a) => !buffered.has(a.id!));
     // Alerts are durable in the buffer before the state says they were raised: a crash in
     // between can repeat an alert (same id), never lose one.
