@@ -103,8 +103,10 @@ export function loadConfig(groups: Group[], env: NodeJS.ProcessEnv = process.env
         values[name] = spec.default === undefined ? undefined : (spec.parse as (v: string) => unknown)(spec.default.replace('${BACKUP_ROOT}', String(values.BACKUP_ROOT)));
         continue;
       }
-      const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-      throw new ConfigError(`${name}="${maskValue(name, shown)}" (from ${sourceLabel(source)}) is not valid: expected ${err.message}`);
+      // Masked before it is cut: a cut inside a URL could otherwise leave half a password showing.
+      const masked = maskValue(name, value);
+      const shown = masked.length > 80 ? `${masked.slice(0, 77)}...` : masked;
+      throw new ConfigError(`${name}="${shown}" (from ${sourceLabel(source)}) is not valid: expected ${err.message}`);
     }
   }
 
