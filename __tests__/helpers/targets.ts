@@ -29,7 +29,7 @@ export async function startTargets(): Promise<Targets> {
         res.writeHead(t.flakyStatus).end();
         return;
       case '/slow': {
-        const timer = setTimeout(() => res.end('ok'), 400);
+        const timer = setTimeout(() => res.end('ok'), 1500);
         timers.add(timer);
         return;
       }
