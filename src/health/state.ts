@@ -2,7 +2,8 @@
  * Per-target health state and the transition rules, as pure functions of (state, result, now)
  * so the clock can be injected in tests.
  * - DOWN/DEGRADED after HEALTH_FAILURE_THRESHOLD consecutive bad checks, UP again after
- *   HEALTH_SUCCESS_THRESHOLD good ones: no flapping alerts.
+ *   HEALTH_SUCCESS_THRESHOLD good ones, and a switch between DOWN and DEGRADED only after
+ *   HEALTH_FAILURE_THRESHOLD checks of the new one: no flapping alerts.
  * - One alert per transition; while down, a reminder every HEALTH_REMINDER_MINUTES.
  * - Open alerts are also kept in their own file, so an alert left open by a lost state file is
  *   still resolved on the next good check.
