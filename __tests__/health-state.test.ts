@@ -38,10 +38,11 @@ test('a single failure between successes raises nothing (no flapping)', () => {
   expect(out.every((o) => !o.alert)).toBe(true);
 });
 
-test('DEGRADED is a warning, and DOWN after it is a new alert', () => {
+test('DEGRADED is a warning, and DOWN after it is a new alert (after the failure threshold too)', () => {
   const out = runs([slow, slow, down, down, up]);
   expect(out[1]!.alert).toMatchObject({ level: 'warning', title: 'algo DEGRADED' });
-  expect(out[2]!.alert).toMatchObject({ level: 'error', title: 'algo DOWN' });
+  expect(out[2]!.alert).toBeUndefined();
+  expect(out[3]!.alert).toMatchObject({ level: 'error', title: 'algo DOWN' });
   expect(out[4]!.alert).toMatchObject({ level: 'info', title: 'algo RESOLVED' });
 });
 
@@ -65,4 +66,20 @@ test('uptime over a window counts degraded as up', () => {
   ];
   expect(uptime(h, 86_400, now)).toBeCloseTo(2 / 3);
   expect(uptime([], 86_400, now)).toBeNull();
+});
+
+test('a target flapping between DOWN and DEGRADED respects the thresholds and the reminder interval', () => {
+  // DOWN twice (alert), then two hours alternating degraded/down every 5 minutes.
+  const flapping = Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? slow : down));
+  const out = runs([down, down, ...flapping]);
+  const alerts = out.map((o, i) => [i, o.alert?.title]).filter(([, a]) => a !== undefined);
+  // One DOWN, then a reminder every 60 minutes (runs 13 and 25), never a DEGRADED.
+  expect(alerts).toEqual([
+    [1, 'algo DOWN'],
+    [13, 'algo still DOWN'],
+    [25, 'algo still DOWN'],
+  ]);
+  // A change that lasts for the threshold is still reported once.
+  const settled = runs([down, down, slow, slow, slow, slow]).map((o) => o.alert?.title);
+  expect(settled).toEqual([undefined, 'algo DOWN', undefined, 'algo DEGRADED', undefined, undefined]);
 });

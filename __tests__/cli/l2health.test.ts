@@ -22,7 +22,8 @@ beforeEach(() => {
 });
 
 function env(extra: Record<string, string>) {
-  return sandbox({ HEALTH_TIMEOUT_MS: '1000', HEALTH_LATENCY_WARN_MS: '250', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '1000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
+  // Thresholds far from the targets' real latencies: a loaded machine must not turn UP into DEGRADED.
+  return sandbox({ HEALTH_TIMEOUT_MS: '3000', HEALTH_LATENCY_WARN_MS: '1000', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '3000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
 }
 
 interface Row {
@@ -55,8 +56,8 @@ test('HTTP checks: healthy, 500, slow, hanging after accept, refused, unknown ho
   expect(by('authed')).toMatchObject({ status: 'up' });
   expect(by('broken')).toMatchObject({ status: 'down', reason: 'HTTP 500 (expected 2xx)' });
   expect(by('slow').status).toBe('degraded');
-  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 250 ms\)$/);
-  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 1000 ms' });
+  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 1000 ms\)$/);
+  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 3000 ms' });
   expect(by('refused')).toMatchObject({ status: 'down', reason: 'connection refused' });
   expect(by('nohost').status).toBe('down');
   expect(by('nohost').reason).toMatch(/DNS/);
@@ -73,7 +74,7 @@ test('SSE checks: events, comment heartbeats, silence, wrong type, one-and-close
   expect(by('heartbeat').status).toBe('up');
   expect(by('heartbeat').sse!.frames).toBe(1);
   expect(by('silent')).toMatchObject({ status: 'down' });
-  expect(by('silent').reason).toMatch(/no event or comment within 1000 ms \(headers after \d+ ms\)/);
+  expect(by('silent').reason).toMatch(/no event or comment within 3000 ms \(headers after \d+ ms\)/);
   expect(by('wrong-type')).toMatchObject({ status: 'down', reason: 'content type "text/html", expected text/event-stream' });
   expect(by('one-and-close').status).toBe('up');
   expect(by('crlf').status).toBe('up');
@@ -159,7 +160,7 @@ test('once also watches the backups: no backup is DOWN, a fresh one is UP; the p
   expect(third.by('backup').reason).toMatch(/is 30 h 0 min old \(max 26 h\)/);
 });
 
-test('an overlapping run exits 75; no targets exits 2; bad target config exits 2 naming the target', async () => {
+test('an overlapping run exits 75; sse-only without streams exits 2; bad target config exits 2 naming the target', async () => {
   const sb = env({ HEALTH_ENDPOINTS: `algo=${t.base}/health` });
   mkdirSync(join(sb.root, '.l2/locks'), { recursive: true });
   const holder = execa('sleep', ['30']);
@@ -170,9 +171,9 @@ test('an overlapping run exits 75; no targets exits 2; bad target config exits 2
   expect(busy.exitCode).toBe(75);
   expect(busy.stderr).toMatch(/another run holds the lock/);
 
-  const none = await run('l2health', ['once'], sandbox().env);
+  const none = await run('l2health', ['sse-only'], sandbox().env);
   expect(none.exitCode).toBe(2);
-  expect(none.stderr).toMatch(/no targets configured for once: set HEALTH_ENDPOINTS or HEALTH_SSE_STREAMS/);
+  expect(none.stderr).toMatch(/no targets configured for sse-only: set HEALTH_SSE_STREAMS/);
 
   const cases: [Record<string, string>, RegExp][] = [
     [{ HEALTH_ENDPOINTS: 'algo=http://a/h,algo=http://b/h' }, /HEALTH_ENDPOINTS=.* expected unique names \("algo" appears twice\)/],

@@ -34,7 +34,7 @@ beforeAll(async () => {
   const files: Record<string, string> = {
     syntax: 'GOOD=1\nthis line is wrong\n',
     quote: 'ALERT_WEBHOOK_SECRET="unterminated\n',
-    name: '1BAD=2\n',
+    name: 'BAD-NAME=hunter2\n',
     after: 'A="x" trailing\n',
   };
   mkdirSync(join(sb.dir, 'envs'));
@@ -60,8 +60,8 @@ const cases = (): Case[] => [
   ['relative BACKUP_ROOT', 'l2alert', ['buffer-status'], { BACKUP_ROOT: 'backups' }, 2, /BACKUP_ROOT="backups"/],
   ['missing L2_ENV_FILE', 'l2alert', ['buffer-status'], { L2_ENV_FILE: '/nonexistent/env' }, 2, /L2_ENV_FILE=.*no such file/],
   ['env file syntax error', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.syntax! }, 2, /line 2: expected KEY=VALUE/],
-  ['env file unterminated quote', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.quote! }, 2, /line 1: unterminated double quote/],
-  ['env file bad name', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.name! }, 2, /"1BAD" is not a valid variable name/],
+  ['env file unterminated quote', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.quote! }, 2, /line 1: the double quote opened on this line is never closed/],
+  ['env file bad name', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.name! }, 2, /line 1: expected KEY=VALUE; the variable name has a character other than/],
   ['env file text after quote', 'l2alert', ['buffer-status'], { L2_ENV_FILE: envFiles.after! }, 2, /unexpected text after the closing quote/],
   ['test without a webhook', 'l2alert', ['test'], {}, 2, /ALERT_WEBHOOK_URL is not set/],
   ['flush without a webhook', 'l2alert', ['flush'], {}, 2, /ALERT_WEBHOOK_URL is not set/],
@@ -96,7 +96,7 @@ const cases = (): Case[] => [
   ['health config not JSON', 'l2health', ['once'], { HEALTH_CONFIG: '' }, 2, /not valid JSON/],
   ['health config unknown key', 'l2health', ['once'], { HEALTH_CONFIG: '' }, 2, /"colour" must be one of the known keys/],
   ['failure threshold 0', 'l2health', ['once'], { HEALTH_FAILURE_THRESHOLD: '0' }, 2, /HEALTH_FAILURE_THRESHOLD="0"/],
-  ['no targets', 'l2health', ['once'], {}, 2, /no targets configured/],
+  ['no HTTP targets for health-only', 'l2health', ['health-only'], {}, 2, /no targets configured for health-only/],
   ['unknown health command', 'l2health', ['twice'], {}, 2, /unknown command 'twice'/],
 ];
 

@@ -29,7 +29,7 @@ export async function startTargets(): Promise<Targets> {
         res.writeHead(t.flakyStatus).end();
         return;
       case '/slow': {
-        const timer = setTimeout(() => res.end('ok'), 400);
+        const timer = setTimeout(() => res.end('ok'), 1500);
         timers.add(timer);
         return;
       }
@@ -81,6 +81,22 @@ export async function startTargets(): Promise<Targets> {
         res.write('data: first\n\n');
         const timer = setTimeout(() => res.write('data: late\n\n'), 700);
         timers.add(timer);
+        return;
+      }
+      case '/sse/no-newline':
+      case '/sse/huge-frame': {
+        // Bytes as fast as the client takes them, never ending a line (after one good frame for huge-frame).
+        sse(res);
+        if (req.url === '/sse/huge-frame') res.write(': hello\n\n');
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        let open = true;
+        const pump = () => {
+          while (open && res.write(chunk));
+        };
+        res.on('drain', pump);
+        req.on('close', () => (open = false));
+        res.on('close', () => (open = false));
+        pump();
         return;
       }
       default:

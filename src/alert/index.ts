@@ -26,6 +26,8 @@ export interface AlertInput {
   source?: string;
   /** Digest key; defaults to source + title. */
   key?: string;
+  /** A caller that may raise the same alert twice (a run killed before it recorded it) gives a stable id. */
+  id?: string;
 }
 
 export interface SendResult {
@@ -58,7 +60,10 @@ export class Alerter {
     private readonly cfg: Config,
     private readonly out: Output,
     private readonly defaultSource: string,
+    opts: { deadline?: number } = {},
   ) {
+    // A caller with its own budget (l2health's run budget) sets the delivery deadline outright.
+    this.deadline = opts.deadline;
     const paths = statePaths(cfg.BACKUP_ROOT);
     this.buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, paths.alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m));
     this.flushLockPath = paths.lock('alert-flush');
@@ -78,7 +83,7 @@ export class Alerter {
     const { randomUUID } = await import('node:crypto');
     const source = input.source ?? this.defaultSource;
     return {
-      id: randomUUID(),
+      id: input.id ?? randomUUID(),
       level: input.level,
       title: this.out.scrub(input.title),
       message: this.out.scrub(input.message),

@@ -6,6 +6,7 @@ import { setMaxListeners } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
+import { maskUrlCredentials } from '../output/mask.js';
 
 export { Command, Option };
 import { EXIT, EXIT_CODES_HELP, L2Error, errorMessage } from '../errors.js';
@@ -133,7 +134,7 @@ export function addConfigCommand(program: Command, spec: ProgramSpec): void {
           out.json({
             envFile: cfg.envFile,
             settings: Object.fromEntries(rows.map((r) => [r.name, { value: r.value, source: r.source, secret: r.secret }])),
-            ...(cfg.targets.length ? { targets: cfg.targets.map((t) => ({ ...t, headers: Object.fromEntries(Object.keys(t.headers).map((k) => [k, '****'])) })) } : {}),
+            ...(cfg.targets.length ? { targets: cfg.targets.map((t) => ({ ...t, url: maskUrlCredentials(t.url), headers: Object.fromEntries(Object.keys(t.headers).map((k) => [k, '****'])) })) } : {}),
             warnings: cfg.warnings,
           });
           return EXIT.OK;

@@ -30,9 +30,9 @@ export function buildProgram() {
       .addOption(jsonOption())
       .action(
         action(spec, async (ctx, opts: { json?: boolean }) => {
-          const kinds = mode === 'health-only' ? ['http'] : mode === 'sse-only' ? ['sse'] : ['http', 'sse'];
-          if (!ctx.cfg.targets.some((t) => kinds.includes(t.kind))) {
-            const what = mode === 'health-only' ? 'HEALTH_ENDPOINTS' : mode === 'sse-only' ? 'HEALTH_SSE_STREAMS' : 'HEALTH_ENDPOINTS or HEALTH_SSE_STREAMS';
+          // 'once' always has work: the backup age and the alert buffer need no targets.
+          if (mode !== 'once' && !ctx.cfg.targets.some((t) => t.kind === (mode === 'health-only' ? 'http' : 'sse'))) {
+            const what = mode === 'health-only' ? 'HEALTH_ENDPOINTS' : 'HEALTH_SSE_STREAMS';
             throw new UsageError(`no targets configured for ${mode}: set ${what} (name=url,...) or HEALTH_CONFIG in the env file`);
           }
           const started = Date.now();

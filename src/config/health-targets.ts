@@ -22,6 +22,8 @@ export interface HealthTarget {
   firstEventTimeoutMs: number;
   observeMs: number;
   maxGapMs: number | undefined;
+  /** SSE: bytes allowed without a complete frame (memory bound). */
+  maxFrameBytes: number;
 }
 
 export interface TargetDefaults {
@@ -30,9 +32,10 @@ export interface TargetDefaults {
   firstEventTimeoutMs: number;
   observeMs: number;
   maxGapMs: number | undefined;
+  maxFrameBytes: number;
 }
 
-const FILE_KEYS = new Set(['name', 'kind', 'url', 'timeoutMs', 'expectStatus', 'latencyWarnMs', 'headers', 'firstEventTimeoutMs', 'observeMs', 'maxGapMs']);
+const FILE_KEYS = new Set(['name', 'kind', 'url', 'timeoutMs', 'expectStatus', 'latencyWarnMs', 'headers', 'firstEventTimeoutMs', 'observeMs', 'maxGapMs', 'maxFrameBytes']);
 
 function fromList(items: NamedUrl[], kind: TargetKind, d: TargetDefaults): HealthTarget[] {
   return items.map((i) => ({ name: i.name, kind, url: i.url, expectStatus: [], headers: {}, ...d }));
@@ -90,10 +93,10 @@ function parseTarget(item: unknown, where: string, d: TargetDefaults): HealthTar
     if (err instanceof Invalid) fail('url', 'an http(s) URL');
     throw err;
   }
-  const ms = (key: string, dflt: number, min = 1, max = 600_000): number => {
+  const ms = (key: string, dflt: number, min = 1, max = 600_000, unit = 'milliseconds'): number => {
     const v = o[key];
     if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `a whole number of milliseconds from ${min} to ${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `a whole number of ${unit} from ${min} to ${max}`);
     return v as number;
   };
   let expectStatus: number[] = [];
@@ -124,5 +127,6 @@ function parseTarget(item: unknown, where: string, d: TargetDefaults): HealthTar
     firstEventTimeoutMs: ms('firstEventTimeoutMs', d.firstEventTimeoutMs),
     observeMs: ms('observeMs', d.observeMs, 0),
     maxGapMs: maxGap,
+    maxFrameBytes: ms('maxFrameBytes', d.maxFrameBytes, 1024, 1_073_741_824, 'bytes'),
   };
 }

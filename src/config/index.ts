@@ -10,6 +10,7 @@ import { readEnvFile } from './envfile.js';
 import { Invalid } from './parsers.js';
 import { SETTINGS, type Group, type SettingName, type Settings } from './settings.js';
 import { buildTargets, type HealthTarget } from './health-targets.js';
+import { maskUrlCredentials, urlSecretParts } from '../output/mask.js';
 
 export type { Settings, SettingName, Group } from './settings.js';
 export type { HealthTarget } from './health-targets.js';
@@ -38,9 +39,13 @@ export function isSecret(name: SettingName): boolean {
   return Boolean((SETTINGS[name] as { secret?: boolean }).secret);
 }
 
-/** Masks a secret for display: URLs keep scheme and host (so an operator sees which service), the rest goes. */
+/**
+ * Masks a value for display. Secrets: URLs keep scheme and host (so an operator sees which
+ * service), the rest goes. Any other value: URL userinfo and token parameters are masked.
+ */
 export function maskValue(name: SettingName, value: string): string {
-  if (!isSecret(name) || value === '') return value;
+  if (value === '') return value;
+  if (!isSecret(name)) return maskUrlCredentials(value);
   try {
     const url = new URL(value);
     if (url.protocol === 'http:' || url.protocol === 'https:') return `${url.protocol}//${url.host}/****`;
@@ -54,7 +59,7 @@ export function loadConfig(groups: Group[], env: NodeJS.ProcessEnv = process.env
   if (envFilePath !== undefined && !isAbsolute(envFilePath)) {
     throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env) is not valid: expected an absolute path (starting with /)`);
   }
-  const fileValues = readEnvFile(filePath);
+  const fileValues = readEnvFile(filePath, env);
   if (fileValues === undefined && envFilePath !== undefined) {
     throw new ConfigError(`L2_ENV_FILE="${envFilePath}" (from env): no such file; create it or unset L2_ENV_FILE to use ${SETTINGS.L2_ENV_FILE.default}`);
   }
@@ -98,8 +103,10 @@ export function loadConfig(groups: Group[], env: NodeJS.ProcessEnv = process.env
         values[name] = spec.default === undefined ? undefined : (spec.parse as (v: string) => unknown)(spec.default.replace('${BACKUP_ROOT}', String(values.BACKUP_ROOT)));
         continue;
       }
-      const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-      throw new ConfigError(`${name}="${maskValue(name, shown)}" (from ${sourceLabel(source)}) is not valid: expected ${err.message}`);
+      // Masked before it is cut: a cut inside a URL could otherwise leave half a password showing.
+      const masked = maskValue(name, value);
+      const shown = masked.length > 80 ? `${masked.slice(0, 77)}...` : masked;
+      throw new ConfigError(`${name}="${shown}" (from ${sourceLabel(source)}) is not valid: expected ${err.message}`);
     }
   }
 
@@ -158,10 +165,15 @@ function crossCheck(cfg: Config, want: Set<Group>): void {
       firstEventTimeoutMs: cfg.HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS,
       observeMs: cfg.HEALTH_SSE_OBSERVE_MS,
       maxGapMs: cfg.HEALTH_SSE_MAX_GAP_MS,
+      maxFrameBytes: cfg.HEALTH_SSE_MAX_FRAME_BYTES,
     });
+    // Each target against its own kind's timeouts: the SSE defaults do not concern HTTP targets.
     for (const t of cfg.targets) {
-      if (t.timeoutMs > cfg.HEALTH_RUN_BUDGET_MS || t.firstEventTimeoutMs + t.observeMs > cfg.HEALTH_RUN_BUDGET_MS) {
-        throw new ConfigError(`health target "${t.name}": its timeouts exceed HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten them or raise the budget`);
+      if (t.kind === 'http' && t.timeoutMs > cfg.HEALTH_RUN_BUDGET_MS) {
+        throw new ConfigError(`health target "${t.name}": its timeout (${t.timeoutMs} ms) exceeds HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten it or raise the budget`);
+      }
+      if (t.kind === 'sse' && t.firstEventTimeoutMs + t.observeMs > cfg.HEALTH_RUN_BUDGET_MS) {
+        throw new ConfigError(`health target "${t.name}": its SSE timeouts (first event ${t.firstEventTimeoutMs} ms + observation ${t.observeMs} ms) exceed HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS}; shorten them (HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS, HEALTH_SSE_OBSERVE_MS) or raise the budget`);
       }
     }
   }
@@ -191,7 +203,12 @@ export function secretValues(cfg: Config): string[] {
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const v = cfg.raw[name];
     if (isSecret(name) && v && v.length >= 6) out.push(v);
+    // URL userinfo and token parameters in any setting (HEALTH_ENDPOINTS, S3_ENDPOINT...).
+    else if (v) out.push(...urlSecretParts(v).filter((s) => s.length >= 6));
   }
-  for (const t of cfg.targets) for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);
+  for (const t of cfg.targets) {
+    for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);
+    out.push(...urlSecretParts(t.url).filter((s) => s.length >= 6));
+  }
   return out;
 }

@@ -89,20 +89,23 @@ export interface NamedUrl {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+// Health target names may also start with '_' (`__proto__` is a name like any other there).
+const TARGET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 export function isValidName(name: string): boolean {
-  return NAME.test(name);
+  return TARGET_NAME.test(name);
 }
 
 /** `name=url,name=url`: the runbook style for health endpoints and SSE streams. */
 export function namedUrls(raw: string): NamedUrl[] {
   const out: NamedUrl[] = [];
-  for (const item of list(raw)) {
+  for (const [index, item] of list(raw).entries()) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new Invalid(`name=url pairs separated by commas (got an item without "name=")`);
     const name = item.slice(0, eq).trim();
     const url = item.slice(eq + 1).trim();
-    if (!NAME.test(name)) throw new Invalid(`names of letters, digits, '.', '_' or '-' ("${name.slice(0, 40)}" is not)`);
+    // Not quoted back: what stands where a name should be may be a URL with credentials.
+    if (!TARGET_NAME.test(name)) throw new Invalid(`names of letters, digits, '.', '_' or '-' (item ${index + 1} is not)`);
     try {
       httpUrl(url);
     } catch {

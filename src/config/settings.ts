@@ -59,6 +59,7 @@ export const SETTINGS = {
   HEALTH_LATENCY_WARN_MS: def({ group: 'health', default: '1000', parse: p.int(1, 600_000), doc: 'Slower than this is DEGRADED' }),
   HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: def({ group: 'health', default: '10000', parse: p.int(1, 600_000), doc: 'An SSE stream must send an event or comment within this' }),
   HEALTH_SSE_OBSERVE_MS: def({ group: 'health', default: '0', parse: p.int(0, 600_000), doc: 'Keep listening this long to measure gaps between frames' }),
+  HEALTH_SSE_MAX_FRAME_BYTES: def({ group: 'health', default: '1048576', parse: p.int(1024, 1_073_741_824), doc: 'An SSE stream must complete a frame (event or comment) within this many bytes, before the first frame and between frames' }),
   HEALTH_SSE_MAX_GAP_MS: opt({ group: 'health', parse: p.int(1, 600_000), doc: 'Longest allowed gap between frames while observing' }),
   HEALTH_FAILURE_THRESHOLD: def({ group: 'health', default: '2', parse: p.int(1, 100), doc: 'Consecutive failures before DOWN' }),
   HEALTH_SUCCESS_THRESHOLD: def({ group: 'health', default: '1', parse: p.int(1, 100), doc: 'Consecutive successes before UP again' }),

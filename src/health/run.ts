@@ -4,6 +4,7 @@
  * after), the state written atomically, then the dead-man's ping.
  * The backup check reads l2backup's run record from the volume: health never imports backup.
  */
+import { createHash } from 'node:crypto';
 import type { Config, HealthTarget } from '../config/index.js';
 import type { Output } from '../output/index.js';
 import { Alerter, type AlertInput } from '../alert/index.js';
@@ -14,7 +15,7 @@ import { formatDuration } from '../output/index.js';
 import { checkHttp, httpGet } from './http.js';
 import { networkReason } from './probe-errors.js';
 import { checkSse } from './sse.js';
-import { isHealthState, transition, type HealthState, type OpenAlerts } from './state.js';
+import { isHealthState, nameMap, transition, type HealthState, type OpenAlert, type OpenAlerts, type TargetState } from './state.js';
 import type { CheckResult } from './types.js';
 
 export type Mode = 'once' | 'health-only' | 'sse-only';
@@ -60,20 +61,35 @@ async function checkBuffer(cfg: Config, alerter: Alerter): Promise<CheckResult> 
   return { name: 'alert-buffer', kind: 'alert-buffer', status: 'up', reason: `${stats.count} buffered` };
 }
 
+/**
+ * A stable id for a transition's alert: derived from the state it was computed from, so a run
+ * killed after buffering the alert and before recording the state raises it again, on the next
+ * run, under the same id (dropped as a duplicate there and by receivers).
+ */
+function transitionId(name: string, title: string, prev: TargetState | undefined, open: OpenAlert | undefined, now: number): string {
+  const basis = prev?.lastCheckAt ?? `hour ${Math.floor(now / 3_600_000)}`;
+  const hex = createHash('sha256').update(JSON.stringify(['l2health', name, title, basis, open?.since ?? '', open?.lastAlertAt ?? ''])).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome> {
   const { cfg, out } = ctx;
+  // HEALTH_RUN_BUDGET_MS bounds everything from here: checks, state, delivery and the ping.
+  const deadline = Date.now() + cfg.HEALTH_RUN_BUDGET_MS;
+  const remaining = () => Math.max(0, deadline - Date.now());
+  // Checks leave a share of the budget for delivering their alerts and the ping.
+  const reserve = cfg.ALERT_WEBHOOK_URL || cfg.HEALTHCHECK_PING_URL ? Math.min(cfg.ALERT_TIMEOUT_MS, Math.floor(cfg.HEALTH_RUN_BUDGET_MS / 4)) : 0;
   const files = healthFiles(cfg);
   const lock = await acquireLock(files.lock, `l2health ${mode}`, { onTakeover: (m) => out.warn(m) });
   try {
-    const alerter = new Alerter(cfg, out, 'l2health');
     const budget = new AbortController();
-    const budgetTimer = setTimeout(() => budget.abort(), cfg.HEALTH_RUN_BUDGET_MS);
+    const budgetTimer = setTimeout(() => budget.abort(), Math.max(0, remaining() - reserve));
     const onAbort = () => budget.abort();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     let results: CheckResult[];
     try {
       const probes = selectTargets(cfg.targets, mode).map((t) => (t.kind === 'http' ? checkHttp(t, budget.signal) : checkSse(t, budget.signal)));
-      const extra = mode === 'once' ? [checkBackupAge(cfg, files.lastSuccess, (m) => out.warn(m)), checkBuffer(cfg, alerter)] : [];
+      const extra = mode === 'once' ? [checkBackupAge(cfg, files.lastSuccess, (m) => out.warn(m)), checkBuffer(cfg, new Alerter(cfg, out, 'l2health'))] : [];
       results = await Promise.all([...probes, ...extra]);
     } finally {
       clearTimeout(budgetTimer);
@@ -81,44 +97,64 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     }
 
     const report = (m: string) => out.warn(m);
-    const state = (await readJsonState<HealthState>(files.state, report, isHealthState)) ?? { version: 1, targets: {} };
-    const open = (await readJsonState<OpenAlerts>(files.open, report, isObject)) ?? {};
+    const read = await readJsonState<HealthState>(files.state, report, isHealthState);
+    const state: HealthState = { ...(read ?? { version: 1 }), targets: nameMap(read?.targets) };
+    const open = nameMap(await readJsonState<OpenAlerts>(files.open, report, isObject));
     const openBefore = JSON.stringify(open);
     const now = Date.now();
     const alerts: AlertInput[] = [];
     for (const r of results) {
-      const t = transition(r.name, state.targets[r.name], open[r.name], r, now, { failure: cfg.HEALTH_FAILURE_THRESHOLD, success: cfg.HEALTH_SUCCESS_THRESHOLD, reminderMinutes: cfg.HEALTH_REMINDER_MINUTES });
+      const prev = state.targets[r.name];
+      const t = transition(r.name, prev, open[r.name], r, now, { failure: cfg.HEALTH_FAILURE_THRESHOLD, success: cfg.HEALTH_SUCCESS_THRESHOLD, reminderMinutes: cfg.HEALTH_REMINDER_MINUTES });
+      if (t.alert) alerts.push({ ...t.alert, id: transitionId(r.name, t.alert.title, prev, open[r.name], now) });
       state.targets[r.name] = t.state;
       if (t.open) open[r.name] = t.open;
       else delete open[r.name];
-      if (t.alert) alerts.push(t.alert);
     }
     state.lastRunAt = new Date(now).toISOString();
+    const alerter = new Alerter(cfg, out, 'l2health', { deadline: Math.min(deadline, Date.now() + cfg.ALERT_BUDGET_MS) });
+    // A transition raised by a run that died before recording it is already buffered, same id.
+    // (An unreadable buffer only costs the check: the alert is then buffered again, same id.)
+    const buffered = new Set<string>();
+    if (alerts.length && alerter.configured) for (const a of await alerter.buffer.load().catch(() => [])) buffered.add(a.id);
+    const fresh = alerts.filter((a) => !buffered.has(a.id!));
     // Alerts are durable in the buffer before the state says they were raised: a crash in
-    // between can repeat an alert, never lose one.
-    await alerter.enqueue(alerts);
+    // between can repeat an alert (same id), never lose one.
+    await alerter.enqueue(fresh);
     if (JSON.stringify(open) !== openBefore) await writeJsonAtomic(files.open, open);
     await writeJsonAtomic(files.state, state);
-    if (alerts.length || (await alerter.buffer.stats()).count > 0) await alerter.deliver();
-    if (cfg.HEALTHCHECK_PING_URL) await ping(cfg.HEALTHCHECK_PING_URL, out, ctx.signal);
+    // Delivery and the dead-man's ping share what is left of the budget, side by side.
+    const delivering = alerts.length || (await alerter.buffer.stats()).count > 0 ? deliverWithin(alerter, cfg, out) : undefined;
+    const pinging = cfg.HEALTHCHECK_PING_URL ? ping(cfg.HEALTHCHECK_PING_URL, out, ctx.signal, Math.min(5000, remaining())) : undefined;
+    await Promise.all([delivering, pinging]);
     return { results, alerts: alerts.length };
   } finally {
     await lock.release();
   }
 }
 
-async function ping(url: string, out: Output, signal: AbortSignal): Promise<void> {
+async function deliverWithin(alerter: Alerter, cfg: Config, out: Output): Promise<void> {
+  if (!alerter.configured) return;
+  const res = await alerter.deliver();
+  if (res.remaining > 0 && !res.busy) out.warn(`${res.remaining} alert(s) left in the buffer for the next run (${res.error ?? 'not delivered'}; run budget HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS})`);
+}
+
+async function ping(url: string, out: Output, signal: AbortSignal, timeoutMs: number): Promise<void> {
+  if (timeoutMs < 50) {
+    out.warn("dead-man's switch ping (HEALTHCHECK_PING_URL) skipped: the run budget (HEALTH_RUN_BUDGET_MS) was used up");
+    return;
+  }
   try {
-    const status = await httpGet(url, {}, 5000, signal);
+    const status = await httpGet(url, {}, timeoutMs, signal);
     if (status < 200 || status >= 300) out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) answered HTTP ${status}`);
   } catch (err) {
-    out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) failed: ${networkReason(err, 5000)}`);
+    out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) failed: ${networkReason(err, timeoutMs)}`);
   }
 }
 
 export async function readHealthState(cfg: Config, report: (m: string) => void): Promise<{ state: HealthState | undefined; open: OpenAlerts }> {
   const files = healthFiles(cfg);
   const state = await readJsonState<HealthState>(files.state, report, isHealthState);
-  const open = (await readJsonState<OpenAlerts>(files.open, report, isObject)) ?? {};
-  return { state, open };
+  const open = nameMap(await readJsonState<OpenAlerts>(files.open, report, isObject));
+  return { state: state && { ...state, targets: nameMap(state.targets) }, open };
 }

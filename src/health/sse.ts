@@ -3,6 +3,8 @@
  * content type and a first event *or comment* (heartbeat) arrives within the first-event
  * timeout. Optionally keeps listening for an observation window and measures the longest gap
  * between frames. Parsed with eventsource-parser (handles CRLF, comments, partial chunks).
+ * The parser buffers an unfinished line, so the bytes read without a complete frame are
+ * counted and capped (maxFrameBytes): a stream that never ends a line is DOWN with bounded memory.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -17,6 +19,7 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
     const since = () => Math.round(performance.now() - started);
     const sse: NonNullable<CheckResult['sse']> = { frames: 0 };
     let lastFrameAt = 0;
+    let bytesSinceFrame = 0;
     let settled = false;
     let observing = false;
     let timer: NodeJS.Timeout | undefined;
@@ -37,6 +40,7 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       finish('up', `${sse.frames} frame(s) in ${t.observeMs} ms, longest gap ${sse.longestGapMs} ms`);
     };
     const onFrame = () => {
+      bytesSinceFrame = 0;
       const now = since();
       if (sse.frames === 0) {
         sse.timeToFirstFrameMs = now;
@@ -65,7 +69,18 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       if (res.statusCode !== 200) return finish('down', `HTTP ${res.statusCode} (expected 200 with text/event-stream)`);
       if (!type.toLowerCase().startsWith('text/event-stream')) return finish('down', `content type "${type.slice(0, 60) || 'none'}", expected text/event-stream`);
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => parser.feed(chunk));
+      res.on('data', (chunk: string) => {
+        if (settled) return;
+        const framesBefore = sse.frames;
+        parser.feed(chunk);
+        if (settled || sse.frames !== framesBefore) return;
+        // Node hands over at most one socket read (64 KiB) at a time, so the parser never holds
+        // more than the cap plus one chunk. Counted in UTF-16 units: never more than the bytes.
+        bytesSinceFrame += chunk.length;
+        if (bytesSinceFrame > t.maxFrameBytes) {
+          finish('down', `no frame in ${t.maxFrameBytes} bytes${sse.frames ? ` after frame ${sse.frames}` : ''} (HEALTH_SSE_MAX_FRAME_BYTES)`);
+        }
+      });
       res.on('end', () => {
         if (sse.frames === 0) finish('down', 'the stream closed before the first event');
         else if (observing) finish('down', `the stream closed during observation after ${sse.frames} frame(s)`);

@@ -2,7 +2,8 @@
  * Per-target health state and the transition rules, as pure functions of (state, result, now)
  * so the clock can be injected in tests.
  * - DOWN/DEGRADED after HEALTH_FAILURE_THRESHOLD consecutive bad checks, UP again after
- *   HEALTH_SUCCESS_THRESHOLD good ones: no flapping alerts.
+ *   HEALTH_SUCCESS_THRESHOLD good ones, and a switch between DOWN and DEGRADED only after
+ *   HEALTH_FAILURE_THRESHOLD checks of the new one: no flapping alerts.
  * - One alert per transition; while down, a reminder every HEALTH_REMINDER_MINUTES.
  * - Open alerts are also kept in their own file, so an alert left open by a lost state file is
  *   still resolved on the next good check.
@@ -19,6 +20,8 @@ export interface TargetState {
   since: string;
   consecutiveBad: number;
   consecutiveGood: number;
+  /** The latest bad status and how many checks in a row had it: a switch between DOWN and DEGRADED needs the failure threshold too. */
+  streak?: { status: CheckStatus; count: number };
   lastCheckAt?: string;
   lastLatencyMs?: number;
   lastError?: string;
@@ -98,9 +101,11 @@ export function transition(name: string, prev: TargetState | undefined, open: Op
   s.consecutiveBad++;
   s.consecutiveGood = 0;
   s.lastError = r.reason;
+  s.streak = s.streak?.status === r.status ? { status: r.status, count: s.streak.count + 1 } : { status: r.status, count: 1 };
   if (s.consecutiveBad < th.failure) return { state: s, open };
-  if (s.status !== r.status) {
-    // A new bad state (or down <-> degraded): one alert for the transition.
+  const wasBad = s.status === 'down' || s.status === 'degraded';
+  // From up (or unknown): bad for the threshold. Between DOWN and DEGRADED: the new one for the threshold.
+  if (!wasBad || (s.status !== r.status && s.streak.count >= th.failure)) {
     s.status = r.status;
     s.since = open?.since && open.kind === r.status ? open.since : iso;
     const kind = r.status as 'down' | 'degraded';
@@ -109,12 +114,13 @@ export function transition(name: string, prev: TargetState | undefined, open: Op
     s.lastAlert = { kind, level: alert.level, at: iso };
     return { state: s, open: { kind, since: s.since, lastAlertAt: iso }, alert };
   }
-  if (r.status === 'down' && th.reminderMinutes > 0 && open && now - Date.parse(open.lastAlertAt) >= th.reminderMinutes * 60_000) {
-    const alert = alertFor(name, r, 'reminder', open.since, now);
+  // Still bad (whatever this check's kind): a reminder while DOWN, at most every reminderMinutes.
+  if (s.status === 'down' && th.reminderMinutes > 0 && open && now - Date.parse(open.lastAlertAt) >= th.reminderMinutes * 60_000) {
+    const alert = alertFor(name, { ...r, status: 'down' }, 'reminder', open.since, now);
     s.lastAlert = { kind: 'reminder', level: alert.level, at: iso };
     return { state: s, open: { ...open, lastAlertAt: iso }, alert };
   }
-  return { state: s, open: open ?? { kind: r.status as 'down' | 'degraded', since: s.since, lastAlertAt: s.lastAlert?.at ?? iso } };
+  return { state: s, open: open ?? { kind: s.status as 'down' | 'degraded', since: s.since, lastAlertAt: s.lastAlert?.at ?? iso } };
 }
 
 export function uptime(history: [number, number][], seconds: number, now: number): number | null {
@@ -125,5 +131,15 @@ export function uptime(history: [number, number][], seconds: number, now: number
 }
 
 export function isHealthState(v: unknown): v is HealthState {
-  return Boolean(v && typeof v === 'object' && (v as HealthState).version === 1 && typeof (v as HealthState).targets === 'object');
+  return Boolean(v && typeof v === 'object' && (v as HealthState).version === 1 && (v as HealthState).targets && typeof (v as HealthState).targets === 'object' && !Array.isArray((v as HealthState).targets));
+}
+
+/**
+ * A copy without a prototype, so target names such as `constructor`, `toString` or `__proto__`
+ * are plain keys: no inherited values on reading, no prototype change on writing.
+ */
+export function nameMap<T>(from: Record<string, T> | undefined): Record<string, T> {
+  const out = Object.create(null) as Record<string, T>;
+  if (from) for (const k of Object.keys(from)) Object.defineProperty(out, k, { value: from[k], writable: true, enumerable: true, configurable: true });
+  return out;
 }

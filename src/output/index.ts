@@ -6,6 +6,7 @@
  * Every line passes through the secret scrubber, whatever produced it.
  */
 import type { Writable } from 'node:stream';
+import { maskUrlCredentials } from './mask.js';
 
 /** The colours we use; plain identity functions when colour is off, so chalk loads only on a TTY. */
 export interface Paint {
@@ -77,10 +78,11 @@ export class Output {
     this.secrets.sort((a, b) => b.length - a.length);
   }
 
+  /** Known secret values, then anything shaped like one (URL userinfo, token parameters). */
   scrub(text: string): string {
     let out = text;
     for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join('****');
-    return out;
+    return maskUrlCredentials(out);
   }
 
   private line(level: LogLevel, msg: string): void {
