@@ -28,7 +28,7 @@ import { promises as fs, constants as C, closeSync, fstatSync, linkSync, openSyn
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { LockedError, SymlinkRefusedError, UnwritableError, asUnwritable, errnoCode } from '../errors.js';
-import { ensureDir, tempName, uniqueSuffix, FILE_MODE } from './files.js';
+import { ensureStateDir, tempName, uniqueSuffix, FILE_MODE } from './files.js';
 import { formatAge } from '../output/index.js';
 
 export interface LockOwner {
@@ -270,7 +270,7 @@ export async function acquireLock(path: string, command: string, opts: AcquireOp
     procStart: procStart(process.pid),
   };
   try {
-    await ensureDir(dirname(path));
+    await ensureStateDir(dirname(path));
     installExitHook();
     await takeLock(path, owner, opts);
   } catch (err) {
