@@ -51,9 +51,17 @@ export async function ensureStateDir(dir: string): Promise<void> {
   try {
     await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
   } catch (err) {
-    throw asUnwritable(err, dir);
+    throw asUnwritable(await mkdirErrno(dir, err), dir);
   }
   if ((await fs.lstat(dir)).isSymbolicLink()) throw new SymlinkRefusedError(dir);
+}
+
+/** Recursive mkdir reports ENOENT on a read-only volume: find the real reason one level down. */
+async function mkdirErrno(dir: string, err: unknown): Promise<unknown> {
+  if (errnoCode(err) !== 'ENOENT') return err;
+  let missing = dir;
+  while (dirname(missing) !== missing && !(await fs.stat(dirname(missing)).then(() => true, () => false))) missing = dirname(missing);
+  return fs.mkdir(missing, { mode: DIR_MODE }).then(() => err, (e: unknown) => e);
 }
 
 async function refuseSymlink(path: string): Promise<void> {
