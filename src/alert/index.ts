@@ -16,7 +16,7 @@ import type { Output } from '../output/index.js';
 import { statePaths } from '../state/paths.js';
 import { existsSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
-import { L2Error, LockedError, UnwritableError } from '../errors.js';
+import { L2Error, LockedError, UnwritableError, errorMessage } from '../errors.js';
 import { AlertBuffer } from './buffer.js';
 import { buildMessage, groupDigests, messageId } from './message.js';
 import type { DeliveryResult } from './webhook.js';
@@ -140,8 +140,8 @@ export class Alerter {
       this.kept.set(alert.id, { how: 'buffer' });
       return;
     } catch (err) {
-      if (!(err instanceof L2Error)) throw err;
-      why = err.message;
+      // Whatever went wrong (even an unexpected EACCES), the alert must still get out.
+      why = errorMessage(err);
       if (err instanceof UnwritableError) this.volumeProblem = err.message;
     }
     if (!this.volumeProblem) {
@@ -151,9 +151,8 @@ export class Alerter {
         this.out.warn(`alert ${alert.id} could not go into the buffer (${why}); kept in ${path} for the next flush, and sending it directly`);
         return;
       } catch (err) {
-        if (!(err instanceof L2Error)) throw err;
         if (err instanceof UnwritableError) this.volumeProblem = err.message;
-        why = `${why}; and ${err.message}`;
+        why = `${why}; and ${errorMessage(err)}`;
       }
     }
     this.out.warn(`alert ${alert.id} cannot be kept on the volume (${why}); sending it directly`);
