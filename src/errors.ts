@@ -63,3 +63,33 @@ export function errnoCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** Errno codes that mean "this volume cannot take writes now": full, over quota or read-only. */
+export const UNWRITABLE_CODES: Record<string, string> = {
+  ENOSPC: 'is full',
+  EDQUOT: 'is over its quota',
+  EROFS: 'is read-only',
+};
+
+/** A state file or lock that cannot be written because its volume is full or read-only. */
+export class UnwritableError extends L2Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(`cannot write ${path}: the volume ${UNWRITABLE_CODES[code] ?? `refused the write (${code})`} (${code}); free space or remount it read-write`);
+  }
+}
+
+/** A symlink found where a state file, lock or buffer belongs: never written or read through. */
+export class SymlinkRefusedError extends L2Error {
+  constructor(readonly path: string) {
+    super(`refusing to follow the symlink at ${path}: state files must be regular files; remove the link (rm ${path}) and run again`);
+  }
+}
+
+/** Maps a write error on `path` to UnwritableError when the volume is full or read-only. */
+export function asUnwritable(err: unknown, path: string): unknown {
+  const code = errnoCode(err);
+  return code && code in UNWRITABLE_CODES ? new UnwritableError(path, code) : err;
+}

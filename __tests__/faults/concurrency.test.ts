@@ -3,7 +3,7 @@
  * killed mid-way, l2health killed mid-write, l2health overlapping itself and a nightly backup.
  * Prints one summary line.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, run, sandbox } from '../helpers/run.js';
@@ -24,7 +24,12 @@ async function track(fn: () => Promise<void>) {
 }
 
 const bufferFile = (root: string) => join(root, '.l2/alerts_buffer.jsonl');
-const buffered = (root: string) => (existsSync(bufferFile(root)) ? readFileSync(bufferFile(root), 'utf8').split('\n').filter(Boolean) : []);
+const spillDir = (root: string) => `${bufferFile(root)}.spill`;
+/** Alerts waiting on the volume: buffer lines, and alerts spilled when the buffer's mutex was busy. */
+const buffered = (root: string) => [
+  ...(existsSync(bufferFile(root)) ? readFileSync(bufferFile(root), 'utf8').split('\n').filter(Boolean) : []),
+  ...(existsSync(spillDir(root)) ? readdirSync(spillDir(root)).map((n) => readFileSync(join(spillDir(root), n), 'utf8').trim()) : []),
+];
 
 async function drain(env: Record<string, string>, root: string) {
   for (let i = 0; i < 20 && buffered(root).length > 0; i++) await run('l2alert', ['flush'], env);

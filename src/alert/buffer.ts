@@ -1,12 +1,20 @@
 /**
  * The alert buffer: undelivered alerts, one JSON line each, oldest first, on the backups volume.
- * Every change is made under a short mutex (`<buffer>.lock`): appends are one write(2), removals
- * re-read the file and replace it atomically, so no concurrent append is lost or torn.
+ * Every change is made under a short mutex (`<buffer>.lock`): appends are one whole write,
+ * removals re-read the file and replace it atomically, so no concurrent append is lost or torn.
  * Torn or corrupt lines are moved to `<buffer>.corrupt` and reported; the rest stays usable.
  * Past the cap the oldest alerts are dropped and counted in the delivery state: never silently.
+ *
+ * - Spill (`<buffer>.spill/<id>.json`): an alert whose process cannot have the mutex in time
+ *   (its holder is frozen, or slow) is written to a file of its own, atomically and without the
+ *   mutex; the next flush moves spilled alerts into the buffer.
+ * - Dead letters (`<buffer>.dead`): messages the webhook rejects for good (a 4xx other than
+ *   408/429) are moved here with the answer, so one bad message cannot block the queue.
+ * Nothing here follows a symlink (see src/state/files.ts).
  */
-import { promises as fs } from 'node:fs';
-import { appendLines, readJsonState, writeFileAtomic, writeJsonAtomic, isObject, type Reporter } from '../state/files.js';
+import { promises as fs, constants as C } from 'node:fs';
+import { join } from 'node:path';
+import { appendLines, openState, readJsonState, readState, writeFileAtomic, writeJsonAtomic, isObject, type Reporter } from '../state/files.js';
 import { withMutex } from '../state/lock.js';
 import { errnoCode } from '../errors.js';
 import { isAlert, type Alert } from './types.js';
@@ -28,29 +36,47 @@ export interface BufferStats {
   oldest?: string;
   newest?: string;
   sizeBytes: number;
+  /** Alerts spilled to files of their own, waiting for the next flush to collect them. */
+  spilled: number;
+  /** Alerts the webhook rejected for good, kept in the dead-letter file. */
+  deadLetters: number;
+}
+
+export interface DeadLetter {
+  alert: Alert;
+  rejectedAt: string;
+  status?: number;
+  error: string;
+  messageId: string;
 }
 
 export class AlertBuffer {
   readonly mutexPath: string;
   readonly corruptPath: string;
+  readonly spillDir: string;
+  readonly deadLetterPath: string;
 
   constructor(
     readonly file: string,
     readonly deliveryStatePath: string,
     private readonly max: number,
     private readonly report: Reporter,
+    /** How long a buffer operation may wait for the mutex (the Alerter ties it to its budget). */
+    private readonly mutexWaitMs: () => number = () => 10_000,
   ) {
     this.mutexPath = `${file}.lock`;
     this.corruptPath = `${file}.corrupt`;
+    this.spillDir = `${file}.spill`;
+    this.deadLetterPath = `${file}.dead`;
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
-    return withMutex(this.mutexPath, 'alert buffer', fn, 10_000, this.report);
+    return withMutex(this.mutexPath, 'alert buffer', fn, this.mutexWaitMs(), this.report);
   }
 
-  private async readText(): Promise<string> {
+  private async readText(path = this.file): Promise<string> {
     try {
-      return await fs.readFile(this.file, 'utf8');
+      return await readState(path);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return '';
       throw err;
@@ -79,43 +105,107 @@ export class AlertBuffer {
     await writeFileAtomic(this.file, alerts.map((a) => JSON.stringify(a) + '\n').join(''));
   }
 
+  /** Appends under the mutex; the caller handles failure (spill or send directly). */
   async append(alert: Alert): Promise<void> {
-    await this.locked(async () => {
-      const size = await fs.stat(this.file).then((s) => s.size, () => 0);
-      // A crash mid-write may have left a line without its newline: never glue onto it.
-      let prefix = '';
-      if (size > 0) {
-        const fh = await fs.open(this.file, 'r');
-        const { buffer } = await fh.read(Buffer.alloc(1), 0, 1, size - 1);
-        await fh.close();
-        if (buffer[0] !== 0x0a) prefix = '\n';
-      }
-      await appendLines(this.file, [prefix + JSON.stringify(alert)]);
-      const text = await this.readText();
-      const count = countLines(text);
-      if (count > this.max) {
-        const { alerts, bad } = this.parse(text);
-        await this.moveCorrupt(bad);
-        const drop = Math.max(0, alerts.length - this.max);
-        if (drop > 0) {
-          await this.rewrite(alerts.slice(drop));
-          await this.updateStateUnlocked((s) => {
-            s.droppedTotal += drop;
-            s.droppedUnreported += drop;
-          });
-          this.report(`alert buffer is over ALERT_BUFFER_MAX=${this.max}: dropped the ${drop} oldest alert(s); see 'l2alert buffer-status'`);
-        }
-      }
-    });
+    await this.locked(() => this.appendUnlocked([alert]));
   }
 
-  /** All buffered alerts, oldest first; bad lines are moved aside on the way. */
+  private async appendUnlocked(add: Alert[]): Promise<void> {
+    if (add.length === 0) return;
+    const size = await fs.stat(this.file).then((s) => s.size, () => 0);
+    // A crash mid-write (before appends were whole) may have left a line without its newline.
+    let prefix = '';
+    if (size > 0) {
+      const fh = await openState(this.file, C.O_RDONLY);
+      const { buffer } = await fh.read(Buffer.alloc(1), 0, 1, size - 1);
+      await fh.close();
+      if (buffer[0] !== 0x0a) prefix = '\n';
+    }
+    await appendLines(this.file, add.map((a, i) => (i === 0 ? prefix : '') + JSON.stringify(a)));
+    const text = await this.readText();
+    if (countLines(text) > this.max) {
+      const { alerts, bad } = this.parse(text);
+      await this.moveCorrupt(bad);
+      const drop = Math.max(0, alerts.length - this.max);
+      if (drop > 0) {
+        await this.rewrite(alerts.slice(drop));
+        await this.updateStateUnlocked((s) => {
+          s.droppedTotal += drop;
+          s.droppedUnreported += drop;
+        });
+        this.report(`alert buffer is over ALERT_BUFFER_MAX=${this.max}: dropped the ${drop} oldest alert(s); see 'l2alert buffer-status'`);
+      }
+    }
+  }
+
+  /** Writes an alert to a file of its own, without the mutex (atomic, so never torn). */
+  async spill(alert: Alert): Promise<string> {
+    const path = join(this.spillDir, `${alert.time.replace(/[:.]/g, '')}-${alert.id}.json`);
+    await writeFileAtomic(path, JSON.stringify(alert) + '\n');
+    return path;
+  }
+
+  private async spillFiles(): Promise<string[]> {
+    try {
+      return (await fs.readdir(this.spillDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
+      throw err;
+    }
+  }
+
+  /** Moves spilled alerts into the buffer (caller holds the mutex). */
+  private async collectSpilled(present: Set<string>): Promise<void> {
+    const names = await this.spillFiles();
+    if (names.length === 0) return;
+    const add: Alert[] = [];
+    for (const name of names) {
+      const raw = await readState(join(this.spillDir, name)).catch(() => '');
+      let v: unknown;
+      try {
+        v = JSON.parse(raw);
+      } catch {
+        v = undefined;
+      }
+      if (!isAlert(v)) await this.moveCorrupt([raw.trim() || `(unreadable spill file ${name})`]);
+      else if (!present.has(v.id)) add.push(v);
+    }
+    add.sort((a, b) => a.time.localeCompare(b.time));
+    await this.appendUnlocked(add);
+    for (const name of names) await fs.rm(join(this.spillDir, name), { force: true });
+  }
+
+  /** The alert in a spill file; undefined when it is gone (collected) or unreadable. */
+  async readSpill(path: string): Promise<Alert | undefined> {
+    try {
+      const v: unknown = JSON.parse(await readState(path));
+      return isAlert(v) ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Removes one spill file (its alert was delivered directly); false when it is gone already. */
+  async removeSpill(path: string): Promise<boolean> {
+    try {
+      await fs.unlink(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** All buffered alerts, oldest first, spilled ones collected; bad lines are moved aside on the way. */
   async load(): Promise<Alert[]> {
     return this.locked(async () => {
-      const { alerts, bad } = this.parse(await this.readText());
+      let { alerts, bad } = this.parse(await this.readText());
       if (bad.length > 0) {
         await this.moveCorrupt(bad);
         await this.rewrite(alerts);
+      }
+      if ((await this.spillFiles()).length > 0) {
+        await this.collectSpilled(new Set(alerts.map((a) => a.id)));
+        ({ alerts, bad } = this.parse(await this.readText()));
       }
       return alerts;
     });
@@ -125,6 +215,18 @@ export class AlertBuffer {
   async remove(ids: Set<string>): Promise<void> {
     if (ids.size === 0) return;
     await this.locked(async () => {
+      const { alerts, bad } = this.parse(await this.readText());
+      await this.moveCorrupt(bad);
+      await this.rewrite(alerts.filter((a) => !ids.has(a.id)));
+    });
+  }
+
+  /** Moves alerts the webhook rejected for good to the dead-letter file, out of the buffer. */
+  async deadLetter(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.locked(async () => {
+      await appendLines(this.deadLetterPath, letters.map((l) => JSON.stringify(l)));
+      const ids = new Set(letters.map((l) => l.alert.id));
       const { alerts, bad } = this.parse(await this.readText());
       await this.moveCorrupt(bad);
       await this.rewrite(alerts.filter((a) => !ids.has(a.id)));
@@ -143,10 +245,12 @@ export class AlertBuffer {
       text = await this.readText();
     } catch (err) {
       this.report(`alert buffer ${this.file} is unreadable (${errnoCode(err) ?? 'error'})`);
-      return { count: 0, sizeBytes: 0 };
+      return { count: 0, sizeBytes: 0, spilled: 0, deadLetters: 0 };
     }
     const { alerts } = this.parse(text);
-    return { count: alerts.length, oldest: alerts[0]?.time, newest: alerts[alerts.length - 1]?.time, sizeBytes: Buffer.byteLength(text) };
+    const spilled = await this.spillFiles().then((n) => n.length, () => 0);
+    const deadLetters = await this.readText(this.deadLetterPath).then(countLines, () => 0);
+    return { count: alerts.length + spilled, oldest: alerts[0]?.time, newest: alerts[alerts.length - 1]?.time, sizeBytes: Buffer.byteLength(text), spilled, deadLetters };
   }
 
   async readState(): Promise<DeliveryState> {

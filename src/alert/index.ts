@@ -2,17 +2,23 @@
  * Alerter: how every program raises alerts (l2alert, and l2backup/l2health in-process).
  * An alert is always printed as an ALERT log line. With a webhook configured it is first made
  * durable in the buffer, then the buffer is flushed oldest first; an alert leaves the buffer
- * only after a 2xx, so a crash can duplicate (same id) but never lose one. If the buffer cannot
- * be written (a full volume) the alert is still sent directly.
+ * only after a 2xx, so a crash can duplicate (same id) but never lose one.
+ * - The buffer's mutex cannot be had within the budget (its holder is frozen or slow): the
+ *   alert is spilled to a file of its own (collected by the next flush) and sent directly.
+ * - Nothing can be written (a full or read-only volume, a planted symlink): the alert is sent
+ *   directly at once, and the output says it was not kept.
+ * Every wait (mutexes, the flush lock, pacing, HTTP) fits in ALERT_BUDGET_MS, which starts
+ * with the first alert of the process.
  */
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Output } from '../output/index.js';
 import { statePaths } from '../state/paths.js';
+import { existsSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
-import { errorMessage, errnoCode, LockedError } from '../errors.js';
+import { L2Error, LockedError, UnwritableError, errorMessage } from '../errors.js';
 import { AlertBuffer } from './buffer.js';
-import { buildMessage, groupByKey } from './message.js';
+import { buildMessage, groupDigests, messageId } from './message.js';
 import type { DeliveryResult } from './webhook.js';
 import type { Alert, AlertLevel } from './types.js';
 
@@ -35,7 +41,10 @@ export interface SendResult {
   delivered: boolean;
   /** Why it was not delivered (it is buffered, unless `buffered` is false). */
   reason?: string;
+  /** Kept on the volume (buffered or spilled) for a later delivery. */
   buffered: boolean;
+  /** Delivered, but something to say: e.g. it could not be kept on the volume. */
+  note?: string;
   status?: number;
   latencyMs?: number;
 }
@@ -44,17 +53,29 @@ export interface FlushResult {
   delivered: string[];
   messages: number;
   remaining: number;
+  /** Alerts the webhook rejected for good, moved to the dead-letter file. */
+  deadLettered: number;
   error?: string;
   /** Another process is flushing right now. */
   busy?: boolean;
 }
 
+/** How an alert of this process was kept. */
+type Kept = { how: 'buffer' } | { how: 'spill'; path: string; why: string; settled?: boolean } | { how: 'none'; why: string; direct: DeliveryResult; settled?: boolean };
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A title is one line: control characters become spaces. */
+// eslint-disable-next-line no-control-regex -- control characters are what this removes
+const oneLine = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
 
 export class Alerter {
   readonly buffer: AlertBuffer;
   private deadline: number | undefined;
   private readonly flushLockPath: string;
+  private readonly kept = new Map<string, Kept>();
+  /** Set when the volume refused a write: no flush is tried (nothing could be removed). */
+  private volumeProblem: string | undefined;
 
   constructor(
     private readonly cfg: Config,
@@ -65,7 +86,7 @@ export class Alerter {
     // A caller with its own budget (l2health's run budget) sets the delivery deadline outright.
     this.deadline = opts.deadline;
     const paths = statePaths(cfg.BACKUP_ROOT);
-    this.buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, paths.alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m));
+    this.buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, paths.alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m), () => this.waitShare());
     this.flushLockPath = paths.lock('alert-flush');
   }
 
@@ -73,10 +94,15 @@ export class Alerter {
     return Boolean(this.cfg.ALERT_WEBHOOK_URL);
   }
 
-  /** The process-wide delivery budget starts with the first delivery. */
+  /** The process-wide delivery budget starts with the first alert or delivery. */
   private budgetDeadline(): number {
     this.deadline ??= Date.now() + this.cfg.ALERT_BUDGET_MS;
     return this.deadline;
+  }
+
+  /** A lock wait may use a quarter of what is left of the budget, so delivery still fits. */
+  private waitShare(): number {
+    return Math.max(0, Math.floor((this.budgetDeadline() - Date.now()) / 4));
   }
 
   async make(input: AlertInput): Promise<Alert> {
@@ -85,7 +111,7 @@ export class Alerter {
     return {
       id: input.id ?? randomUUID(),
       level: input.level,
-      title: this.out.scrub(input.title),
+      title: this.out.scrub(oneLine(input.title)),
       message: this.out.scrub(input.message),
       source,
       key: input.key ?? `${source}:${input.title}`,
@@ -94,13 +120,10 @@ export class Alerter {
     };
   }
 
-  /** Alerts that could not be buffered (a full volume): sent directly by deliver(). */
-  private unbuffered: Alert[] = [];
-  private bufferError: string | undefined;
-
   /**
-   * Prints each alert as an ALERT line and makes it durable in the buffer, without sending.
-   * Callers that must record state first (l2health) enqueue, write their state, then deliver.
+   * Prints each alert as an ALERT line and makes it durable (buffer, else a spill file), without
+   * sending; one that cannot be kept at all is sent at once. Callers that must record state
+   * first (l2health) enqueue, write their state, then deliver.
    */
   async enqueue(inputs: AlertInput[]): Promise<Alert[]> {
     const alerts: Alert[] = [];
@@ -108,36 +131,83 @@ export class Alerter {
       const alert = await this.make(input);
       alerts.push(alert);
       this.out.alert(alert.level, `${alert.title}: ${alert.message}`);
-      if (!this.configured) continue;
-      try {
-        await this.buffer.append(alert);
-      } catch (err) {
-        this.bufferError = errnoCode(err) === 'ENOSPC' ? 'the backups volume is full' : errorMessage(err);
-        this.out.warn(`alert could not be buffered (${this.bufferError}); sending it directly`);
-        this.unbuffered.push(alert);
-      }
+      if (this.configured) await this.keep(alert);
     }
     return alerts;
   }
 
-  /** Flushes the buffer, then sends directly what could not be buffered. */
+  private async keep(alert: Alert): Promise<void> {
+    this.budgetDeadline();
+    let why: string;
+    try {
+      if (this.volumeProblem) throw new L2Error(this.volumeProblem);
+      await this.buffer.append(alert);
+      this.kept.set(alert.id, { how: 'buffer' });
+      return;
+    } catch (err) {
+      // Whatever went wrong (even an unexpected EACCES), the alert must still get out.
+      why = errorMessage(err);
+      if (err instanceof UnwritableError) this.volumeProblem = err.message;
+    }
+    if (!this.volumeProblem) {
+      try {
+        const path = await this.buffer.spill(alert);
+        this.kept.set(alert.id, { how: 'spill', path, why });
+        this.out.warn(`alert ${alert.id} could not go into the buffer (${why}); kept in ${path} for the next flush, and sending it directly`);
+        return;
+      } catch (err) {
+        if (err instanceof UnwritableError) this.volumeProblem = err.message;
+        why = `${why}; and ${errorMessage(err)}`;
+      }
+    }
+    this.out.warn(`alert ${alert.id} cannot be kept on the volume (${why}); sending it directly`);
+    const direct = await this.post([alert]);
+    this.kept.set(alert.id, { how: 'none', why, direct });
+    if (direct.ok) this.out.warn(`alert ${alert.id} delivered directly (HTTP ${direct.status}); it was not kept on the volume`);
+    else this.out.error(`alert ${alert.id} could not be delivered (${direct.error}) nor kept on the volume: only its ALERT line above remains`);
+  }
+
+  /** Flushes the buffer, then sends directly this process's alerts that no flush took. */
   async deliver(): Promise<FlushResult> {
-    const result = await this.flush();
-    for (const alert of this.unbuffered.splice(0)) {
-      const res = await this.post([alert]);
-      if (res.ok) result.delivered.push(alert.id);
-      else result.error = `${res.error}; and it could not be buffered: ${this.bufferError}`;
+    let result: FlushResult;
+    if (this.volumeProblem) {
+      result = { delivered: [], messages: 0, deadLettered: 0, remaining: (await this.buffer.stats()).count, error: `the buffer was not flushed: ${this.volumeProblem}` };
+    } else {
+      result = await this.flush();
+    }
+    for (const [id, k] of this.kept) {
+      if (k.how === 'buffer' || k.settled) continue;
+      k.settled = true;
+      if (k.how === 'none') {
+        if (k.direct.ok) result.delivered.push(id);
+        else result.error = `${k.direct.error}; and it could not be kept: ${k.why}`;
+      } else if (!result.delivered.includes(id) && existsSync(k.path)) {
+        const alert = await this.buffer.readSpill(k.path);
+        if (!alert) continue; // collected into the buffer meanwhile
+        const res = await this.post([alert]);
+        if (res.ok) {
+          result.delivered.push(id);
+          await this.buffer.removeSpill(k.path);
+        } else {
+          result.error = `${res.error}; the alert stays in ${k.path} for the next flush`;
+        }
+      }
     }
     return result;
   }
 
   async send(input: AlertInput): Promise<SendResult> {
     const [alert] = await this.enqueue([input]);
-    if (!this.configured) return { alert: alert!, delivered: false, buffered: false, reason: 'ALERT_WEBHOOK_URL is not set (log line only)' };
-    const buffered = !this.unbuffered.includes(alert!);
+    const a = alert!;
+    if (!this.configured) return { alert: a, delivered: false, buffered: false, reason: 'ALERT_WEBHOOK_URL is not set (log line only)' };
     const res = await this.deliver();
-    if (res.delivered.includes(alert!.id)) return { alert: alert!, delivered: true, buffered: false, status: this.lastStatus, latencyMs: this.lastLatency };
-    return { alert: alert!, delivered: false, buffered, reason: res.busy ? 'another process is delivering the buffer' : (res.error ?? 'left for the next run (pacing or budget)') };
+    const k = this.kept.get(a.id);
+    if (res.delivered.includes(a.id)) {
+      const note = k?.how === 'none' ? `sent directly: it could not be kept on the volume (${k.why})` : k?.how === 'spill' ? `sent directly: the buffer could not be had (${k.why})` : undefined;
+      return { alert: a, delivered: true, buffered: false, status: this.lastStatus, latencyMs: this.lastLatency, note };
+    }
+    const buffered = k?.how === 'buffer' || (k?.how === 'spill' && existsSync(k.path));
+    return { alert: a, delivered: false, buffered, reason: res.busy ? 'another process is delivering the buffer' : (res.error ?? 'left for the next run (pacing or budget)') };
   }
 
   private lastStatus: number | undefined;
@@ -146,7 +216,7 @@ export class Alerter {
   private async post(alerts: Alert[], droppedNote?: string): Promise<DeliveryResult> {
     const msg = buildMessage(alerts, droppedNote);
     const { postWebhook } = await import('./webhook.js');
-    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), alerts[0]!.id, this.budgetDeadline());
+    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), msg.id, this.budgetDeadline());
     if (res.ok) {
       this.lastStatus = res.status;
       this.lastLatency = res.latencyMs;
@@ -155,11 +225,12 @@ export class Alerter {
   }
 
   /**
-   * Delivers the buffer oldest first, one digest per key, paced, within the budget.
-   * Only one process flushes at a time; others wait for it within their budget.
+   * Delivers the buffer oldest first, digests per key and state, paced, within the budget.
+   * Only one process flushes at a time; others wait for it within their share of the budget.
+   * A buffer that cannot be had or written ends the flush with an error, never the program.
    */
   async flush(): Promise<FlushResult> {
-    const result: FlushResult = { delivered: [], messages: 0, remaining: 0 };
+    const result: FlushResult = { delivered: [], messages: 0, remaining: 0, deadLettered: 0 };
     if (!this.configured) {
       result.remaining = (await this.buffer.stats()).count;
       result.error = 'ALERT_WEBHOOK_URL is not set';
@@ -168,15 +239,20 @@ export class Alerter {
     const deadline = this.budgetDeadline();
     let lock;
     try {
-      lock = await acquireLock(this.flushLockPath, `${this.defaultSource} flush`, { waitMs: Math.max(0, deadline - Date.now() - 200), onTakeover: (m) => this.out.warn(m) });
+      lock = await acquireLock(this.flushLockPath, `${this.defaultSource} flush`, { waitMs: this.waitShare(), onTakeover: (m) => this.out.warn(m) });
     } catch (err) {
-      if (!(err instanceof LockedError)) throw err;
-      result.busy = true;
+      if (err instanceof LockedError) result.busy = true;
+      else if (err instanceof L2Error) result.error = err.message;
+      else throw err;
       result.remaining = (await this.buffer.stats()).count;
       return result;
     }
     try {
       await this.flushLocked(result, deadline);
+    } catch (err) {
+      if (!(err instanceof L2Error)) throw err;
+      result.error = `the alert buffer could not be flushed: ${err.message}`;
+      this.out.warn(result.error);
     } finally {
       await lock.release();
     }
@@ -189,7 +265,7 @@ export class Alerter {
     for (;;) {
       const pending = (await this.buffer.load()).filter((a) => !done.has(a.id));
       if (pending.length === 0) return;
-      for (const group of groupByKey(pending)) {
+      for (const group of groupDigests(pending)) {
         const state = await this.buffer.readState();
         const wait = state.lastSentAt ? state.lastSentAt + this.cfg.ALERT_MIN_INTERVAL_MS - Date.now() : 0;
         if (wait > 0) {
@@ -208,13 +284,24 @@ export class Alerter {
         const attemptAt = new Date().toISOString();
         const res = await this.post(group, note);
         if (!res.ok) {
-          result.error = res.error;
           await this.buffer.updateState((s) => {
             s.lastAttemptAt = attemptAt;
             s.lastError = res.error;
             s.lastErrorAt = new Date().toISOString();
           });
-          return; // keep order: nothing newer goes out before the older ones
+          if (!res.permanent) {
+            result.error = res.error;
+            return; // keep order: nothing newer goes out before the older ones
+          }
+          // Rejected for good: this message can never go out; it must not hold back the rest.
+          const id = messageId(group);
+          await this.buffer.deadLetter(group.map((alert) => ({ alert, rejectedAt: new Date().toISOString(), status: res.status, error: res.error, messageId: id })));
+          for (const a of group) done.add(a.id);
+          result.deadLettered += group.length;
+          result.error = `${res.error}; moved to the dead letters`;
+          const what = group.length === 1 ? `alert "${group[0]!.title}" (${group[0]!.id})` : `${group.length} alerts "${group[0]!.title}" (message ${id})`;
+          this.out.alert('error', `the webhook rejected ${what}: ${res.error}; moved to the dead letters ${this.buffer.deadLetterPath} (see 'l2alert buffer-status'); going on with the rest`);
+          continue;
         }
         const ids = new Set(group.map((a) => a.id));
         await this.buffer.remove(ids);

@@ -9,7 +9,9 @@ import { createOutput, Output } from '../output/index.js';
 import { maskUrlCredentials } from '../output/mask.js';
 
 export { Command, Option };
-import { EXIT, EXIT_CODES_HELP, L2Error, errorMessage } from '../errors.js';
+import { EXIT, EXIT_CODES_HELP, L2Error, UNWRITABLE_CODES, errnoCode, errorMessage } from '../errors.js';
+import { becomeUser, handBack, jobUser } from '../state/owner.js';
+import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
 
@@ -90,6 +92,7 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     try {
       const cfg = loadConfig(spec.groups);
       out.addSecrets(secretValues(cfg));
+      dropRoot(cfg, out);
       code = (await body({ cfg, out, signal: controller.signal }, ...args)) ?? EXIT.OK;
     } catch (err) {
       code = reportError(out, err);
@@ -98,10 +101,33 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
   };
 }
 
+/**
+ * Run as root: become the job user before anything touches the volume (src/state/owner.ts),
+ * so a command run by hand never leaves root-owned state that breaks the next cron run.
+ */
+function dropRoot(cfg: Config, out: Output): void {
+  if (process.getuid?.() !== 0) return;
+  const user = jobUser(cfg.BACKUP_ROOT);
+  if (!user || user.uid === 0) return;
+  const handed = handBack(join(cfg.BACKUP_ROOT, '.l2'), user);
+  if (handed > 0) out.warn(`${handed} state file(s) under ${cfg.BACKUP_ROOT}/.l2 belonged to root; handed back to ${user.name ?? `uid ${user.uid}`}`);
+  try {
+    becomeUser(user);
+  } catch (err) {
+    throw new L2Error(`running as root, could not become the job user ${user.name ?? `uid ${user.uid}`} (${user.why}): ${errorMessage(err)}; run the command as that user`, EXIT.USAGE);
+  }
+}
+
 export function reportError(out: Output, err: unknown): number {
   if (err instanceof L2Error) {
     out.error(err.message);
     return err.exitCode;
+  }
+  // A full or read-only volume met outside the state module: still one line, never "internal".
+  const code = errnoCode(err);
+  if (code && code in UNWRITABLE_CODES) {
+    out.error(`the volume ${UNWRITABLE_CODES[code]} (${code}): ${errorMessage(err)}; free space or remount it read-write`);
+    return EXIT.FAILED;
   }
   // A bug, not a user mistake: say so plainly, keep the stack for the report.
   out.error(`internal error: ${errorMessage(err)} (please report this with the output of --version)`);

@@ -19,7 +19,7 @@ export function buildProgram() {
       if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set, so alerts are log lines only; set it in the env file (see l2alert config)');
       const res = await (await alerter(cfg, out, 'l2alert')).send({ level: 'info', title: 'l2alert test', message: 'Test alert: the alert channel works.', key: 'l2alert:test' });
       if (res.delivered) {
-        out.print(`delivered: HTTP ${res.status} in ${res.latencyMs} ms (alert ${res.alert.id})`);
+        out.print(`delivered: HTTP ${res.status} in ${res.latencyMs} ms (alert ${res.alert.id})${res.note ? `; ${res.note}` : ''}`);
         return EXIT.OK;
       }
       out.print(`not delivered: ${res.reason}; ${res.buffered ? 'kept in the buffer for the next run' : 'not buffered'}`);
@@ -43,6 +43,9 @@ export function buildProgram() {
           newest: stats.newest ?? null,
           oldestAgeSeconds: stats.oldest ? Math.round((Date.now() - Date.parse(stats.oldest)) / 1000) : null,
           newestAgeSeconds: stats.newest ? Math.round((Date.now() - Date.parse(stats.newest)) / 1000) : null,
+          spilled: stats.spilled,
+          deadLetters: stats.deadLetters,
+          deadLetterFile: buffer.deadLetterPath,
           droppedTotal: state.droppedTotal,
           droppedUnreported: state.droppedUnreported,
           lastSuccessAt: state.lastSuccessAt ?? null,
@@ -54,8 +57,10 @@ export function buildProgram() {
           out.json(report);
           return EXIT.OK;
         }
-        out.print(`buffered alerts: ${stats.count}${stats.count ? ` (oldest ${formatAge(stats.oldest)} ago, newest ${formatAge(stats.newest)} ago)` : ''}`);
+        out.print(`buffered alerts: ${stats.count}${stats.oldest ? ` (oldest ${formatAge(stats.oldest)} ago, newest ${formatAge(stats.newest)} ago)` : ''}`);
         out.print(`buffer file:     ${cfg.ALERT_BUFFER_FILE} (${formatBytes(stats.sizeBytes)})`);
+        if (stats.spilled) out.print(`spilled:         ${stats.spilled} (in ${buffer.spillDir}, collected by the next flush)`);
+        out.print(`dead letters:    ${stats.deadLetters}${stats.deadLetters ? ` (rejected by the webhook for good; in ${buffer.deadLetterPath})` : ''}`);
         out.print(`dropped:         ${state.droppedTotal} in total${state.droppedUnreported ? `, ${state.droppedUnreported} not yet reported` : ''}`);
         out.print(`last delivery:   ${state.lastSuccessAt ? `${state.lastSuccessAt} (${formatAge(state.lastSuccessAt)} ago)` : 'never'}`);
         if (state.lastError) out.print(`last error:      ${state.lastError} at ${state.lastErrorAt}`);
@@ -71,8 +76,8 @@ export function buildProgram() {
         if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set: there is nowhere to flush to; set it in the env file');
         const res = await (await alerter(cfg, out, 'l2alert')).flush();
         if (opts.json) out.json(res);
-        else out.print(`delivered ${res.delivered.length} alert(s) in ${res.messages} message(s); ${res.remaining} left in the buffer${res.busy ? ' (another process is flushing)' : ''}${res.error ? `; ${res.error}` : ''}`);
-        return res.remaining > 0 && res.error && !res.error.startsWith('paced') ? EXIT.FAILED : EXIT.OK;
+        else out.print(`delivered ${res.delivered.length} alert(s) in ${res.messages} message(s); ${res.deadLettered ? `${res.deadLettered} moved to the dead letters; ` : ''}${res.remaining} left in the buffer${res.busy ? ' (another process is flushing)' : ''}${res.error ? `; ${res.error}` : ''}`);
+        return res.deadLettered > 0 || (res.remaining > 0 && res.error && !res.error.startsWith('paced')) ? EXIT.FAILED : EXIT.OK;
       }),
     );
 
@@ -86,7 +91,7 @@ export function buildProgram() {
       action(spec, async ({ cfg, out }, message: string, opts: { level: AlertLevel; title: string; source: string; key?: string }) => {
         if (opts.title.trim() === '') throw new UsageError('--title must not be empty');
         const res = await (await alerter(cfg, out, opts.source)).send({ level: opts.level, title: opts.title, message, source: opts.source, key: opts.key });
-        if (res.delivered) out.print(`delivered: HTTP ${res.status} (alert ${res.alert.id})`);
+        if (res.delivered) out.print(`delivered: HTTP ${res.status} (alert ${res.alert.id})${res.note ? `; ${res.note}` : ''}`);
         else out.print(`not delivered: ${res.reason}${res.buffered ? '; buffered' : ''}`);
         return res.delivered || !cfg.ALERT_WEBHOOK_URL ? EXIT.OK : EXIT.FAILED;
       }),

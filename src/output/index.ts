@@ -86,7 +86,10 @@ export class Output {
   }
 
   private line(level: LogLevel, msg: string): void {
-    const text = this.scrub(msg);
+    // One message, one line: a newline or other control character in an alert text or an
+    // upstream error is shown escaped, so it cannot forge a log line of its own.
+    // eslint-disable-next-line no-control-regex -- control characters are what this escapes
+    const text = this.scrub(msg).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? ' ' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
     if (this.tty) {
       const tag = {
         INFO: this.c.cyan('info '),

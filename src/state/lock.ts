@@ -5,20 +5,30 @@
  * so it can neither say who holds a lock nor take over at once from an owner that is
  * provably dead. Here:
  * - acquire = link(2) of a fully written temp file to the lock path: atomic, fails with EEXIST,
- *   and a lock file is never seen half-written;
+ *   and a lock file is never seen half-written. A lock file that is absent (just released) is
+ *   simply tried again: it is never "dead";
  * - same host: the owner is dead when its pid is gone or now belongs to another process
- *   (/proc start time differs), and the lock is taken over with a warning;
+ *   (/proc start time differs);
  * - another host (a second container on the same volume): dead when its heartbeat (the lock
  *   file's mtime, touched every 30 s) is older than 2 minutes;
- * - takeover is serialised by a short-lived `.takeover` lock so two newcomers cannot both
- *   replace the same dead owner;
- * - release removes the file only if it still holds our token.
+ * - takeover of a dead owner is atomic: the newcomer must first win a marker named after the
+ *   dead owner's token (`<lock>.takeover-<token>`, link(2) again), and then renames its own
+ *   record over the lock file, which never goes missing in between. Only the marker's winner
+ *   may replace that owner; a plain acquire cannot (the file is there), and the dead owner
+ *   releases nothing. A newcomer that wins a marker after the takeover finished finds another
+ *   token in the lock and backs off. A marker left by a taker that died is itself taken over
+ *   the same way (a marker of the marker);
+ * - release removes the file only if it still holds our token;
+ * - symlinks at a lock path are refused, never followed;
+ * - a lock that cannot be written because the volume is full or read-only: run locks go on
+ *   without it, with a warning (nothing else can write there either); mutexes throw
+ *   UnwritableError so their caller can choose another way (the alert buffer sends directly).
  */
-import { promises as fs, readFileSync, unlinkSync, linkSync, writeFileSync, statSync } from 'node:fs';
+import { promises as fs, constants as C, closeSync, fstatSync, linkSync, openSync, readSync, renameSync, unlinkSync, writeFileSync, statSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { LockedError, errnoCode } from '../errors.js';
-import { ensureDir, tempName, uniqueSuffix, FILE_MODE } from './files.js';
+import { LockedError, SymlinkRefusedError, UnwritableError, asUnwritable, errnoCode } from '../errors.js';
+import { ensureStateDir, tempName, uniqueSuffix, FILE_MODE } from './files.js';
 import { formatAge } from '../output/index.js';
 
 export interface LockOwner {
@@ -34,12 +44,15 @@ export interface LockOwner {
 export interface HeldLock {
   path: string;
   owner: LockOwner;
+  /** Set when the lock could not be written (full or read-only volume) and the run goes on without it. */
+  notHeld?: string;
   release(): Promise<void>;
 }
 
 const HEARTBEAT_MS = 30_000;
 const FOREIGN_STALE_MS = 120_000;
-const TAKEOVER_STALE_MS = 10_000;
+/** Markers of markers: a taker that died mid-takeover, then its successor too... bounded. */
+const MAX_TAKEOVER_DEPTH = 4;
 
 const held = new Map<string, LockOwner>();
 let exitHookInstalled = false;
@@ -62,29 +75,61 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** What is at a lock path now. */
+type LockFile =
+  | { kind: 'absent' }
+  | { kind: 'owner'; owner: LockOwner; id: string }
+  /** Present but not an owner record (debris; link(2) of a complete file never makes one). */
+  | { kind: 'garbage'; id: string }
+  /** Another user's lock we may not read: assumed alive rather than broken. */
+  | { kind: 'unreadable' };
+
+function isOwner(v: unknown): v is LockOwner {
+  const o = v as LockOwner | null;
+  return typeof o === 'object' && o !== null && typeof o.pid === 'number' && typeof o.token === 'string';
+}
+
+/** Reads a lock file without following a symlink (a planted link is refused). */
+function inspect(path: string): LockFile {
+  let fd: number;
+  try {
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return { kind: 'absent' };
+    if (code === 'ELOOP') throw new SymlinkRefusedError(path);
+    if (code === 'EACCES') return { kind: 'unreadable' };
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    const buf = Buffer.alloc(Math.min(st.size, 64 * 1024));
+    const n = st.size > 0 ? readSync(fd, buf, 0, buf.length, 0) : 0;
+    let v: unknown;
+    try {
+      v = JSON.parse(buf.subarray(0, n).toString('utf8'));
+    } catch {
+      v = undefined;
+    }
+    if (isOwner(v)) return { kind: 'owner', owner: v, id: v.token };
+    return { kind: 'garbage', id: `ino${st.ino}-${st.size}-${Math.round(st.mtimeMs)}` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readLockOwner(path: string): LockOwner | undefined {
   try {
-    const o = JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
-    return typeof o.pid === 'number' && typeof o.token === 'string' ? o : undefined;
+    const f = inspect(path);
+    return f.kind === 'owner' ? f.owner : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Why the owner is dead, or undefined when it may be alive. */
-export function deadReason(path: string, owner: LockOwner | undefined): string | undefined {
-  if (!owner) {
-    try {
-      readFileSync(path);
-    } catch (err) {
-      // Another user's lock we may not read: assume it is alive rather than break it.
-      if (errnoCode(err) === 'EACCES') return undefined;
-    }
-    // Garbage content cannot come from link(2) of a complete file; treat it as debris.
-    return 'the lock file is unreadable';
-  }
+function ownerDeadReason(path: string, owner: LockOwner): string | undefined {
   if (owner.host === hostname()) {
-    if (owner.pid === process.pid && !held.has(path)) return `pid ${owner.pid} is this process, which does not hold it`;
+    if (owner.pid === process.pid && held.get(path)?.token !== owner.token) return `pid ${owner.pid} is this process, which does not hold it`;
     if (!pidAlive(owner.pid)) return `pid ${owner.pid} is no longer running`;
     const now = procStart(owner.pid);
     if (owner.procStart && now && owner.procStart !== now) return `pid ${owner.pid} now belongs to another process`;
@@ -97,22 +142,60 @@ export function deadReason(path: string, owner: LockOwner | undefined): string |
   return undefined;
 }
 
+function fileDeadReason(path: string, f: LockFile): string | undefined {
+  if (f.kind === 'owner') return ownerDeadReason(path, f.owner);
+  if (f.kind === 'garbage') return 'the lock file is not an owner record';
+  return undefined; // absent: just released, try again; unreadable: assume alive
+}
+
+/** Why the owner of the lock at `path` is dead, or undefined when it may be alive (or the lock is free). */
+export function deadReason(path: string, owner: LockOwner | undefined): string | undefined {
+  if (owner) return ownerDeadReason(path, owner);
+  try {
+    return fileDeadReason(path, inspect(path));
+  } catch {
+    return undefined;
+  }
+}
+
 function describeOwner(owner: LockOwner): string {
   return `pid ${owner.pid} on ${owner.host} ("${owner.command}") since ${owner.startedAt} (${formatAge(owner.startedAt)} ago)`;
 }
 
-function tryLink(path: string, owner: LockOwner): boolean {
+/** Our owner record in a fresh temp file beside `path`. */
+function writeRecord(path: string, owner: LockOwner): string {
   const tmp = tempName(path);
-  writeFileSync(tmp, JSON.stringify(owner) + '\n', { mode: FILE_MODE, flag: 'wx' });
+  try {
+    writeFileSync(tmp, JSON.stringify(owner) + '\n', { mode: FILE_MODE, flag: 'wx' });
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {}
+    throw asUnwritable(err, path);
+  }
+  return tmp;
+}
+
+function tryLink(path: string, owner: LockOwner): boolean {
+  const tmp = writeRecord(path, owner);
   try {
     linkSync(tmp, path);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;
-    throw err;
+    throw asUnwritable(err, path);
   } finally {
     try {
       unlinkSync(tmp);
+    } catch {}
+  }
+}
+
+function removeIfOurs(path: string, owner: LockOwner): void {
+  // Read and unlink with no await in between: nothing in this process can interleave.
+  if (readLockOwner(path)?.token === owner.token) {
+    try {
+      unlinkSync(path);
     } catch {}
   }
 }
@@ -122,26 +205,62 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // Last resort: a process that exits without releasing (an uncaught error) still frees its locks.
   process.on('exit', () => {
-    for (const [path, owner] of held) {
-      if (readLockOwner(path)?.token === owner.token) {
-        try {
-          unlinkSync(path);
-        } catch {}
-      }
-    }
+    for (const [path, owner] of held) removeIfOurs(path, owner);
   });
+}
+
+const markerName = (path: string, id: string) => `${path}.takeover-${id.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+
+/**
+ * Replaces the dead lock file `deadId` at `path` by our record. Returns true when we now hold
+ * `path`; false when someone else is taking it over or already did (the caller tries again).
+ */
+function takeOver(path: string, deadId: string, owner: LockOwner, depth = 0): boolean {
+  const marker = markerName(path, deadId);
+  let won = tryLink(marker, owner);
+  if (!won) {
+    const m = inspect(marker);
+    // Absent: the winner finished, so `path` no longer holds deadId. Alive: it is working.
+    if (m.kind === 'absent' || m.kind === 'unreadable' || depth >= MAX_TAKEOVER_DEPTH) return false;
+    if (fileDeadReason(marker, m) === undefined) return false;
+    won = takeOver(marker, m.id, owner, depth + 1); // its taker died mid-takeover: take its place
+    if (!won) return false;
+  }
+  try {
+    // Holding the marker, only we may change `path` while it holds deadId.
+    const now = inspect(path);
+    if ((now.kind === 'owner' || now.kind === 'garbage') && now.id === deadId) {
+      const tmp = writeRecord(path, owner);
+      try {
+        renameSync(tmp, path);
+      } catch (err) {
+        try {
+          unlinkSync(tmp);
+        } catch {}
+        throw asUnwritable(err, path);
+      }
+      return true;
+    }
+    return false;
+  } finally {
+    // `path` no longer holds deadId (or never will again): the marker has done its work.
+    removeIfOurs(marker, owner);
+  }
 }
 
 export interface AcquireOptions {
   /** Keep trying this long (a mutex); 0 = fail at once (a run lock, exit 75). */
   waitMs?: number;
-  /** Called when a dead owner's lock is taken over. */
+  /** Called with a warning: a dead owner's lock taken over, or a lock that could not be written. */
   onTakeover?: (message: string) => void;
+  /**
+   * A full or read-only volume: 'proceed' (run locks: go on without the lock, warned) or
+   * 'throw' (mutexes: UnwritableError). Default 'proceed'.
+   */
+  ifUnwritable?: 'proceed' | 'throw';
 }
 
 export async function acquireLock(path: string, command: string, opts: AcquireOptions = {}): Promise<HeldLock> {
-  await ensureDir(dirname(path));
-  installExitHook();
   const owner: LockOwner = {
     pid: process.pid,
     host: hostname(),
@@ -150,22 +269,18 @@ export async function acquireLock(path: string, command: string, opts: AcquireOp
     token: `${hostname()}-${uniqueSuffix()}-${Date.now()}`,
     procStart: procStart(process.pid),
   };
-  const deadline = Date.now() + (opts.waitMs ?? 0);
-  for (let attempt = 0; ; attempt++) {
-    if (tryLink(path, owner)) break;
-    const current = readLockOwner(path);
-    const dead = deadReason(path, current);
-    if (dead !== undefined && takeOver(path, current, owner)) {
-      opts.onTakeover?.(`took over a stale lock ${path}${current ? ` from ${describeOwner(current)}` : ''}: ${dead}`);
-      break;
+  try {
+    await ensureStateDir(dirname(path));
+    installExitHook();
+    await takeLock(path, owner, opts);
+  } catch (err) {
+    if (err instanceof UnwritableError && opts.ifUnwritable !== 'throw') {
+      const why = `${err.message}; going on without the lock ${path}`;
+      opts.onTakeover?.(why);
+      return { path, owner, notHeld: why, release: async () => {} };
     }
-    if (Date.now() >= deadline) {
-      if (!current) throw new LockedError(`the lock ${path} is held; try again in a moment`);
-      throw new LockedError(`another run holds the lock ${path}: ${describeOwner(current)}; wait for it to finish`);
-    }
-    await new Promise((r) => setTimeout(r, Math.min(10 + attempt * 5, 100)));
+    throw asUnwritable(err, path);
   }
-  held.set(path, owner);
   const heartbeat = setInterval(() => {
     const now = new Date();
     fs.utimes(path, now, now).catch(() => {});
@@ -176,42 +291,39 @@ export async function acquireLock(path: string, command: string, opts: AcquireOp
     owner,
     release: async () => {
       clearInterval(heartbeat);
-      held.delete(path);
-      if (readLockOwner(path)?.token === owner.token) await fs.rm(path, { force: true });
+      removeIfOurs(path, owner);
+      if (held.get(path)?.token === owner.token) held.delete(path);
     },
   };
 }
 
-/** Replaces a dead owner's lock with ours, under a short takeover lock. */
-function takeOver(path: string, dead: LockOwner | undefined, owner: LockOwner): boolean {
-  const guard = `${path}.takeover`;
-  if (!tryLink(guard, owner)) {
-    try {
-      if (Date.now() - statSync(guard).mtimeMs > TAKEOVER_STALE_MS) unlinkSync(guard);
-    } catch {}
-    return false;
-  }
-  try {
-    const now = readLockOwner(path);
-    if ((now?.token ?? null) !== (dead?.token ?? null)) return false; // someone else got there first
-    try {
-      unlinkSync(path);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
+async function takeLock(path: string, owner: LockOwner, opts: AcquireOptions): Promise<void> {
+  const deadline = Date.now() + (opts.waitMs ?? 0);
+  for (let attempt = 0; ; attempt++) {
+    if (tryLink(path, owner)) {
+      held.set(path, owner); // before any await: this process must see it as held at once
+      return;
     }
-    return tryLink(path, owner);
-  } finally {
-    if (readLockOwner(guard)?.token === owner.token) {
-      try {
-        unlinkSync(guard);
-      } catch {}
+    const current = inspect(path);
+    if (current.kind === 'absent') continue; // released between our link and our look: try again
+    const dead = fileDeadReason(path, current);
+    if (dead !== undefined && current.kind !== 'unreadable' && takeOver(path, current.id, owner)) {
+      held.set(path, owner);
+      opts.onTakeover?.(`took over a stale lock ${path}${current.kind === 'owner' ? ` from ${describeOwner(current.owner)}` : ''}: ${dead}`);
+      return;
     }
+    if (Date.now() >= deadline) {
+      if (current.kind !== 'owner') throw new LockedError(`the lock ${path} is held; try again in a moment`);
+      throw new LockedError(`another run holds the lock ${path}: ${describeOwner(current.owner)}; wait for it to finish`);
+    }
+    const pause = Math.min(10 + attempt * 5, 100, Math.max(1, deadline - Date.now()));
+    await new Promise((r) => setTimeout(r, pause));
   }
 }
 
-/** Runs `fn` holding a short mutex (waits for it up to `waitMs`). */
+/** Runs `fn` holding a short mutex (waits for it up to `waitMs`); UnwritableError on a full or read-only volume. */
 export async function withMutex<T>(path: string, command: string, fn: () => Promise<T>, waitMs = 10_000, onTakeover?: (m: string) => void): Promise<T> {
-  const lock = await acquireLock(path, command, { waitMs, onTakeover });
+  const lock = await acquireLock(path, command, { waitMs, onTakeover, ifUnwritable: 'throw' });
   try {
     return await fn();
   } finally {
