@@ -160,7 +160,7 @@ test('install-crontab.sh adds a marked block, keeps other lines, is idempotent, 
 });
 
 test('shell scripts pass shellcheck; the Dockerfile copies only files that exist and runs as its user', async () => {
-  const scripts = ['l2ops-exec.sh', 'backup.sh', 'alert.sh', 'health-monitor.sh', 'entrypoint.sh', 'crontab-shim.sh', 'install-crontab.sh'].map((s) => join(ROOT, 'scripts', s));
+  const scripts = ['l2ops-exec.sh', 'backup.sh', 'alert.sh', 'health-monitor.sh', 'entrypoint.sh', 'crontab-shim.sh', 'install-crontab.sh', 'container-base.sh'].map((s) => join(ROOT, 'scripts', s));
   const sc = await execa('shellcheck', scripts, { reject: false, all: true });
   expect(sc.all).toBe('');
   const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -169,7 +169,9 @@ test('shell scripts pass shellcheck; the Dockerfile copies only files that exist
   }
   expect(docker).toMatch(/useradd .*l2ops/);
   expect(docker).toMatch(/crontab -u l2ops \/app\/crontab/);
-  expect(docker).toMatch(/^FROM node:24-/m);
+  // Production builds need no argument; both stages take the same base.
+  expect(docker).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+  expect(docker.match(/^FROM \$\{NODE_IMAGE\}/gm)).toHaveLength(2);
   expect(docker).toMatch(/ENTRYPOINT \["\/app\/entrypoint.sh"\]/);
 });
 
