@@ -7,6 +7,11 @@
 # and point this at it to change the schedule without rebuilding), L2_STOP_WAIT_SECONDS
 # (how long a stop waits for running jobs, default 25; keep it under the stop grace period).
 set -eu
+# With a command (`docker run --rm -v l2-dash_backups:/backups IMAGE ls /backups`), run just
+# that: a throwaway container of this image serves the runbook's restores like alpine does.
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
 user=${L2_RUN_AS:-l2ops}
 root=${BACKUP_ROOT:-/backups}
 app=${L2_APP:-/app}
