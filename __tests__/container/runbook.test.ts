@@ -244,6 +244,13 @@ describeIf('the cron container and the runbook', () => {
     expect(health.exitCode).toBe(0);
   }, 200_000);
 
+  test("the image's health check: healthy now; unhealthy with a reason when the health job has been silent too long", async () => {
+    const ok = await exec('node', '/app/healthcheck.mjs');
+    expect([ok.exitCode, ok.stdout]).toEqual([0, expect.stringMatching(/^healthy: cron running; last backup ok at /)]);
+    const silent = await podman(['exec', '--env', 'L2_HEALTHCHECK_SILENCE_MINUTES=0.0001', NAME, 'node', '/app/healthcheck.mjs']);
+    expect([silent.exitCode, silent.stdout]).toEqual([1, expect.stringMatching(/^unhealthy: no health check has run for over 0.0001 minutes/)]);
+  });
+
   test('podman stop during a nightly: the job ends cleanly, the lock is released, no partial snapshot; the next nightly and verify --all pass', async () => {
     // New data, and an S3 endpoint that holds the upload: the nightly is mid-run when stopped.
     writeFileSync(join(work, 'ml-service/models/new-model.bin'), Buffer.alloc(2_000_000, 7));
