@@ -4,6 +4,8 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
+  // The container suite builds an image and runs podman: `npm run test:container` (jest.container.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/__tests__/container/'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }] },
   testTimeout: 60000,

@@ -4,11 +4,12 @@
  * (/bin/sh -c, cron's environment only, as that user, configuration only in the env file),
  * and the real cron daemon runs a job. Needs root and Debian's cron (.ci/run installs it).
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ROOT } from './helpers/run.js';
 import { makeTree } from './helpers/tree.js';
+import { deadPort } from './helpers/receiver.js';
 import { parseCrontab, nextRunFrom } from '../src/schedule/index.js';
 
 const USER = 'l2ops-test';
@@ -145,9 +146,11 @@ test('install-crontab.sh adds a marked block, keeps other lines, is idempotent, 
   const mine = '# my own job\n15 4 * * * /usr/bin/true\n';
   await execa('crontab', ['-u', USER, '-'], { input: mine });
   const script = join(ROOT, 'scripts/install-crontab.sh');
-  expect((await execa(script, ['--user', USER, '--env-file', '/etc/l2ops.env', '--log', '/var/log/l2ops.log'])).exitCode).toBe(0);
+  const dir = userDir();
+  const args = ['--user', USER, '--env-file', '/etc/l2ops.env', '--log', join(dir, 'l2ops.log'), '--backup-root', join(dir, 'b')];
+  expect((await execa(script, args)).exitCode).toBe(0);
   const once = (await execa('crontab', ['-u', USER, '-l'])).stdout;
-  expect((await execa(script, ['--user', USER, '--env-file', '/etc/l2ops.env', '--log', '/var/log/l2ops.log'])).exitCode).toBe(0);
+  expect((await execa(script, args)).exitCode).toBe(0);
   const twice = (await execa('crontab', ['-u', USER, '-l'])).stdout;
   expect(twice).toBe(once);
   expect(once.startsWith(mine.trim())).toBe(true);
@@ -160,7 +163,7 @@ test('install-crontab.sh adds a marked block, keeps other lines, is idempotent, 
 });
 
 test('shell scripts pass shellcheck; the Dockerfile copies only files that exist and runs as its user', async () => {
-  const scripts = ['l2ops-exec.sh', 'backup.sh', 'alert.sh', 'health-monitor.sh', 'entrypoint.sh', 'crontab-shim.sh', 'install-crontab.sh'].map((s) => join(ROOT, 'scripts', s));
+  const scripts = ['l2ops-exec.sh', 'backup.sh', 'alert.sh', 'health-monitor.sh', 'entrypoint.sh', 'crontab-shim.sh', 'install-crontab.sh', 'container-base.sh'].map((s) => join(ROOT, 'scripts', s));
   const sc = await execa('shellcheck', scripts, { reject: false, all: true });
   expect(sc.all).toBe('');
   const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -169,7 +172,9 @@ test('shell scripts pass shellcheck; the Dockerfile copies only files that exist
   }
   expect(docker).toMatch(/useradd .*l2ops/);
   expect(docker).toMatch(/crontab -u l2ops \/app\/crontab/);
-  expect(docker).toMatch(/^FROM node:24-/m);
+  // Production builds need no argument; both stages take the same base.
+  expect(docker).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+  expect(docker.match(/^FROM \$\{NODE_IMAGE\}/gm)).toHaveLength(2);
   expect(docker).toMatch(/ENTRYPOINT \["\/app\/entrypoint.sh"\]/);
 });
 
@@ -199,3 +204,95 @@ test('the real cron daemon runs a job for the non-root user', async () => {
     await execa('crontab', ['-u', USER, '-r'], { reject: false });
   }
 }, 90_000);
+
+/**
+ * scripts/install-crontab.sh on a host without Docker, with its defaults: the job user can
+ * write the default log, the runbook's /tmp/alerts_buffer.jsonl exists, --remove leaves no
+ * empty crontab behind, --help prints help. (In this file: the tests share /var/log/l2ops.log,
+ * /tmp/alerts_buffer.jsonl and /etc/tmpfiles.d/l2ops.conf with the install test above.)
+ */
+describe('host install with install-crontab.sh', () => {
+  const HOST_USER = 'l2ops-host-test';
+  const SCRIPT = join(ROOT, 'scripts/install-crontab.sh');
+  const LOG = '/var/log/l2ops.log';
+  const LINK = '/tmp/alerts_buffer.jsonl';
+  const TMPFILES = '/etc/tmpfiles.d/l2ops.conf';
+  let dir = '';
+  const existedBefore = { log: existsSync(LOG), link: existsSync(LINK) || isLink(LINK), tmpfiles: existsSync(TMPFILES) };
+
+  function isLink(path: string): boolean {
+    try {
+      return lstatSync(path).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  }
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('the host install tests need root (CI runs as root): they create a user and install crontabs');
+    if ((await execa('id', ['-u', HOST_USER], { reject: false })).exitCode !== 0) await execa('useradd', ['--create-home', '--shell', '/bin/sh', HOST_USER]);
+    dir = mkdtempSync('/tmp/l2host-');
+    chmodSync(dir, 0o755);
+  });
+
+  afterAll(async () => {
+    await execa('crontab', ['-u', HOST_USER, '-r'], { reject: false });
+    await execa('userdel', ['--remove', HOST_USER], { reject: false });
+    if (!existedBefore.log) rmSync(LOG, { force: true });
+    if (!existedBefore.link) rmSync(LINK, { force: true });
+    if (!existedBefore.tmpfiles) rmSync(TMPFILES, { force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--help prints the usage and nothing of the script', async () => {
+    const res = await execa(SCRIPT, ['--help'], { all: true });
+    expect(res.exitCode).toBe(0);
+    expect(res.all).toMatch(/^Installs the l2ops schedule/);
+    for (const opt of ['--user', '--env-file', '--log', '--backup-root', '--remove', '--print']) expect(res.all).toContain(opt);
+    expect(res.all).not.toMatch(/set -eu|^here=/m);
+    const bad = await execa(SCRIPT, ['--log'], { reject: false, all: true });
+    expect([bad.exitCode, bad.all]).toEqual([2, 'install-crontab: --log needs a value; see --help']);
+  });
+
+  test('install with the default log: the job user can write it; /tmp/alerts_buffer.jsonl exists and reads empty', async () => {
+    const root = join(dir, 'backups');
+    const env = join(dir, 'env');
+    // A webhook that refuses connections: the alert sent below stays in the buffer.
+    writeFileSync(env, `BACKUP_ROOT=${root}\nALERT_WEBHOOK_URL=http://127.0.0.1:${await deadPort()}/hook\nALERT_TIMEOUT_MS=500\nALERT_BUDGET_MS=1000\n`);
+    chmodSync(env, 0o644);
+    const res = await execa(SCRIPT, ['--user', HOST_USER, '--env-file', env], { reject: false, all: true });
+    expect([res.exitCode, res.all]).toEqual([0, `install-crontab: install done for ${HOST_USER}`]);
+    const tab = (await execa('crontab', ['-u', HOST_USER, '-l'])).stdout;
+    expect(tab).toContain(`L2_LOG=${LOG}`);
+    const asUser = (...args: string[]) => execa('setpriv', ['--reuid', HOST_USER, '--regid', HOST_USER, '--init-groups', ...args], { reject: false, all: true });
+    expect((await asUser('sh', '-c', `echo job line >> ${LOG}`)).exitCode).toBe(0);
+    expect(readFileSync(LOG, 'utf8')).toContain('job line');
+    // The runbook's `cat /tmp/alerts_buffer.jsonl`: exit 0 with nothing buffered.
+    expect(readlinkSync(LINK)).toBe(join(root, '.l2/alerts_buffer.jsonl'));
+    const cat = await execa('cat', [LINK], { reject: false, all: true });
+    expect([cat.exitCode, cat.all]).toEqual([0, '']);
+    // The jobs' alert buffer is the job user's.
+    expect((await execa('stat', ['-c', '%U %a', join(root, '.l2/alerts_buffer.jsonl')])).stdout).toBe(`${HOST_USER} 600`);
+    const send = await asUser('env', '-i', `PATH=${process.env.PATH}`, `L2_ENV_FILE=${env}`, 'NO_COLOR=1', join(ROOT, 'scripts/alert.sh'), 'send', '--level', 'warning', '--title', 'host', 'buffered here');
+    expect(send.all).toMatch(/ALERT l2alert: \[warning\] host: buffered here/);
+    expect(readFileSync(LINK, 'utf8')).toContain('buffered here');
+    if (existsSync('/etc/tmpfiles.d')) expect(readFileSync(TMPFILES, 'utf8')).toBe(`L+ ${LINK} - - - - ${join(root, '.l2/alerts_buffer.jsonl')}\n`);
+  });
+
+  test('--remove of the only block leaves no crontab at all, not an empty one', async () => {
+    const res = await execa(SCRIPT, ['--user', HOST_USER, '--remove'], { reject: false, all: true });
+    expect(res.exitCode).toBe(0);
+    const list = await execa('crontab', ['-u', HOST_USER, '-l'], { reject: false, all: true });
+    expect(list.exitCode).not.toBe(0);
+    expect(list.all).toMatch(/no crontab for/);
+    expect(existsSync(TMPFILES)).toBe(false);
+  });
+
+  test('a job user who cannot write the log is told before anything is installed', async () => {
+    const res = await execa('setpriv', ['--reuid', HOST_USER, '--regid', HOST_USER, '--init-groups', 'env', `HOME=${dir}`, SCRIPT, '--env-file', '/nonexistent', '--log', '/var/log/l2ops-nope/x.log'], { reject: false, all: true });
+    expect(res.exitCode).toBe(2);
+    expect(res.all).toBe(`install-crontab: ${HOST_USER} cannot write the log /var/log/l2ops-nope/x.log; pass --log FILE in a folder of yours, or run as root`);
+    const list = await execa('crontab', ['-u', HOST_USER, '-l'], { reject: false });
+    expect(list.exitCode).not.toBe(0);
+  });
+});
