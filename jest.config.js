@@ -6,6 +6,10 @@ export default {
   testMatch: ['**/*.test.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }] },
+  // One scratch folder per run and per file, removed at the end with the users and mounts in it.
+  globalSetup: '<rootDir>/__tests__/setup/global-setup.mjs',
+  globalTeardown: '<rootDir>/__tests__/setup/global-teardown.mjs',
+  setupFilesAfterEnv: ['<rootDir>/__tests__/setup/per-file.ts'],
   testTimeout: 60000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/__tests__/summary-reporter.cjs'],

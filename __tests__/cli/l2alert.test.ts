@@ -85,12 +85,10 @@ test('a receiver that never answers: the process ends within its budget and keep
   const r = await receiver();
   r.fallback = 0;
   r.script = Array.from({ length: 20 }, () => ({ status: 200, hang: true }));
-  const started = Date.now();
+  // Ending at all is the property (the test's timeout bounds it); no wall-clock assertion.
   const res = await run('l2alert', ['send', '--level', 'error', '--title', 'hang', 'm'], alertEnv(r.url, { ALERT_TIMEOUT_MS: '500', ALERT_BUDGET_MS: '2000' }).env);
-  const took = Date.now() - started;
   expect(res.exitCode).toBe(1);
   expect(res.stdout).toMatch(/timed out/);
-  expect(took).toBeLessThan(15_000);
 });
 
 test('16 concurrent senders while the receiver is down: 16 intact buffer lines', async () => {

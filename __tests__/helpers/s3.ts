@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './run.js';
 import { deadPort } from './receiver.js';
+import { tracked } from './cleanup.js';
 
 export interface TestS3 {
   endpoint: string;
@@ -29,7 +30,7 @@ export async function startS3(bucket = 'l2trading-staging', port?: number): Prom
     objectPath: (key) => join(dir, bucket, `${key}._S3rver_object`),
     start: async () => {
       const c = execa('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
-      child = c;
+      child = tracked(c);
       await new Promise<void>((resolve, reject) => {
         c.stdout!.on('data', (d: Buffer) => {
           if (d.toString().includes('ready')) resolve();
