@@ -3,6 +3,13 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * Delays far from the thresholds the tests set (l2health.test.ts), so a busy machine's
+ * scheduling noise (hundreds of ms) never moves a result across one.
+ */
+export const SLOW_MS = 3000;
+export const GAP_MS = 3000;
+
 export interface Targets {
   base: string;
   hangPort: number;
@@ -29,7 +36,7 @@ export async function startTargets(): Promise<Targets> {
         res.writeHead(t.flakyStatus).end();
         return;
       case '/slow': {
-        const timer = setTimeout(() => res.end('ok'), 400);
+        const timer = setTimeout(() => res.end('ok'), SLOW_MS);
         timers.add(timer);
         return;
       }
@@ -79,7 +86,7 @@ export async function startTargets(): Promise<Targets> {
       case '/sse/gappy': {
         sse(res);
         res.write('data: first\n\n');
-        const timer = setTimeout(() => res.write('data: late\n\n'), 700);
+        const timer = setTimeout(() => res.write('data: late\n\n'), GAP_MS);
         timers.add(timer);
         return;
       }

@@ -9,7 +9,7 @@
  */
 export const KNOWN_DEFECTS_PENDING = {
   /** §1 "Change detection": a file rewritten with the same size and mtime keeps its old content in the next snapshot. */
-  SAME_SIZE_SAME_MTIME_STORED_STALE: false,
+  SAME_SIZE_SAME_MTIME_STORED_STALE: true,
   /** §1 "Any name Linux allows": names with a newline, non-UTF-8 bytes, a backslash or a leading dash vanish, break restore or verify. */
   ODD_NAMES_LOST: true,
   /** §2 "latest": the newest complete nightly/snapshot (finish order), never a partial run, a capture or a snapshot from the future. */

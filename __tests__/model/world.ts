@@ -28,7 +28,7 @@ export type S3Mode = 'up' | 'down' | 'hung';
 
 export const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 /** A run that has not ended after this long is killed and counted as hung (never a timing assertion: only a bound). */
-const RUN_BOUND_MS = Number(process.env.MODEL_RUN_BOUND_MS ?? 180_000);
+const RUN_BOUND_MS = Number(process.env.MODEL_RUN_BOUND_MS ?? 90_000);
 /** S3 timeout given to the programs; a hung server must end a run within a few of these (issue §3). */
 const S3_TIMEOUT_MS = 2000;
 
@@ -282,7 +282,8 @@ export class World {
     const list = await this.run(['list', '--remote', '--json']);
     if (list.exitCode !== 0) return this.void(this.problem(undefined, `list --remote failed with the server up: ${list.all.slice(-500)}`));
     const rows = JSON.parse(list.all.slice(list.all.indexOf('['))) as { id: string; complete: boolean }[];
-    for (const r of rows.filter((x) => x.complete && !this.remoteChecked.has(x.id))) {
+    const fresh = rows.filter((x) => x.complete && !this.remoteChecked.has(x.id));
+    for (const r of fresh) {
       this.remoteChecked.add(r.id);
       const exp = this.expected.get(r.id);
       if (!exp) {
@@ -308,7 +309,8 @@ export class World {
       rmSync(target, { recursive: true, force: true });
     }
     const remoteLatestWant = [...this.expected.values()].filter((e) => e.kind !== 'emergency-pre-restore' && e.complete && rows.some((r) => r.complete && r.id === e.id)).sort((a, b) => b.order - a.order)[0]?.id;
-    if (remoteLatestWant) {
+    // Remote "latest" can only change when a new complete remote snapshot appears.
+    if (remoteLatestWant && fresh.length) {
       stats.checks++;
       const res = await this.run(['restore', 'latest', '--from', 'remote', '--dry-run', '--target', pjoin(this.dir, 'targets', 'dry')]);
       const got = /would restore snapshot (\d{8}-\d{6})/.exec(res.all)?.[1];
