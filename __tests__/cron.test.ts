@@ -6,11 +6,10 @@
  */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { ROOT } from './helpers/run.js';
 import { makeTree } from './helpers/tree.js';
-import { testUser, tracked, waitFor } from './helpers/cleanup.js';
+import { testUser, tracked, waitFor, scratch } from './helpers/cleanup.js';
 import { parseCrontab, nextRunFrom } from '../src/schedule/index.js';
 
 let USER = '';
@@ -30,7 +29,7 @@ afterAll(async () => {
 });
 
 function userDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'l2cron-'));
+  const dir = mkdtempSync(join(scratch(), 'l2cron-'));
   chmodSync(dir, 0o755);
   chownSync(dir, uid, gid);
   return dir;

@@ -4,12 +4,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync, symlinkSync, lstatSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { testUser, tracked } from '../helpers/cleanup.js';
+import { testUser, tracked, scratch } from '../helpers/cleanup.js';
 
 const tried: boolean[] = [];
 afterAll(() => process.stderr.write(`\nresource suite: ${tried.length} cases tried, ${tried.filter(Boolean).length} survived, ${tried.filter((t) => !t).length} lost\n`));
@@ -18,7 +17,7 @@ test('the volume fills up mid-snapshot: clear failure, the alert gets out, nothi
   let ok = false;
   const sb = sandbox();
   const { data, sources } = makeTree(sb.dir);
-  const volume = mkdtempSync(join(tmpdir(), 'l2full-'));
+  const volume = mkdtempSync(join(scratch(), 'l2full-'));
   await execa('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', volume]);
   const hook = await startReceiver();
   try {
@@ -71,7 +70,7 @@ test('unreadable files and folders (as a non-root user) and a folder vanishing m
   let ok = false;
   try {
     const user = await testUser();
-    const dir = mkdtempSync(join(tmpdir(), 'l2perm-'));
+    const dir = mkdtempSync(join(scratch(), 'l2perm-'));
     const { data, sources } = makeTree(dir);
     mkdirSync(join(dir, 'backups'));
     for (let i = 0; i < 300; i++) mkdirSync(join(data, 'logs', `churn-${i}`));

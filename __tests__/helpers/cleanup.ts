@@ -3,8 +3,20 @@
  * when their test file ends (per-file.ts); users are removed when the run ends (global-teardown).
  */
 import { appendFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+
+let fileScratch: string | undefined;
+
+/** The test file's scratch folder (set by setup/per-file.ts, removed when the file ends). */
+export function scratch(): string {
+  return fileScratch ?? tmpdir();
+}
+
+export function setScratch(dir: string | undefined): void {
+  fileScratch = dir;
+}
 
 interface Killable {
   kill(signal?: NodeJS.Signals | number): boolean;

@@ -12,11 +12,10 @@
  * whether every source was there. The checks after each step compare the real side with it.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join as pjoin } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { bin } from '../helpers/run.js';
-import { tracked, waitFor } from '../helpers/cleanup.js';
+import { tracked, waitFor, scratch } from '../helpers/cleanup.js';
 import type { TestS3 } from '../helpers/s3.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { KNOWN_DEFECTS_PENDING, type KnownDefect } from './known-defects.js';
@@ -77,7 +76,7 @@ export class World {
     readonly proxy: FaultProxy,
     readonly seq: number,
   ) {
-    this.dir = mkdtempSync(pjoin(tmpdir(), 'l2model-'));
+    this.dir = mkdtempSync(pjoin(scratch(), 'l2model-'));
     this.root = pjoin(this.dir, 'backups');
     this.data = pjoin(this.dir, 'data');
     this.outside = pjoin(this.dir, 'outside');

@@ -3,17 +3,21 @@ import { readFileSync, rmSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 export function mountsUnder(dir) {
-  const lines = readFileSync('/proc/self/mounts', 'utf8').split('\n');
-  const points = lines.map((l) => l.split(' ')[1]).filter((p) => p && (p === dir || p.startsWith(`${dir}/`)));
-  // Mount points are octal-escaped in /proc/mounts; decode spaces and the like.
-  return points.map((p) => p.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))).sort((a, b) => b.length - a.length);
+  const points = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    // Mount points are octal-escaped in /proc/mounts (a space is \040).
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+  return points.filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
 }
 
-export default function globalTeardown() {
-  const runDir = process.env.L2_TEST_RUN_DIR;
-  if (!runDir || !existsSync(runDir)) return;
+export function removeRun(runDir) {
+  if (!existsSync(runDir)) return;
   for (const m of mountsUnder(runDir)) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
-  const users = readFileSync(`${runDir}/.users`, 'utf8').split('\n').filter(Boolean);
+  let users = [];
+  try {
+    users = readFileSync(`${runDir}/.users`, 'utf8').split('\n').filter(Boolean);
+  } catch {}
   for (const u of new Set(users)) {
     try {
       execFileSync('crontab', ['-u', u, '-r'], { stdio: 'ignore' });
@@ -22,5 +26,10 @@ export default function globalTeardown() {
       execFileSync('userdel', ['--force', '--remove', u], { stdio: 'ignore' });
     } catch {}
   }
-  if (!process.env.L2_TEST_KEEP) rmSync(runDir, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
+}
+
+export default function globalTeardown() {
+  const runDir = process.env.L2_TEST_RUN_DIR;
+  if (runDir && !process.env.L2_TEST_KEEP) removeRun(runDir);
 }
