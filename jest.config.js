@@ -10,7 +10,8 @@ export default {
   globalSetup: '<rootDir>/__tests__/setup/global-setup.mjs',
   globalTeardown: '<rootDir>/__tests__/setup/global-teardown.mjs',
   setupFilesAfterEnv: ['<rootDir>/__tests__/setup/per-file.ts'],
-  testTimeout: 60000,
+  // A bound for hangs, not a speed target: on a shared, busy machine one test may run many programs slowly.
+  testTimeout: 300000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/__tests__/summary-reporter.cjs'],
 };

@@ -296,4 +296,4 @@ test('SIGTERM mid-run (the container stopping): stops cleanly, lock released, no
   expect(readdirSync(s.root).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
   const next = await run('l2backup', ['nightly'], s.env);
   expect(next.exitCode).toBe(0);
-}, 90_000);
+}, 300_000);

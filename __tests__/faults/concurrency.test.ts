@@ -43,7 +43,7 @@ test('32 senders: receiver down, then back while more are sending: every alert a
     try {
       hook = await startReceiver('concurrency-secret', port);
       const second = Array.from({ length: 16 }, (_, i) => send(16 + i));
-      await Promise.all([...first, ...second]);
+      const outputs = await Promise.all([...first, ...second]);
       await drain(sb.env, sb.root);
       expect(buffered(sb.root)).toEqual([]);
       expect(existsSync(`${bufferFile(sb.root)}.corrupt`)).toBe(false);
@@ -53,6 +53,11 @@ test('32 senders: receiver down, then back while more are sending: every alert a
         if (!titles.has(title)) titles.set(title, new Set());
         titles.get(title)!.add(r.id);
       }
+      // A lost alert: show what its sender said (and the buffer's side files), to find where it went.
+      const lost = Array.from({ length: 32 }, (_, i) => i).filter((i) => !titles.has(`c${i}`));
+      const said = lost.map((i) => `c${i} (exit ${outputs[i]!.exitCode}): ${outputs[i]!.all.trim()}`).join('\n');
+      const side = ['.l2/alerts_buffer.jsonl.corrupt'].filter((f) => existsSync(join(sb.root, f))).map((f) => `${f}: ${readFileSync(join(sb.root, f), 'utf8')}`);
+      expect({ lost: lost.map((i) => `c${i}`), said, side, rejected: hook.rejected }).toEqual({ lost: [], said: '', side: [], rejected: 0 });
       expect([...titles.keys()].sort()).toEqual(Array.from({ length: 32 }, (_, i) => `c${i}`).sort());
       // Duplicates, if any, carry the same id.
       for (const ids of titles.values()) expect(ids.size).toBe(1);

@@ -40,6 +40,6 @@ export interface RunResult {
 }
 
 export async function run(program: 'l2alert' | 'l2backup' | 'l2health', args: string[], env: Record<string, string>, opts: Options = {}): Promise<RunResult> {
-  const res = await execa('node', [bin(program), ...args], { env, extendEnv: false, reject: false, all: true, timeout: 120_000, ...opts });
+  const res = await execa('node', [bin(program), ...args], { env, extendEnv: false, reject: false, all: true, timeout: 280_000, ...opts });
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr), all: String(res.all) };
 }
