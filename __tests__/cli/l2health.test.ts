@@ -23,7 +23,7 @@ beforeEach(() => {
 
 function env(extra: Record<string, string>) {
   // Thresholds far from both a healthy answer on a busy machine and the slow targets (SLOW_MS, GAP_MS).
-  return sandbox({ HEALTH_TIMEOUT_MS: '6000', HEALTH_LATENCY_WARN_MS: '1500', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '4000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
+  return sandbox({ HEALTH_TIMEOUT_MS: '15000', HEALTH_LATENCY_WARN_MS: '4500', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '8000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
 }
 
 interface Row {
@@ -54,8 +54,8 @@ test('HTTP checks: healthy, 500, slow, hanging after accept, refused, unknown ho
   expect(by('authed')).toMatchObject({ status: 'up' });
   expect(by('broken')).toMatchObject({ status: 'down', reason: 'HTTP 500 (expected 2xx)' });
   expect(by('slow').status).toBe('degraded');
-  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 1500 ms\)$/);
-  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 6000 ms' });
+  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 4500 ms\)$/);
+  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 15000 ms' });
   expect(by('refused')).toMatchObject({ status: 'down', reason: 'connection refused' });
   expect(by('nohost').status).toBe('down');
   expect(by('nohost').reason).toMatch(/DNS/);
@@ -72,7 +72,7 @@ test('SSE checks: events, comment heartbeats, silence, wrong type, one-and-close
   expect(by('heartbeat').status).toBe('up');
   expect(by('heartbeat').sse!.frames).toBe(1);
   expect(by('silent')).toMatchObject({ status: 'down' });
-  expect(by('silent').reason).toMatch(/no event or comment within 4000 ms \(headers after \d+ ms\)/);
+  expect(by('silent').reason).toMatch(/no event or comment within 8000 ms \(headers after \d+ ms\)/);
   expect(by('wrong-type')).toMatchObject({ status: 'down', reason: 'content type "text/html", expected text/event-stream' });
   expect(by('one-and-close').status).toBe('up');
   expect(by('crlf').status).toBe('up');
@@ -84,8 +84,8 @@ test('SSE observation window: gaps measured, a stream that closes during it is d
     cfgFile,
     JSON.stringify({
       targets: [
-        { name: 'steady', kind: 'sse', url: `${t.base}/sse/events`, observeMs: 2000, maxGapMs: 1500 },
-        { name: 'gappy', kind: 'sse', url: `${t.base}/sse/gappy`, observeMs: GAP_MS + 1500, maxGapMs: 1500 },
+        { name: 'steady', kind: 'sse', url: `${t.base}/sse/events`, observeMs: 3000, maxGapMs: 4500 },
+        { name: 'gappy', kind: 'sse', url: `${t.base}/sse/gappy`, observeMs: GAP_MS + 3000, maxGapMs: 4500 },
         { name: 'closing', kind: 'sse', url: `${t.base}/sse/one-and-close`, observeMs: 500 },
       ],
     }),

@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
  * Delays far from the thresholds the tests set (l2health.test.ts), so a busy machine's
  * scheduling noise (hundreds of ms) never moves a result across one.
  */
-export const SLOW_MS = 3000;
-export const GAP_MS = 3000;
+export const SLOW_MS = 9000;
+export const GAP_MS = 9000;
 
 export interface Targets {
   base: string;
