@@ -305,7 +305,7 @@ class PreRestore implements Cmd {
 
 /** Restores a visible snapshot (or 'latest') in place or into a fresh --target. */
 class Restore implements Cmd {
-  constructor(readonly n: number, readonly latest: boolean, readonly inPlace: boolean, readonly preRestore: boolean, readonly killAfterMs?: number) {}
+  constructor(readonly n: number, readonly latest: boolean, readonly inPlace: boolean, readonly preRestore: boolean, readonly killAfterMs?: number, readonly only = false) {}
   check = () => true;
   async run(w: World): Promise<void> {
     const vis = w.visible();
@@ -315,7 +315,10 @@ class Restore implements Cmd {
     const arg = this.latest ? 'latest' : want;
     const target = pjoin(w.dir, 'targets', `t${stats.runs}`);
     const old = new Map(SOURCES.map((s) => [s, w.live.get(s) && cloneTree(w.live.get(s)!)]));
-    const args = ['restore', arg, ...(this.inPlace ? [] : ['--target', target]), ...(this.preRestore ? [] : ['--no-pre-restore'])];
+    // --only the snapshot's sources: also what an operator does when configs/ (the env copy) has no path.
+    const names = SOURCES.filter((s) => w.expected.get(want)!.trees.get(s) !== undefined);
+    if (this.only && names.length === 0) return afterStep(w);
+    const args = ['restore', arg, ...(this.only ? ['--only', names.join(',')] : []), ...(this.inPlace ? [] : ['--target', target]), ...(this.preRestore ? [] : ['--no-pre-restore'])];
     const res = await w.job(args, 'emergency-pre-restore', this.killAfterMs);
     const id = /restored snapshot (\d{8}-\d{6})/.exec(res.all)?.[1] ?? want;
     if (id !== want) w.problem('LATEST_WRONG', `restore latest restored ${id}, expected ${want}`);
@@ -351,7 +354,7 @@ class Restore implements Cmd {
     }
     await afterStep(w, { snapshots: true, remote: false });
   }
-  toString = () => `restore(${this.latest ? 'latest' : `#${this.n}`}${this.inPlace ? ', in place' : ', --target'}${this.preRestore ? '' : ', --no-pre-restore'}${this.killAfterMs !== undefined ? `, SIGKILL ${this.killAfterMs} ms after the lock` : ''})`;
+  toString = () => `restore(${this.latest ? 'latest' : `#${this.n}`}${this.only ? ', --only its sources' : ''}${this.inPlace ? ', in place' : ', --target'}${this.preRestore ? '' : ', --no-pre-restore'}${this.killAfterMs !== undefined ? `, SIGKILL ${this.killAfterMs} ms after the lock` : ''})`;
 }
 
 class Prune implements Cmd {
@@ -412,8 +415,8 @@ export const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom<S3Mode>('up', 'up', 'down', 'hung').map((m) => new Server(m)) },
   { weight: 5, arbitrary: fc.constantFrom<'nightly' | 'snapshot'>('nightly', 'nightly', 'snapshot').map((k) => new Backup(k)) },
   { weight: 1, arbitrary: fc.boolean().map((u) => new PreRestore(u)) },
-  { weight: 3, arbitrary: fc.tuple(pickArb, fc.boolean(), fc.boolean(), fc.boolean()).map(([n, l, p, pre]) => new Restore(n, l, p, pre)) },
-  { weight: 1, arbitrary: fc.tuple(pickArb, fc.integer({ min: 0, max: 1500 })).map(([n, ms]) => new Restore(n, false, true, true, ms)) },
+  { weight: 3, arbitrary: fc.tuple(pickArb, fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean()).map(([n, l, p, pre, only]) => new Restore(n, l, p, pre, undefined, only)) },
+  { weight: 1, arbitrary: fc.tuple(pickArb, fc.integer({ min: 0, max: 1500 }), fc.boolean()).map(([n, ms, only]) => new Restore(n, false, true, true, ms, only)) },
   { weight: 1, arbitrary: fc.constant(new Prune()) },
   { weight: 1, arbitrary: fc.constant(new Upload()) },
   { weight: 1, arbitrary: fc.constant(new Verify()) },

@@ -19,7 +19,7 @@ export const KNOWN_DEFECTS_PENDING = {
   /** §2 "Restoring a snapshot never deletes it" (the pre-restore capture's retention). */
   RESTORE_DELETES_ITS_SNAPSHOT: false,
   /** §3 "Every S3 call is bounded": a server that accepts and never answers hangs the run (and holds the lock). */
-  S3_HANG_BLOCKS_RUN: false,
+  S3_HANG_BLOCKS_RUN: true,
   /** §3 one pending snapshot that cannot be uploaded blocks every later upload. */
   PENDING_UPLOAD_BLOCKS_LATER: false,
   /** §4 restore replaces a folder by a symlink or file (and back) cleanly, never EEXIST half-way; nothing written through a symlink. */
