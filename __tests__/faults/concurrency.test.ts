@@ -98,7 +98,8 @@ test('a flush killed mid-way loses nothing (duplicates keep their id)', () =>
 
 test('l2health killed mid-run: the state file is always whole; overlapping runs and a nightly backup coexist', () =>
   track(async () => {
-    const t: Targets = await startTargets();
+    // Slow targets keep the runs busy to be killed; far under the latency threshold set below.
+    const t: Targets = await startTargets({ slowMs: 400 });
     try {
       const sb = sandbox({ HEALTH_ENDPOINTS: Array.from({ length: 20 }, (_, i) => `t${i}=${t.base}/${i % 3 ? 'health' : 'slow'}`).join(','), HEALTH_LATENCY_WARN_MS: '5000' });
       const state = join(sb.root, '.l2/health/state.json');

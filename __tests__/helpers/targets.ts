@@ -19,7 +19,8 @@ export interface Targets {
   close(): Promise<void>;
 }
 
-export async function startTargets(): Promise<Targets> {
+export async function startTargets(opts: { slowMs?: number } = {}): Promise<Targets> {
+  const slowMs = opts.slowMs ?? SLOW_MS;
   const t: Targets = { base: '', hangPort: 0, pings: 0, flakyStatus: 200, close: async () => {} };
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -36,7 +37,7 @@ export async function startTargets(): Promise<Targets> {
         res.writeHead(t.flakyStatus).end();
         return;
       case '/slow': {
-        const timer = setTimeout(() => res.end('ok'), SLOW_MS);
+        const timer = setTimeout(() => res.end('ok'), slowMs);
         timers.add(timer);
         return;
       }
