@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
-import { startTargets, type Targets } from '../helpers/targets.js';
+import { startTargets, GAP_MS, type Targets } from '../helpers/targets.js';
 import { startReceiver, deadPort, type Receiver } from '../helpers/receiver.js';
 
 let t: Targets;
@@ -22,8 +22,8 @@ beforeEach(() => {
 });
 
 function env(extra: Record<string, string>) {
-  // Thresholds far from the targets' real latencies: a loaded machine must not turn UP into DEGRADED.
-  return sandbox({ HEALTH_TIMEOUT_MS: '3000', HEALTH_LATENCY_WARN_MS: '1000', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '3000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
+  // Thresholds far from both a healthy answer on a busy machine and the slow targets (SLOW_MS, GAP_MS).
+  return sandbox({ HEALTH_TIMEOUT_MS: '15000', HEALTH_LATENCY_WARN_MS: '4500', HEALTH_SSE_FIRST_EVENT_TIMEOUT_MS: '8000', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0', ...extra });
 }
 
 interface Row {
@@ -48,16 +48,14 @@ test('HTTP checks: healthy, 500, slow, hanging after accept, refused, unknown ho
     HEALTH_ENDPOINTS: `algo=${t.base}/health,broken=${t.base}/error,slow=${t.base}/slow,hang=http://127.0.0.1:${t.hangPort}/health,refused=http://127.0.0.1:${refused}/health,nohost=http://no-such-host.invalid/health`,
     HEALTH_CONFIG: cfgFile,
   });
-  const started = Date.now();
   const { res, by } = await once(sb, 'health-only');
-  expect(Date.now() - started).toBeLessThan(10_000);
   expect(res.exitCode).toBe(1);
   expect(by('algo')).toMatchObject({ status: 'up', reason: 'HTTP 200' });
   expect(by('authed')).toMatchObject({ status: 'up' });
   expect(by('broken')).toMatchObject({ status: 'down', reason: 'HTTP 500 (expected 2xx)' });
   expect(by('slow').status).toBe('degraded');
-  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 1000 ms\)$/);
-  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 3000 ms' });
+  expect(by('slow').reason).toMatch(/^slow: \d+ ms \(threshold 4500 ms\)$/);
+  expect(by('hang')).toMatchObject({ status: 'down', reason: 'no answer within 15000 ms' });
   expect(by('refused')).toMatchObject({ status: 'down', reason: 'connection refused' });
   expect(by('nohost').status).toBe('down');
   expect(by('nohost').reason).toMatch(/DNS/);
@@ -74,7 +72,7 @@ test('SSE checks: events, comment heartbeats, silence, wrong type, one-and-close
   expect(by('heartbeat').status).toBe('up');
   expect(by('heartbeat').sse!.frames).toBe(1);
   expect(by('silent')).toMatchObject({ status: 'down' });
-  expect(by('silent').reason).toMatch(/no event or comment within 3000 ms \(headers after \d+ ms\)/);
+  expect(by('silent').reason).toMatch(/no event or comment within 8000 ms \(headers after \d+ ms\)/);
   expect(by('wrong-type')).toMatchObject({ status: 'down', reason: 'content type "text/html", expected text/event-stream' });
   expect(by('one-and-close').status).toBe('up');
   expect(by('crlf').status).toBe('up');
@@ -86,8 +84,8 @@ test('SSE observation window: gaps measured, a stream that closes during it is d
     cfgFile,
     JSON.stringify({
       targets: [
-        { name: 'steady', kind: 'sse', url: `${t.base}/sse/events`, observeMs: 600, maxGapMs: 400 },
-        { name: 'gappy', kind: 'sse', url: `${t.base}/sse/gappy`, observeMs: 1000, maxGapMs: 400 },
+        { name: 'steady', kind: 'sse', url: `${t.base}/sse/events`, observeMs: 3000, maxGapMs: 4500 },
+        { name: 'gappy', kind: 'sse', url: `${t.base}/sse/gappy`, observeMs: GAP_MS + 3000, maxGapMs: 4500 },
         { name: 'closing', kind: 'sse', url: `${t.base}/sse/one-and-close`, observeMs: 500 },
       ],
     }),
@@ -96,7 +94,7 @@ test('SSE observation window: gaps measured, a stream that closes during it is d
   expect(by('steady').status).toBe('up');
   expect(by('steady').sse!.frames).toBeGreaterThan(3);
   expect(by('gappy').status).toBe('degraded');
-  expect(by('gappy').sse!.longestGapMs).toBeGreaterThanOrEqual(600);
+  expect(by('gappy').sse!.longestGapMs).toBeGreaterThanOrEqual(GAP_MS - 100);
   expect(by('closing')).toMatchObject({ status: 'down', reason: 'the stream closed during observation after 1 frame(s)' });
 });
 

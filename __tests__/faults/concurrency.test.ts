@@ -10,6 +10,7 @@ import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
 import { startReceiver, deadPort, type Receiver } from '../helpers/receiver.js';
 import { startTargets, type Targets } from '../helpers/targets.js';
+import { tracked, waitFor } from '../helpers/cleanup.js';
 
 const tried: boolean[] = [];
 afterAll(() => process.stderr.write(`\nconcurrency suite: ${tried.length} cases tried, ${tried.filter(Boolean).length} survived, ${tried.filter((t) => !t).length} lost\n`));
@@ -41,12 +42,13 @@ test('32 senders: receiver down, then back while more are sending: every alert a
     const sb = sandbox({ ALERT_WEBHOOK_URL: `http://127.0.0.1:${port}/hook`, ALERT_WEBHOOK_SECRET: 'concurrency-secret', ALERT_MIN_INTERVAL_MS: '0', ALERT_TIMEOUT_MS: '500', ALERT_BUDGET_MS: '3000' });
     const send = (i: number) => run('l2alert', ['send', '--level', 'warning', '--title', `c${i}`, '--key', `c${i}`, `alert ${i}`], sb.env);
     const first = Array.from({ length: 16 }, (_, i) => send(i));
-    await new Promise((r) => setTimeout(r, 400));
+    // The receiver comes back once the first senders have met it down (an alert is buffered).
+    await waitFor('a first sender to buffer its alert', () => buffered(sb.root).length > 0);
     let hook: Receiver | undefined;
     try {
       hook = await startReceiver('concurrency-secret', port);
       const second = Array.from({ length: 16 }, (_, i) => send(16 + i));
-      await Promise.all([...first, ...second]);
+      const outputs = await Promise.all([...first, ...second]);
       await drain(sb.env, sb.root);
       expect(buffered(sb.root)).toEqual([]);
       expect(existsSync(`${bufferFile(sb.root)}.corrupt`)).toBe(false);
@@ -56,6 +58,11 @@ test('32 senders: receiver down, then back while more are sending: every alert a
         if (!titles.has(title)) titles.set(title, new Set());
         titles.get(title)!.add(r.id);
       }
+      // A lost alert: show what its sender said (and the buffer's side files), to find where it went.
+      const lost = Array.from({ length: 32 }, (_, i) => i).filter((i) => !titles.has(`c${i}`));
+      const said = lost.map((i) => `c${i} (exit ${outputs[i]!.exitCode}): ${outputs[i]!.all.trim()}`).join('\n');
+      const side = ['.l2/alerts_buffer.jsonl.corrupt'].filter((f) => existsSync(join(sb.root, f))).map((f) => `${f}: ${readFileSync(join(sb.root, f), 'utf8')}`);
+      expect({ lost: lost.map((i) => `c${i}`), said, side, rejected: hook.rejected }).toEqual({ lost: [], said: '', side: [], rejected: 0 });
       expect([...titles.keys()].sort()).toEqual(Array.from({ length: 32 }, (_, i) => `c${i}`).sort());
       // Duplicates, if any, carry the same id.
       for (const ids of titles.values()) expect(ids.size).toBe(1);
@@ -76,8 +83,7 @@ test('a flush killed mid-way loses nothing (duplicates keep their id)', () =>
       const env = { ...sb.env, ALERT_TIMEOUT_MS: '2000', ALERT_BUDGET_MS: '10000' };
       const child = execa('node', [bin('l2alert'), 'flush'], { env, extendEnv: false, reject: false });
       // Kill it mid-way: after some deliveries, before the last.
-      const deadline = Date.now() + 20_000;
-      while (hook.received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await waitFor('two deliveries', () => hook.received.length >= 2);
       child.kill('SIGKILL');
       await child;
       expect(buffered(sb.root).length).toBeLessThan(10);
@@ -97,13 +103,16 @@ test('a flush killed mid-way loses nothing (duplicates keep their id)', () =>
 
 test('l2health killed mid-run: the state file is always whole; overlapping runs and a nightly backup coexist', () =>
   track(async () => {
-    const t: Targets = await startTargets();
+    // Slow targets keep the runs busy to be killed; far under the latency threshold set below.
+    const t: Targets = await startTargets({ slowMs: 400 });
     try {
       const sb = sandbox({ HEALTH_ENDPOINTS: Array.from({ length: 20 }, (_, i) => `t${i}=${t.base}/${i % 3 ? 'health' : 'slow'}`).join(','), HEALTH_LATENCY_WARN_MS: '5000' });
       const state = join(sb.root, '.l2/health/state.json');
       for (let k = 0; k < 10; k++) {
-        const child = execa('node', [bin('l2health'), 'once'], { env: sb.env, extendEnv: false, reject: false });
-        await new Promise((r) => setTimeout(r, 150 + Math.random() * 500));
+        const child = tracked(execa('node', [bin('l2health'), 'once'], { env: sb.env, extendEnv: false, reject: false }));
+        // A random moment after the run has started (its lock taken), not a fixed time after spawn.
+        await waitFor('l2health to take its lock', () => existsSync(join(sb.root, '.l2/locks/health.lock')) || child.exitCode !== null);
+        await new Promise((r) => setTimeout(r, Math.random() * 500));
         child.kill('SIGKILL');
         await child;
         if (existsSync(state)) expect(() => JSON.parse(readFileSync(state, 'utf8'))).not.toThrow();

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { tracked, waitFor } from '../helpers/cleanup.js';
 
 const CASES = Number(process.env.CRASH_CASES ?? 20);
 let s3: TestS3;
@@ -32,8 +33,10 @@ test(`SIGKILL at ${CASES} random moments: nothing partial visible, everything li
   const checkedRemote = new Set<string>();
   for (let c = 0; c < CASES; c++) {
     appendFileSync(join(data, 'logs/guardrails.log'), `case ${c}\n`);
-    const child = execa('node', [bin('l2backup'), 'nightly'], { env, extendEnv: false, reject: false });
-    await new Promise((r) => setTimeout(r, 100 + Math.random() * 1400));
+    const child = tracked(execa('node', [bin('l2backup'), 'nightly'], { env, extendEnv: false, reject: false }));
+    // A random moment once the run is under way (lock taken), so a slow start does not turn the case into a no-op.
+    await waitFor('the nightly to take its lock', () => existsSync(join(sb.root, '.l2/locks/backup.lock')) || child.exitCode !== null);
+    await new Promise((r) => setTimeout(r, Math.random() * 1400));
     child.kill('SIGKILL');
     await child;
     const before = problems.length;
@@ -60,4 +63,4 @@ test(`SIGKILL at ${CASES} random moments: nothing partial visible, everything li
   expect(status.remote.pending).toEqual([]);
   process.stderr.write(`\ncrash suite: ${CASES} cases tried, ${survived} survived, ${CASES - survived} lost\n`);
   expect(problems).toEqual([]);
-}, 600_000);
+}, 1_800_000);

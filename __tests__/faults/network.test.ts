@@ -81,7 +81,7 @@ test.each(modes)('S3 behind %s: retried or pending, then caught up; nothing corr
   } finally {
     tried.push(ok);
   }
-}, 120_000);
+}, 300_000);
 
 test.each(modes)('webhook behind %s: every alert ends delivered or buffered, then delivered', async (_name, fault, count) => {
   let ok = false;
@@ -106,4 +106,4 @@ test.each(modes)('webhook behind %s: every alert ends delivered or buffered, the
   } finally {
     tried.push(ok);
   }
-}, 60_000);
+}, 300_000);

@@ -4,11 +4,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync, symlinkSync, lstatSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startReceiver } from '../helpers/receiver.js';
+import { testUser, tracked, scratch } from '../helpers/cleanup.js';
 
 const tried: boolean[] = [];
 afterAll(() => process.stderr.write(`\nresource suite: ${tried.length} cases tried, ${tried.filter(Boolean).length} survived, ${tried.filter((t) => !t).length} lost\n`));
@@ -17,7 +17,7 @@ test('the volume fills up mid-snapshot: clear failure, the alert gets out, nothi
   let ok = false;
   const sb = sandbox();
   const { data, sources } = makeTree(sb.dir);
-  const volume = mkdtempSync(join(tmpdir(), 'l2full-'));
+  const volume = mkdtempSync(join(scratch(), 'l2full-'));
   await execa('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', volume]);
   const hook = await startReceiver();
   try {
@@ -68,10 +68,9 @@ test('symlink loops and links out of the source are stored as links, never follo
 
 test('unreadable files and folders (as a non-root user) and a folder vanishing mid-walk: partial, warned, the rest kept', async () => {
   let ok = false;
-  const user = 'l2ops-test';
   try {
-    if ((await execa('id', ['-u', user], { reject: false })).exitCode !== 0) await execa('useradd', ['--create-home', '--shell', '/bin/sh', user]);
-    const dir = mkdtempSync('/tmp/l2perm-');
+    const user = await testUser();
+    const dir = mkdtempSync(join(scratch(), 'l2perm-'));
     const { data, sources } = makeTree(dir);
     mkdirSync(join(dir, 'backups'));
     for (let i = 0; i < 300; i++) mkdirSync(join(data, 'logs', `churn-${i}`));
@@ -84,7 +83,7 @@ test('unreadable files and folders (as a non-root user) and a folder vanishing m
     writeFileSync(join(data, 'configs/private/x'), 'x');
     await execa('chmod', ['700', join(data, 'configs/private')]);
     // Folders that vanish while the walk runs.
-    const churn = execa('sh', ['-c', `while :; do for i in $(seq 0 299); do rmdir ${data}/logs/churn-$i 2>/dev/null; done; sleep 0.01; done`], { reject: false });
+    const churn = tracked(execa('sh', ['-c', `while :; do for i in $(seq 0 299); do rmdir ${data}/logs/churn-$i 2>/dev/null; done; sleep 0.01; done`], { reject: false }));
     const res = await execa('setpriv', ['--reuid', user, '--regid', user, '--init-groups', 'env', '-i', `PATH=${process.env.PATH}`, `BACKUP_ROOT=${join(dir, 'backups')}`, `BACKUP_SOURCES=${sources}`, 'L2_ENV_FILE=/dev/null', 'NO_COLOR=1', 'node', join(import.meta.dirname, '../../bin/l2backup.js'), 'nightly'], { reject: false, all: true });
     churn.kill();
     await churn;

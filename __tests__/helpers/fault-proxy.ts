@@ -2,7 +2,8 @@
  * An HTTP fault proxy on 127.0.0.1 in front of the S3 server or the webhook receiver. Each
  * request takes the next fault from `faults` (then passes through): refused connections,
  * a reset in the middle of the request body, a delay past the client's timeout, 500/503,
- * 429 with Retry-After, a truncated response body.
+ * 429 with Retry-After, a truncated response body; or, with `hang` set, a server that accepts
+ * every connection and never answers.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -15,6 +16,10 @@ export interface FaultProxy {
   faults: Fault[];
   seen: Fault[];
   delayMs: number;
+  /** accept and never answer, every request, until cleared */
+  hang: boolean;
+  /** false between refuse() and accept() */
+  listening: boolean;
   refuse(): Promise<void>;
   accept(): Promise<void>;
   close(): Promise<void>;
@@ -23,8 +28,9 @@ export interface FaultProxy {
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   const sockets = new Set<Socket>();
-  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], delayMs: 10_000, refuse: async () => {}, accept: async () => {}, close: async () => {} };
+  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], delayMs: 10_000, hang: false, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
   const server = http.createServer((req, res) => {
+    if (p.hang) return;
     const fault = p.faults.shift() ?? 'pass';
     p.seen.push(fault);
     if (fault === 'reset') {
@@ -78,8 +84,16 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       for (const s of sockets) s.destroy();
       server.close(() => r());
     });
-  p.refuse = stop;
-  p.accept = () => listen(p.port);
+  p.refuse = async () => {
+    if (!p.listening) return;
+    p.listening = false;
+    await stop();
+  };
+  p.accept = async () => {
+    if (p.listening) return;
+    await listen(p.port);
+    p.listening = true;
+  };
   p.close = stop;
   return p;
 }

@@ -1,7 +1,7 @@
 /** Runs the built bin/ programs as child processes with a clean, explicit environment. */
+import { scratch } from './cleanup.js';
 import { execa, type Options } from 'execa';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -19,7 +19,7 @@ export interface Sandbox {
 
 /** A temp dir with a backups root and an (empty) env file, so /app/.env is never read. */
 export function sandbox(env: Record<string, string> = {}, envFileText = ''): Sandbox {
-  const dir = mkdtempSync(join(tmpdir(), 'l2t-'));
+  const dir = mkdtempSync(join(scratch(), 'l2t-'));
   const root = join(dir, 'backups');
   mkdirSync(root);
   const envFile = join(dir, 'env');
@@ -40,6 +40,6 @@ export interface RunResult {
 }
 
 export async function run(program: 'l2alert' | 'l2backup' | 'l2health', args: string[], env: Record<string, string>, opts: Options = {}): Promise<RunResult> {
-  const res = await execa('node', [bin(program), ...args], { env, extendEnv: false, reject: false, all: true, timeout: 120_000, ...opts });
+  const res = await execa('node', [bin(program), ...args], { env, extendEnv: false, reject: false, all: true, timeout: 280_000, ...opts });
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr), all: String(res.all) };
 }

@@ -1,10 +1,10 @@
 /** Starts the test S3 server (s3rver, fixed up: see s3-server.cjs) as a child process on 127.0.0.1. */
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './run.js';
 import { deadPort } from './receiver.js';
+import { tracked, scratch } from './cleanup.js';
 
 export interface TestS3 {
   endpoint: string;
@@ -18,7 +18,7 @@ export interface TestS3 {
 }
 
 export async function startS3(bucket = 'l2trading-staging', port?: number): Promise<TestS3> {
-  const dir = mkdtempSync(join(tmpdir(), 'l2s3-'));
+  const dir = mkdtempSync(join(scratch(), 'l2s3-'));
   const p = port ?? (await deadPort());
   let child: ResultPromise | undefined;
   const s3: TestS3 = {
@@ -29,7 +29,7 @@ export async function startS3(bucket = 'l2trading-staging', port?: number): Prom
     objectPath: (key) => join(dir, bucket, `${key}._S3rver_object`),
     start: async () => {
       const c = execa('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
-      child = c;
+      child = tracked(c);
       await new Promise<void>((resolve, reject) => {
         c.stdout!.on('data', (d: Buffer) => {
           if (d.toString().includes('ready')) resolve();

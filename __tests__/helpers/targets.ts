@@ -3,6 +3,13 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * Delays far from the thresholds the tests set (l2health.test.ts), so a busy machine's
+ * scheduling noise (hundreds of ms) never moves a result across one.
+ */
+export const SLOW_MS = 9000;
+export const GAP_MS = 9000;
+
 export interface Targets {
   base: string;
   hangPort: number;
@@ -12,7 +19,8 @@ export interface Targets {
   close(): Promise<void>;
 }
 
-export async function startTargets(): Promise<Targets> {
+export async function startTargets(opts: { slowMs?: number } = {}): Promise<Targets> {
+  const slowMs = opts.slowMs ?? SLOW_MS;
   const t: Targets = { base: '', hangPort: 0, pings: 0, flakyStatus: 200, close: async () => {} };
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -29,7 +37,7 @@ export async function startTargets(): Promise<Targets> {
         res.writeHead(t.flakyStatus).end();
         return;
       case '/slow': {
-        const timer = setTimeout(() => res.end('ok'), 1500);
+        const timer = setTimeout(() => res.end('ok'), slowMs);
         timers.add(timer);
         return;
       }
@@ -79,7 +87,7 @@ export async function startTargets(): Promise<Targets> {
       case '/sse/gappy': {
         sse(res);
         res.write('data: first\n\n');
-        const timer = setTimeout(() => res.write('data: late\n\n'), 700);
+        const timer = setTimeout(() => res.write('data: late\n\n'), GAP_MS);
         timers.add(timer);
         return;
       }
