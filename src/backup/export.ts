@@ -28,10 +28,16 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
   let files = 0;
   let onAbort = () => {};
+  let fail: (err: unknown) => void = () => {};
   try {
     const output = createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
     const archive = new TarArchive({ gzip: true, gzipOptions: { level: 6 } });
     const finished = new Promise<void>((resolve, reject) => {
+      fail = (err) => {
+        archive.abort();
+        output.destroy();
+        reject(err);
+      };
       output.on('close', resolve);
       output.on('error', reject);
       archive.on('error', reject);
@@ -52,6 +58,7 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
       else if (e.t === 'l') archive.symlink(name, e.target!, e.mode);
       else {
         const stream = createReadStream(Buffer.concat([Buffer.from(join(dir, e.s) + '/'), entryPath(e)]));
+        stream.on('error', (err) => fail(err)); // a file gone from the snapshot ends the export
         archive.append(stream, { name, mode: e.mode, date });
         files++;
       }
