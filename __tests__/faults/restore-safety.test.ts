@@ -11,8 +11,19 @@ import { fileList, holdBackupLock, manifest } from '../helpers/snap.js';
 
 const STACK = /\n\s+at .*:\d+:\d+/;
 
-async function setup(extra: Record<string, string> = {}) {
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+function tracked() {
   const sb = sandbox();
+  made.push(sb.dir);
+  return sb;
+}
+
+async function setup(extra: Record<string, string> = {}) {
+  const sb = tracked();
   const { data, sources } = makeTree(sb.dir);
   mkdirSync(join(data, 'models/artifacts/sub'));
   writeFileSync(join(data, 'models/artifacts/sub/w.bin'), 'weights');
@@ -82,11 +93,10 @@ test('a killed in-place restore leaves no temp file that a later backup picks up
   const newest = snapshots(s.root).at(-1)!;
   expect(fileList(join(s.root, newest)).some((e) => e.p.includes('.l2restore-'))).toBe(false);
   expect(readdirSync(join(s.root, newest, 'models')).some((n) => n.startsWith('.l2restore-'))).toBe(false);
-  rmSync(s.dir, { recursive: true, force: true });
 });
 
 test("'restore latest' works when configs is not one of the sources", async () => {
-  const sb = sandbox();
+  const sb = tracked();
   const { data } = makeTree(sb.dir);
   const env = { ...sb.env, BACKUP_SOURCES: `models=${join(data, 'models')},reports=${join(data, 'reports')}` };
   writeFileSync(sb.envFile, 'MODE=paper\n');
@@ -181,7 +191,7 @@ test('export -o into BACKUP_ROOT, into a missing folder, or "": a one-line error
 });
 
 test('restore takes the lock before it resolves what to restore: with the lock held, even "latest" is not looked up (exit 75)', async () => {
-  const sb = sandbox();
+  const sb = tracked();
   const { sources } = makeTree(sb.dir);
   const holder = await holdBackupLock(sb.root);
   try {

@@ -14,14 +14,15 @@ const STACK = /\n\s+at .*:\d+:\d+/;
 
 function setup(extra: Record<string, string> = {}) {
   const sb = sandbox();
+  made.push(sb.dir);
   const { data, sources } = makeTree(sb.dir);
   return { ...sb, data, env: { ...sb.env, BACKUP_SOURCES: sources, ...extra } };
 }
 
+const made: string[] = [];
 afterAll(() => {
   for (const d of made) rmSync(d, { recursive: true, force: true });
 });
-const made: string[] = [];
 
 test('a file rewritten with the same size and the old mtime (cp -p, rsync -a) is stored with its new content', async () => {
   const s = setup();
@@ -84,7 +85,7 @@ test('a read-only (0444) file that changes while it is read is retried and backe
     await execa('chmod', ['755', dir]);
     chmodSync(log, 0o444);
     // root appends while the user's backup reads (root may write a 0444 file).
-    const writer = execa('node', ['-e', `const fs=require('fs');for(;;){fs.appendFileSync(${JSON.stringify(log)}, 'x'.repeat(4096))}`], { reject: false });
+    const writer = execa('node', ['-e', `const fs=require('fs');setInterval(()=>fs.appendFileSync(${JSON.stringify(log)}, 'x'.repeat(4096)),1)`], { reject: false });
     try {
       const res = await execa('setpriv', ['--reuid', user.name, '--regid', user.name, '--clear-groups', 'env', '-i', `PATH=${process.env.PATH}`, `BACKUP_ROOT=${join(dir, 'backups')}`, `BACKUP_SOURCES=${sources}`, 'L2_ENV_FILE=/dev/null', 'NO_COLOR=1', 'node', bin('l2backup'), 'nightly'], { reject: false, all: true });
       expect(res.all).not.toMatch(/ro\.log cannot be read/);
