@@ -356,7 +356,11 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
     const e = linked(decision.prev);
     if (e) return e;
   }
-  const candidate: Candidate | undefined = decision.action === 'check' && baseIntact(decision.prev) ? decision.prev : undefined;
+  let candidate: Candidate | undefined;
+  if (decision.action === 'check') {
+    if (baseIntact(decision.prev)) candidate = decision.prev;
+    else warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
+  }
   let saved;
   try {
     saved = await saveFile(ev.abs, dest, candidate);
