@@ -44,12 +44,13 @@ function allZero(buf: Buffer, start: number, end: number): boolean {
 }
 
 /** Copies `src` (an open descriptor) into `out` from offset 0, hashing the same bytes. */
-async function copyOnce(src: number, out: number, expected: number, sparse: boolean, buf: Buffer): Promise<{ sha256: string; size: number }> {
+async function copyOnce(src: number, out: number, expected: number, sparse: boolean, buf: Buffer, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
   const hash = newHash();
   let pos = 0;
   ftruncateSync(out, 0);
   const small = expected < SMALL_FILE;
   for (;;) {
+    signal?.throwIfAborted(); // a stopping container must not wait for a large copy to finish
     const n = small ? readSync(src, buf, 0, buf.length, pos) : (await readAsync(src, buf, 0, buf.length, pos)).bytesRead;
     if (n === 0) break;
     hash.update(buf.subarray(0, n));
@@ -76,7 +77,7 @@ async function copyOnce(src: number, out: number, expected: number, sparse: bool
  * base copy, but a new inode or ctime), the source is hashed first and, when its bytes equal
  * the base copy's, nothing is written: 'same-as-base' (the caller links the base copy).
  */
-export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate): Promise<SaveResult> {
+export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate, signal?: AbortSignal): Promise<SaveResult> {
   const src = openSync(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_NOCTTY);
   let out: number | undefined;
   try {
@@ -97,7 +98,7 @@ export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate)
       attempts++;
       // A sparse source: fewer blocks allocated than its size needs.
       const sparse = st.size >= BigInt(SMALL_FILE) && st.blocks * 512n < st.size;
-      copy = await copyOnce(src, out, Number(st.size), sparse, buf);
+      copy = await copyOnce(src, out, Number(st.size), sparse, buf, signal);
       const after = fstatSync(src, { bigint: true });
       changed = !sameVersion(st, after) || BigInt(copy.size) !== after.size;
       st = after;

@@ -363,7 +363,7 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
   }
   let saved;
   try {
-    saved = await saveFile(ev.abs, dest, candidate);
+    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ELOOP') {
