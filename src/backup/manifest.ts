@@ -3,12 +3,18 @@
  * per-source results, totals and the sha256 of the file list; the list (`.l2-files.jsonl.gz`, gzip)
  * holds one entry per file (path, size, mtime, mode, sha256), directory and symlink. JSONL so
  * that 100,000 entries stream in and out without holding a giant JSON document.
+ *
+ * Names are stored losslessly (list format 2): `p` is the name as UTF-8 text (JSON escapes a
+ * newline, a backslash or a control byte), and a name whose bytes are not valid UTF-8 also
+ * carries `pb`, its raw bytes in base64; `p` is then only for display. The same for symlink
+ * targets (`target`, `tb`). Lists of format 1 (no `pb`, no ns times) read as before.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { L2Error } from '../errors.js';
+import { newHash } from './hash.js';
 import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
 
 export type EntryType = 'f' | 'd' | 'l';
@@ -22,10 +28,19 @@ export interface Entry {
   mode: number;
   /** ms since epoch (integer) */
   mtime: number;
+  /** raw bytes of the path, base64, when they are not valid UTF-8 (then `p` is for display only) */
+  pb?: string;
+  /** mtime in ns since epoch (decimal string; list format 2) */
+  mtimeNs?: string;
+  /** ctime in ns since epoch and inode number of the source file when it was read (list format 2) */
+  ctimeNs?: string;
+  ino?: string;
   size?: number;
   sha256?: string;
   /** symlink target */
   target?: string;
+  /** raw bytes of the symlink target, base64, when they are not valid UTF-8 */
+  tb?: string;
   /** the file changed while it was read: what is stored is what was read and hashed */
   changed?: boolean;
   /** written by l2ops (the redacted env copy), not read from the source */
@@ -72,6 +87,8 @@ export interface Manifest {
   /** sha256 of the file list's uncompressed text */
   filesSha256: string;
   entries: number;
+  /** 2: names lossless (`pb`), ns times, entries in walk order. Absent: format 1. */
+  listFormat?: 2;
 }
 
 export function emptyTotals(): Totals {
@@ -157,9 +174,84 @@ export async function readAllEntries(dir: string): Promise<Entry[]> {
 
 export const entryKey = (s: string, p: string) => `${s}\0${p}`;
 
-/** Entry paths must stay inside their source: no absolute paths, no '..', no empty parts. */
-export function safeRelative(p: string): boolean {
-  if (p === '') return true;
-  if (p.startsWith('/') || p.includes('\0') || p.includes('\\')) return false;
-  return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+/** A key that tells apart names differing only in non-UTF-8 bytes (latin1 maps bytes 1:1). */
+export const entryBytesKey = (e: Pick<Entry, 's' | 'p' | 'pb'>) => `${e.s}\0${entryPath(e).toString('latin1')}`;
+
+/** `p` (and `pb` when the bytes are not UTF-8) for a raw name. */
+export function encodeName(raw: Buffer): { p: string; pb?: string } {
+  const p = raw.toString('utf8');
+  return Buffer.from(p, 'utf8').equals(raw) ? { p } : { p, pb: raw.toString('base64') };
+}
+
+/** The exact bytes of an entry's path relative to its source. */
+export function entryPath(e: Pick<Entry, 'p' | 'pb'>): Buffer {
+  return e.pb !== undefined ? Buffer.from(e.pb, 'base64') : Buffer.from(e.p, 'utf8');
+}
+
+/** The exact bytes of a symlink entry's target. */
+export function entryTarget(e: Pick<Entry, 'target' | 'tb'>): Buffer {
+  return e.tb !== undefined ? Buffer.from(e.tb, 'base64') : Buffer.from(e.target ?? '', 'utf8');
+}
+
+/** Walk order: component by component, bytewise ('/' sorts before every other byte). */
+export function comparePaths(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a[i] === 0x2f ? -1 : a[i]!;
+    const y = b[i] === 0x2f ? -1 : b[i]!;
+    if (x !== y) return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Entry paths must stay inside their source: no absolute paths, no '..', no empty parts, no NUL. */
+export function safeRelative(p: string | Buffer): boolean {
+  const raw = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+  if (raw.length === 0) return true;
+  if (raw.includes(0)) return false;
+  return raw
+    .toString('latin1')
+    .split('/')
+    .every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
+/**
+ * Writes a file list: JSON lines, gzipped in batches (a gzip file may hold many members, and
+ * the list stays streamed), hashing the uncompressed text for the manifest.
+ */
+export class FileListWriter {
+  private lines: string[] = [];
+  private readonly hash = newHash();
+  entries = 0;
+
+  private constructor(private readonly fh: fs.FileHandle) {}
+
+  static async create(path: string): Promise<FileListWriter> {
+    return new FileListWriter(await fs.open(path, 'wx', 0o600));
+  }
+
+  async add(e: Entry): Promise<void> {
+    this.lines.push(JSON.stringify(e) + '\n');
+    this.entries++;
+    if (this.lines.length >= 512) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('');
+    this.lines = [];
+    this.hash.update(text);
+    await this.fh.write(gzipSync(text));
+  }
+
+  /** Flushes and closes; returns the sha256 of the uncompressed list. */
+  async finish(): Promise<string> {
+    await this.flush();
+    await this.fh.close();
+    return this.hash.digest('hex');
+  }
+
+  async abandon(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
 }

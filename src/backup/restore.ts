@@ -1,19 +1,29 @@
 /**
- * `l2backup restore`: the runbook's Scenarios 2-4 in one command. Takes an emergency-pre-restore
- * capture first (when writing into the live sources), writes each file through a temp file that
- * is hash-checked before it is renamed into place, and never writes outside the target: entry
- * paths are checked, and every parent folder's real path must lie inside the target.
+ * `l2backup restore`: the runbook's Scenarios 2-4 in one command. Takes the backup lock first,
+ * then resolves the snapshot (so nothing prunes it meanwhile), takes an emergency-pre-restore
+ * capture (when writing into the live sources), and writes each file through a temp file that
+ * is hash-checked before it is renamed into place.
+ *
+ * It never writes outside the target through a symlink in the live tree: every folder is
+ * opened without following symlinks and everything is done relative to the open folder
+ * (/proc/self/fd/N/name stands in for the *at() calls Node lacks). A symlink where the
+ * snapshot has a folder is replaced by the folder, and the other way round.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { join, dirname, basename, relative, isAbsolute, resolve } from 'node:path';
-import { EXIT, L2Error, UsageError, errorMessage } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { promises as fs, constants as C, openSync, closeSync, fstatSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync, rmSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
 import { ensureDir } from '../state/files.js';
 import { backupLocked, withBackupLock, type JobContext } from './jobs.js';
-import { resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
-import { safeRelative, type Entry } from './manifest.js';
+import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
+import { checkId } from './layout.js';
+import { comparePaths, entryPath, entryTarget, safeRelative, type Entry } from './manifest.js';
+import { newHash } from './hash.js';
+import { nsToSeconds } from './save.js';
+import { RESTORE_TEMP_PREFIX } from './snapshot.js';
+import { overlap } from './realpath.js';
 
 export interface RestoreOptions {
   only?: string[];
@@ -23,38 +33,69 @@ export interface RestoreOptions {
   preRestore: boolean;
 }
 
-function within(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
+const latin1 = (b: Buffer) => b.toString('latin1');
 
-/** Refuses manifests that would write through a symlink or outside the source. */
+/** Refuses file lists that would write through a symlink or outside the source. */
 export function checkEntries(entries: Entry[], id: string): void {
-  const links = new Set(entries.filter((e) => e.t === 'l').map((e) => `${e.s}/${e.p}`));
+  const links = new Set(entries.filter((e) => e.t === 'l').map((e) => `${e.s}/${latin1(entryPath(e))}`));
   for (const e of entries) {
-    if (!safeRelative(e.p) || !safeRelative(e.s) || e.s === '') throw new L2Error(`snapshot ${id} has an unsafe path "${e.s}/${e.p}"; refusing to restore from it`);
-    const parts = e.p.split('/');
+    const raw = entryPath(e);
+    if (!safeRelative(raw) || !safeRelative(e.s) || e.s === '' || e.s.includes('/')) throw new L2Error(`snapshot ${id} has an unsafe path ${JSON.stringify(`${e.s}/${e.p}`)}; refusing to restore from it`);
+    const parts = latin1(raw).split('/');
     for (let i = 1; i < parts.length; i++) {
-      if (links.has(`${e.s}/${parts.slice(0, i).join('/')}`)) throw new L2Error(`snapshot ${id}: "${e.s}/${e.p}" lies below a symlink; refusing to restore through it`);
+      if (links.has(`${e.s}/${parts.slice(0, i).join('/')}`)) throw new L2Error(`snapshot ${id}: ${JSON.stringify(`${e.s}/${e.p}`)} lies below a symlink; refusing to restore through it`);
     }
   }
 }
 
-async function hashFile(path: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fs.open(path, 'r');
-  try {
-    for await (const chunk of fh.createReadStream()) h.update(chunk as Buffer);
-  } finally {
-    await fh.close().catch(() => {});
-  }
-  return h.digest('hex');
-}
-
 export async function restore(ctx: JobContext, idArg: string, opts: RestoreOptions): Promise<number> {
   const { cfg, out } = ctx;
-  const target = opts.target ? resolve(opts.target) : undefined;
-  if (target && (within(cfg.BACKUP_ROOT, target) || within(target, cfg.BACKUP_ROOT))) throw new UsageError(`--target ${target} overlaps BACKUP_ROOT ${cfg.BACKUP_ROOT}; restore somewhere else`);
+  if (opts.target !== undefined && opts.target.trim() === '') throw new UsageError('--target is empty: name the folder to restore into, or leave --target out to restore into the sources');
+  if (opts.only !== undefined && opts.only.length === 0) throw new UsageError('--only is empty: name the sources to restore (e.g. --only models,configs), or leave --only out for all');
+  const target = opts.target;
+  if (target && (await overlap(cfg.BACKUP_ROOT, target))) throw new UsageError(`--target ${target} overlaps BACKUP_ROOT ${cfg.BACKUP_ROOT} (real paths compared); restore somewhere else`);
+  if (opts.dryRun) return withSnapshot(ctx, idArg, opts, async (snap, plan) => {
+    out.print(`would restore snapshot ${snap.id} (${snap.origin}) : ${plan.files} files, ${formatBytes(plan.bytes)}`);
+    for (const [s, root] of plan.roots) out.print(`  ${s} -> ${root} (${plan.entries.filter((e) => e.s === s && e.t === 'f').length} files)`);
+    if (!target && opts.preRestore) out.print('  an emergency-pre-restore capture of the current state would be taken first');
+    return EXIT.OK;
+  });
+  await preflight(ctx, idArg, opts.from);
+  // The lock first: what 'latest' means and whether the snapshot exists cannot change under us.
+  return withBackupLock(ctx, `l2backup restore ${idArg}`, () =>
+    withSnapshot(ctx, idArg, opts, async (snap, plan) => {
+      if (!target && opts.preRestore) {
+        out.info('taking an emergency-pre-restore capture of the current state first');
+        const code = await backupLocked(ctx, 'emergency-pre-restore');
+        if (code === EXIT.FAILED) throw new L2Error('the emergency-pre-restore capture failed, so nothing was restored; fix that or pass --no-pre-restore');
+      }
+      return writeAll(ctx, snap, plan);
+    }),
+  );
+}
+
+/**
+ * Usage errors that need no lock (a bad id, an id that is not there, no remote configured), so
+ * that a mistyped command changes nothing on disk. The snapshot is resolved again under the lock.
+ */
+export async function preflight(ctx: JobContext, idArg: string, from: Origin): Promise<void> {
+  if (from === 'remote') {
+    if (idArg !== 'latest') checkId(idArg);
+    (await openRemote(ctx.cfg)).destroy();
+  } else if (idArg !== 'latest') {
+    await findLocal(ctx.cfg, idArg);
+  }
+}
+
+interface Plan {
+  roots: Map<string, string>;
+  entries: Entry[];
+  files: number;
+  bytes: number;
+}
+
+async function withSnapshot(ctx: JobContext, idArg: string, opts: RestoreOptions, fn: (snap: ResolvedSnapshot, plan: Plan) => Promise<number>): Promise<number> {
+  const { cfg, out } = ctx;
   const snap = await resolveSnapshot(cfg, idArg, opts.from);
   try {
     const sources = selectSources(snap.manifest, snap.entries, opts.only);
@@ -62,100 +103,221 @@ export async function restore(ctx: JobContext, idArg: string, opts: RestoreOptio
     const roots = new Map<string, string>();
     for (const s of sources) {
       const configured = cfg.BACKUP_SOURCES.find((c) => c.name === s)?.path;
-      const root = target ? join(target, s) : configured;
-      if (!root) throw new UsageError(`source "${s}" of snapshot ${snap.id} has no path in BACKUP_SOURCES; restore it with --target DIR`);
-      if (within(cfg.BACKUP_ROOT, root)) throw new UsageError(`restoring ${s} to ${root} would write into BACKUP_ROOT; use --target`);
+      const root = opts.target ? join(opts.target, s) : configured;
+      if (!root) {
+        // Only the redacted env copy (configs is not a source): nothing of the live tree to put back.
+        const onlyGenerated = snap.entries.every((e) => e.s !== s || e.t !== 'f' || e.generated);
+        if (onlyGenerated && !opts.only) {
+          out.info(`${s}: holds only the redacted env copy (not a source here); not restored. It is in the snapshot at ${s}/envs/.env.backup`);
+          continue;
+        }
+        throw new UsageError(`source "${s}" of snapshot ${snap.id} has no path in BACKUP_SOURCES; restore it with --target DIR`);
+      }
+      if (await overlap(cfg.BACKUP_ROOT, root)) throw new UsageError(`restoring ${s} to ${root} would write into BACKUP_ROOT; use --target`);
       roots.set(s, root);
     }
-    const chosen = snap.entries.filter((e) => roots.has(e.s));
-    const files = chosen.filter((e) => e.t === 'f');
-    const bytes = files.reduce((n, e) => n + (e.size ?? 0), 0);
-    if (opts.dryRun) {
-      out.print(`would restore snapshot ${snap.id} (${snap.origin}) : ${files.length} files, ${formatBytes(bytes)}`);
-      for (const [s, root] of roots) out.print(`  ${s} -> ${root} (${chosen.filter((e) => e.s === s && e.t === 'f').length} files)`);
-      if (!target && opts.preRestore) out.print('  an emergency-pre-restore capture of the current state would be taken first');
-      return EXIT.OK;
-    }
-    return await withBackupLock(ctx, `l2backup restore ${snap.id}`, async () => {
-      if (!target && opts.preRestore) {
-        out.info('taking an emergency-pre-restore capture of the current state first');
-        const code = await backupLocked(ctx, 'emergency-pre-restore');
-        if (code === EXIT.FAILED) throw new L2Error('the emergency-pre-restore capture failed, so nothing was restored; fix that or pass --no-pre-restore');
-      }
-      return writeAll(ctx, snap, chosen, roots, bytes);
-    });
+    const entries = snap.entries.filter((e) => roots.has(e.s));
+    const files = entries.filter((e) => e.t === 'f');
+    return await fn(snap, { roots, entries, files: files.length, bytes: files.reduce((n, e) => n + (e.size ?? 0), 0) });
   } finally {
     snap.remote?.destroy();
   }
 }
 
-async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, entries: Entry[], roots: Map<string, string>, bytes: number): Promise<number> {
+// ---- writing relative to open folders ------------------------------------------------------
+
+const at = (dirFd: number, name: Buffer | string) => Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), Buffer.from(name)]);
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+/** Removes whatever `name` is in the open folder (a folder recursively); never follows a symlink. */
+function removeAt(dirFd: number, name: Buffer): void {
+  const p = at(dirFd, name);
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return;
+  if (st.isDirectory()) rmSync(p, { recursive: true, force: true });
+  else unlinkSync(p);
+}
+
+/** Opens folder `name` inside an open folder, making it (or replacing a non-folder there) first. */
+function openDirAt(dirFd: number, name: Buffer): number {
+  const p = at(dirFd, name);
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) unlinkSync(p); // a symlink or file where the snapshot has a folder
+  if (!st || !st.isDirectory()) mkdirSync(p, { mode: 0o700 });
+  return openSync(p, DIR_FLAGS);
+}
+
+/** Puts `tmp` in place of `name` in an open folder, replacing a file, symlink or folder there. */
+function replaceAt(dirFd: number, tmp: string, name: Buffer): void {
+  try {
+    renameSync(at(dirFd, tmp), at(dirFd, name));
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
+    removeAt(dirFd, name);
+    renameSync(at(dirFd, tmp), at(dirFd, name));
+  }
+}
+
+function setTimes(fd: number, e: Entry): void {
+  const t = nsToSeconds(e.mtimeNs !== undefined ? BigInt(e.mtimeNs) : BigInt(e.mtime) * 1_000_000n);
+  futimesSync(fd, t, t);
+}
+
+/** The open folders along the current path: entries come in walk order, so a folder is left once. */
+class FolderStack {
+  private stack: { name: string; fd: number; entry?: Entry }[] = [];
+  constructor(
+    private readonly rootFd: number,
+    private readonly onLeave: (fd: number, entry: Entry | undefined) => void,
+  ) {}
+
+  /** The open folder for these path parts (made as needed). */
+  enter(parts: Buffer[], dirEntries: Map<string, Entry>, source: string): number {
+    let keep = 0;
+    while (keep < this.stack.length && keep < parts.length && this.stack[keep]!.name === latin1(parts[keep]!)) keep++;
+    this.leave(keep);
+    for (let i = keep; i < parts.length; i++) {
+      const parent = i === 0 ? this.rootFd : this.stack[i - 1]!.fd;
+      const fd = openDirAt(parent, parts[i]!);
+      const key = `${source}/${parts
+        .slice(0, i + 1)
+        .map(latin1)
+        .join('/')}`;
+      this.stack.push({ name: latin1(parts[i]!), fd, entry: dirEntries.get(key) });
+    }
+    return parts.length === 0 ? this.rootFd : this.stack[parts.length - 1]!.fd;
+  }
+
+  leave(depth = 0): void {
+    while (this.stack.length > depth) {
+      const top = this.stack.pop()!;
+      try {
+        this.onLeave(top.fd, top.entry);
+      } finally {
+        closeSync(top.fd);
+      }
+    }
+  }
+}
+
+function splitPath(raw: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= raw.length; i++) {
+    if (i === raw.length || raw[i] === 0x2f) {
+      if (i > start) parts.push(raw.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+/** Copies the stored file into `outFd` and hashes the same bytes. */
+function copyLocal(file: Buffer, outFd: number): string {
+  const src = openSync(file, C.O_RDONLY | C.O_NOFOLLOW);
+  try {
+    if (!fstatSync(src).isFile()) throw new L2Error(`${file.toString('utf8')} in the snapshot is not a regular file`);
+    const h = newHash();
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = 0;
+    for (;;) {
+      const n = readSync(src, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      for (let done = 0; done < n; ) done += writeSync(outFd, buf, done, n - done, pos + done);
+      pos += n;
+    }
+    return h.digest('hex');
+  } finally {
+    closeSync(src);
+  }
+}
+
+async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Promise<number> {
   const { out } = ctx;
   const started = Date.now();
   const progress = await out.progress(`restoring ${snap.id}`);
-  const realRoots = new Map<string, string>();
-  for (const [s, root] of roots) {
-    await ensureDir(root);
-    realRoots.set(s, await fs.realpath(root));
-  }
   const mismatches: string[] = [];
   let done = 0;
   let doneBytes = 0;
-  const dirs = entries.filter((e) => e.t === 'd').sort((a, b) => a.p.length - b.p.length);
-  for (const d of dirs) {
-    const path = join(realRoots.get(d.s)!, d.p);
-    await fs.mkdir(path, { recursive: true, mode: 0o700 });
-  }
-  const safeParent = async (s: string, p: string): Promise<string> => {
-    const root = realRoots.get(s)!;
-    const dest = join(root, p);
-    const parent = await fs.realpath(dirname(dest));
-    if (!within(root, parent)) throw new L2Error(`refusing to write ${s}/${p}: ${dirname(dest)} leads outside ${root} (a symlink in the target?)`);
-    return join(parent, basename(dest));
-  };
-  for (const e of entries) {
-    ctx.signal.throwIfAborted();
-    if (e.t === 'd') continue;
-    if (e.t === 'l') {
-      const dest = await safeParent(e.s, e.p);
-      await fs.rm(dest, { force: true, recursive: false }).catch(() => {});
-      await fs.symlink(e.target!, dest);
-      continue;
-    }
-    const dest = await safeParent(e.s, e.p);
-    const tmp = join(dirname(dest), `.l2restore-${randomBytes(4).toString('hex')}`);
+  const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
+  for (const [source, root] of plan.roots) {
+    await ensureDir(root);
+    const entries = plan.entries.filter((e) => e.s === source).sort((a, b) => comparePaths(entryPath(a), entryPath(b)));
+    const dirEntries = new Map(entries.filter((e) => e.t === 'd').map((e) => [`${source}/${latin1(entryPath(e))}`, e]));
+    const rootFd = openSync(await fs.realpath(root), DIR_FLAGS);
+    // Folder modes and times once their contents are written (writing changes a folder's mtime).
+    const folders = new FolderStack(rootFd, (fd, e) => {
+      if (!e) return;
+      fchmodSync(fd, e.mode);
+      setTimes(fd, e);
+    });
     try {
-      let sha: string;
-      if (snap.origin === 'local') {
-        await fs.copyFile(join(snap.dir!, e.s, e.p), tmp);
-        sha = await hashFile(tmp);
-      } else {
-        sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, e.p), tmp, ctx.signal)).sha256;
+      for (const e of entries) {
+        ctx.signal.throwIfAborted();
+        const parts = splitPath(entryPath(e));
+        if (e.t === 'd') {
+          folders.enter(parts, dirEntries, source);
+          continue;
+        }
+        const name = parts[parts.length - 1]!;
+        const dirFd = folders.enter(parts.slice(0, -1), dirEntries, source);
+        const tmp = `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
+        if (e.t === 'l') {
+          symlinkSync(entryTarget(e), at(dirFd, tmp));
+          replaceAt(dirFd, tmp, name);
+          continue;
+        }
+        let fd: number | undefined;
+        try {
+          let sha: string;
+          if (snap.origin === 'local') {
+            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+            sha = copyLocal(Buffer.concat([Buffer.from(join(snap.dir!, e.s) + '/'), entryPath(e)]), fd);
+          } else {
+            sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, e.p), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
+            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
+          }
+          if (sha !== e.sha256) {
+            mismatches.push(show(e));
+            closeSync(fd);
+            fd = undefined;
+            unlinkSync(at(dirFd, tmp));
+            out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
+            continue;
+          }
+          fchmodSync(fd, e.mode);
+          setTimes(fd, e);
+          closeSync(fd);
+          fd = undefined;
+          replaceAt(dirFd, tmp, name);
+        } catch (err) {
+          if (fd !== undefined) closeSync(fd);
+          try {
+            unlinkSync(at(dirFd, tmp));
+          } catch {
+            // not created, or already renamed
+          }
+          if (err instanceof L2Error) throw err;
+          throw new L2Error(`restoring ${show(e)} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
+        }
+        done++;
+        doneBytes += e.size ?? 0;
+        progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
       }
-      if (sha !== e.sha256) {
-        mismatches.push(`${e.s}/${e.p}`);
-        await fs.rm(tmp, { force: true });
-        out.error(`${e.s}/${e.p}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
-        continue;
+      folders.leave();
+      const top = dirEntries.get(`${source}/`);
+      if (top) {
+        fchmodSync(rootFd, top.mode);
+        setTimes(rootFd, top);
       }
-      await fs.chmod(tmp, e.mode);
-      await fs.utimes(tmp, new Date(e.mtime), new Date(e.mtime));
-      await fs.rename(tmp, dest);
-    } catch (err) {
-      await fs.rm(tmp, { force: true }).catch(() => {});
-      if (err instanceof L2Error) throw err;
-      throw new L2Error(`restoring ${e.s}/${e.p} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
+    } finally {
+      folders.leave();
+      closeSync(rootFd);
     }
-    done++;
-    doneBytes += e.size ?? 0;
-    progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(bytes)}`);
   }
-  for (const d of dirs.reverse()) {
-    const path = join(realRoots.get(d.s)!, d.p);
-    await fs.chmod(path, d.mode).catch(() => {});
-    await fs.utimes(path, new Date(d.mtime), new Date(d.mtime)).catch(() => {});
-  }
-  const summary = `restored snapshot ${snap.id} (${snap.origin}): ${done} files, ${formatBytes(doneBytes)} into ${[...roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
+  const summary = `restored snapshot ${snap.id} (${snap.origin}): ${done} files, ${formatBytes(doneBytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
   const alerter = new Alerter(ctx.cfg, out, 'l2backup');
   if (mismatches.length) {
     progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);

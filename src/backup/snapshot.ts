@@ -1,25 +1,33 @@
 /**
  * Builds one snapshot: a full, browsable tree of every source under a hidden temp folder,
- * renamed into place only when complete. Files unchanged since the previous complete snapshot
- * (same size, mtime and mode) are hard-linked from it (rsnapshot's idea), so each snapshot is
- * a full tree that `cp -r` restores, yet costs only the changed bytes.
+ * renamed into place only when complete and durable. Files unchanged since the previous
+ * complete snapshot are hard-linked from it (rsnapshot's idea), so each snapshot is a full tree
+ * that `cp -r` restores, yet costs only the changed bytes.
+ *
+ * A pipeline of small stages (after restic's archiver):
+ *   walk (walk.ts) -> decide (link, check or copy) -> save (save.ts) -> file list, in walk order
+ *   -> publish (publish.ts: durable, rename, fsync the parent).
  */
-import { promises as fs, constants as C, openSync, readFileSync, fstatSync, closeSync, writeSync, fchmodSync, futimesSync, lstatSync, linkSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
+import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, dirname } from 'node:path';
-import { L2Error, errnoCode, errorMessage } from '../errors.js';
+import { join } from 'node:path';
+import { overlap } from './realpath.js';
+import { L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { ensureDir } from '../state/files.js';
 import type { NamedPath } from '../config/parsers.js';
-import { walkSource, type WalkProblem } from './walk.js';
+import { compileExcludes, walk, type WalkEntry } from './walk.js';
+import { saveFile, nsToSeconds, type Candidate } from './save.js';
+import { publishDir } from './publish.js';
+import { sha256 } from './hash.js';
 import { redactEnv } from './envcopy.js';
 import { FILES, MANIFEST, PRE_RESTORE_DIR, type SnapshotKind } from './layout.js';
-import { emptyTotals, entryKey, readEntries, type Entry, type Manifest, type SourceResult, type Totals } from './manifest.js';
+import { FileListWriter, emptyTotals, encodeName, entryBytesKey, entryPath, readEntries, type Entry, type Manifest, type SourceResult, type Totals } from './manifest.js';
 
 export const TOOL = 'l2ops 0.1.0';
-const SMALL_FILE = 1 << 20;
 const CONCURRENCY = 8;
+/** Temp files of an in-place restore (restore.ts); a backup never stores them. */
+export const RESTORE_TEMP_PREFIX = '.l2restore-';
+const ENV_COPY = 'envs/.env.backup';
 
 export interface SnapshotOptions {
   root: string;
@@ -43,77 +51,25 @@ export interface SnapshotResult {
   partial: boolean;
 }
 
-interface Prev {
-  size: number;
-  mtime: number;
-  mode: number;
-  sha256: string;
-}
-
-async function loadBase(dir: string): Promise<Map<string, Prev>> {
-  const map = new Map<string, Prev>();
-  for await (const e of readEntries(join(dir, FILES))) {
-    if (e.t === 'f' && e.sha256 && e.size !== undefined && !e.changed && !e.generated) map.set(entryKey(e.s, e.p), { size: e.size, mtime: e.mtime, mode: e.mode, sha256: e.sha256 });
-  }
-  return map;
-}
-
-/** Reads `src` once, hashing what is written to `dest`; reports whether the file changed meanwhile. */
 /**
- * Small files are copied with synchronous calls: a thread-pool round trip per syscall costs more
- * than the copy itself (bench/backup.mjs: 20,000 logs). Mode and times are set on the open
- * descriptor. Returns what was read and hashed, and whether the file changed meanwhile.
+ * Sources and BACKUP_ROOT must not contain each other, judged by real paths and by folder
+ * identity (dev, inode), so a symlink, '..' or a bind mount cannot make a snapshot swallow
+ * the earlier ones.
  */
-function copySmallSync(src: string, dest: string, before: { size: number; mtimeMs: number; atimeMs: number; mode: number }): { sha256: string; size: number; changed: boolean } {
-  const input = openSync(src, C.O_RDONLY | C.O_NOFOLLOW);
-  try {
-    const data = readFileSync(input);
-    const after = fstatSync(input);
-    const output = openSync(dest, 'w', 0o600);
-    try {
-      writeSync(output, data);
-      fchmodSync(output, before.mode);
-      futimesSync(output, new Date(before.atimeMs), new Date(before.mtimeMs));
-    } finally {
-      closeSync(output);
-    }
-    const changed = after.size !== data.length || after.mtimeMs !== before.mtimeMs || data.length !== before.size;
-    return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length, changed };
-  } finally {
-    closeSync(input);
+export async function checkSourcesOutsideRoot(root: string, sources: NamedPath[]): Promise<void> {
+  for (const src of sources) {
+    const how = await overlap(root, src.path);
+    if (!how) continue;
+    const where = how === 'inside' ? 'the source lies inside BACKUP_ROOT' : 'BACKUP_ROOT lies inside the source';
+    throw new UsageError(`source ${src.name} (${src.path}) and BACKUP_ROOT (${root}) overlap once symlinks and mounts are followed: ${where}; every snapshot would swallow the earlier ones. Point them at separate folders`);
   }
-}
-
-/**
- * Large files: the kernel copies (copy_file_range, or a reflink where the filesystem can), then
- * the stored copy is hashed, so the hash is of exactly the bytes stored. The source's size and
- * mtime before and after tell whether it changed meanwhile.
- */
-async function copyAndHash(src: string, dest: string, before: { size: number; mtimeMs: number }): Promise<{ sha256: string; size: number; changed: boolean }> {
-  await fs.copyFile(src, dest);
-  const after = await fs.lstat(src);
-  const hash = createHash('sha256');
-  let size = 0;
-  const fh = await fs.open(dest, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 << 20);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      size += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-  const changed = after.size !== size || after.mtimeMs !== before.mtimeMs || size !== before.size;
-  return { sha256: hash.digest('hex'), size, changed };
 }
 
 export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResult> {
   const startedAt = new Date().toISOString();
   const parent = opts.kind === 'emergency-pre-restore' ? join(opts.root, PRE_RESTORE_DIR) : opts.root;
   await ensureDir(parent);
+  await checkSourcesOutsideRoot(opts.root, opts.sources);
   const tmp = join(parent, `.tmp-${opts.id}-${process.pid}`);
   const finalDir = join(parent, opts.id);
   await fs.mkdir(tmp, { mode: 0o700 });
@@ -122,7 +78,7 @@ export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResu
     // The rename is the commit point: before it the snapshot is invisible to `ls -t /backups/`.
     opts.signal.throwIfAborted();
     await fs.chmod(tmp, 0o755);
-    await fs.rename(tmp, finalDir);
+    await publishDir(tmp, finalDir);
     return { ...result, dir: finalDir };
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -132,260 +88,375 @@ export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResu
   }
 }
 
+// ---- decide -------------------------------------------------------------------------------
+
+interface Prev {
+  size: number;
+  mode: number;
+  mtime: number;
+  mtimeNs?: string;
+  ctimeNs?: string;
+  ino?: string;
+  sha256: string;
+  /** path of the base copy */
+  file: Buffer;
+}
+
+type BaseIndex = Map<string, Prev>;
+
+async function loadBase(dir: string): Promise<BaseIndex> {
+  const map: BaseIndex = new Map();
+  for await (const e of readEntries(join(dir, FILES))) {
+    if (e.t !== 'f' || !e.sha256 || e.size === undefined || e.changed || e.generated) continue;
+    const file = Buffer.concat([Buffer.from(join(dir, e.s) + '/'), entryPath(e)]);
+    map.set(entryBytesKey(e), { size: e.size, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256: e.sha256, file });
+  }
+  return map;
+}
+
+type Decision = { action: 'link'; prev: Prev } | { action: 'check'; prev: Prev } | { action: 'copy' };
+
+/**
+ * Unchanged, as restic's fileChanged decides: size, mtime (ns), ctime and inode all match.
+ * Same size and mtime with a new inode or ctime (a restored file, `cp -p`, `rsync -a`): the
+ * bytes are read and compared with the base copy's hash first. Anything else is copied.
+ */
+export function decide(prev: Prev | undefined, st: BigIntStats): Decision {
+  if (!prev || BigInt(prev.size) !== st.size) return { action: 'copy' };
+  const mode = Number(st.mode & 0o7777n);
+  if (prev.mtimeNs === String(st.mtimeNs) && prev.ctimeNs === String(st.ctimeNs) && prev.ino === String(st.ino) && prev.mode === mode) return { action: 'link', prev };
+  // Times set through utimes() carry a double's precision (about 0.2 us today).
+  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 1000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
+  return sameTime ? { action: 'check', prev } : { action: 'copy' };
+}
+
+const absDiff = (a: bigint, b: bigint) => (a > b ? a - b : b - a);
+
+/** A base copy is linked only while it still is what its file list says: a regular file of the recorded size. */
+function baseIntact(prev: Prev): boolean {
+  try {
+    const st = lstatSync(prev.file);
+    return st.isFile() && st.size === prev.size;
+  } catch {
+    return false;
+  }
+}
+
+// ---- the pipeline -------------------------------------------------------------------------
+
+/** Runs up to `limit` tasks at once and hands their results on in the order they were pushed. */
+class OrderedPool<T> {
+  private queue: Promise<T>[] = [];
+  constructor(
+    private readonly limit: number,
+    private readonly emit: (v: T) => Promise<void>,
+  ) {}
+  async push(task: Promise<T>): Promise<void> {
+    task.catch(() => {}); // awaited in order below; this only silences the early rejection
+    this.queue.push(task);
+    while (this.queue.length >= this.limit) await this.emit(await this.queue.shift()!);
+  }
+  async drain(): Promise<void> {
+    while (this.queue.length > 0) await this.emit(await this.queue.shift()!);
+  }
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.queue);
+    this.queue = [];
+  }
+}
+
+const timesOf = (st: BigIntStats) => ({ mtime: Math.floor(Number(st.mtimeNs / 1_000_000n)), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) });
+
+interface Run {
+  opts: SnapshotOptions;
+  tmp: string;
+  base: BaseIndex;
+  totals: Totals;
+  warn: (m: string) => void;
+  dirTimes: { path: Buffer; st: { mode: bigint; mtimeNs: bigint } }[];
+}
+
 async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Promise<Omit<SnapshotResult, 'dir'>> {
-  let base = new Map<string, Prev>();
+  let base: BaseIndex = new Map();
   if (opts.base) {
     try {
       base = await loadBase(opts.base.dir);
     } catch (err) {
       // A damaged previous snapshot only costs this run its links: copy everything.
       opts.warn(`previous snapshot ${opts.base.id} is unusable as a base (${errorMessage(err)}); copying every file`);
-      opts = { ...opts, base: undefined };
     }
   }
-  const totals: Totals = emptyTotals();
   const warnings: string[] = [];
-  const warn = (m: string) => {
-    warnings.push(m);
-    opts.warn(m);
+  const run: Run = {
+    opts,
+    tmp,
+    base,
+    totals: emptyTotals(),
+    dirTimes: [],
+    warn: (m) => {
+      warnings.push(m);
+      opts.warn(m);
+    },
   };
-  const list = await fs.open(join(tmp, FILES), 'wx', 0o600);
-  const listHash = createHash('sha256');
-  let entries = 0;
-  let pendingLines: string[] = [];
-  const flushList = async () => {
-    if (pendingLines.length === 0) return;
-    const text = pendingLines.join('');
-    pendingLines = [];
-    listHash.update(text);
-    // One gzip member per batch: a gzip file may hold many, and the list stays streamed.
-    await list.write(gzipSync(text));
-  };
-  const record = async (e: Entry) => {
-    pendingLines.push(JSON.stringify(e) + '\n');
-    entries++;
-    if (pendingLines.length >= 512) await flushList();
-  };
-  const dirTimes: { path: string; mtime: number; mode: number }[] = [];
+  const list = await FileListWriter.create(join(tmp, FILES));
   const sources: SourceResult[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let firstError: unknown;
-
+  let filesSha256: string;
   try {
-    for (const src of opts.sources) {
-      const res: SourceResult = { name: src.name, path: src.path, status: 'ok', files: 0, bytes: 0 };
-      sources.push(res);
-      let top;
-      try {
-        top = await fs.stat(src.path);
-        if (!top.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-        await fs.access(src.path, C.R_OK | C.X_OK);
-      } catch (err) {
-        const code = errnoCode(err);
-        res.status = code === 'ENOENT' ? 'missing' : 'unreadable';
-        res.error = code === 'ENOENT' ? `${src.path} does not exist` : `${src.path} cannot be read (${code})`;
-        warn(`source ${src.name}: ${res.error}; the other sources are backed up`);
-        continue;
-      }
-      const destRoot = join(tmp, src.name);
-      await fs.mkdir(destRoot, { mode: 0o700 });
-      dirTimes.push({ path: destRoot, mtime: Math.floor(top.mtimeMs), mode: top.mode & 0o7777 });
-      await record({ s: src.name, p: '', t: 'd', mode: top.mode & 0o7777, mtime: Math.floor(top.mtimeMs) });
-      totals.dirs++;
-      const problems: WalkProblem[] = [];
-
-      const handleFile = async (rel: string, abs: string, dest: string, st: import('node:fs').Stats) => {
-        const mode = st.mode & 0o7777;
-        const mtime = Math.floor(st.mtimeMs);
-        const prev = base.get(entryKey(src.name, rel));
-        if (prev && opts.base && prev.size === st.size && prev.mtime === mtime && prev.mode === mode) {
-          try {
-            linkSync(join(opts.base.dir, src.name, rel), dest);
-            totals.linkedFiles++;
-            totals.files++;
-            totals.bytes += st.size;
-            res.files++;
-            res.bytes += st.size;
-            await record({ s: src.name, p: rel, t: 'f', mode, mtime, size: st.size, sha256: prev.sha256 });
-            return;
-          } catch (err) {
-            // EXDEV, EMLINK, a vanished base file...: fall back to a copy.
-            if (errnoCode(err) === 'ENOSPC') throw err;
-          }
-        }
-        let copy;
-        let seen = { size: st.size, mtimeMs: st.mtimeMs };
-        const copyOnce = (at: { size: number; mtimeMs: number }) =>
-          at.size < SMALL_FILE ? Promise.resolve(copySmallSync(abs, dest, { ...at, atimeMs: st.atimeMs, mode })) : copyAndHash(abs, dest, at);
-        try {
-          copy = await copyOnce(seen);
-          if (copy.changed) {
-            const again = await fs.lstat(abs);
-            seen = { size: again.size, mtimeMs: again.mtimeMs };
-            copy = await copyOnce(seen);
-          }
-        } catch (err) {
-          const code = errnoCode(err);
-          if (code === 'ENOENT') {
-            warn(`source ${src.name}: ${rel} vanished during the backup; skipped`);
-            await fs.rm(dest, { force: true });
-            totals.skipped++;
-            return;
-          }
-          if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') {
-            warn(`source ${src.name}: ${rel} cannot be read (${code}); skipped`);
-            await fs.rm(dest, { force: true });
-            res.status = 'partial';
-            totals.skipped++;
-            return;
-          }
-          throw err;
-        }
-        const finalMtime = Math.floor(seen.mtimeMs);
-        if (seen.size >= SMALL_FILE || copy.size >= SMALL_FILE) {
-          await fs.chmod(dest, mode);
-          await fs.utimes(dest, new Date(st.atimeMs), new Date(seen.mtimeMs));
-        }
-        if (copy.changed) {
-          totals.changedDuringBackup++;
-          warn(`source ${src.name}: ${rel} changed during backup; stored what was read (sha256 ${copy.sha256.slice(0, 12)}…)`);
-        }
-        totals.copiedFiles++;
-        totals.files++;
-        totals.bytes += copy.size;
-        totals.newBytes += copy.size;
-        res.files++;
-        res.bytes += copy.size;
-        await record({ s: src.name, p: rel, t: 'f', mode, mtime: finalMtime, size: copy.size, sha256: copy.sha256, ...(copy.changed ? { changed: true } : {}) });
-      };
-
-      for await (const rel of await walkSource(src.path, opts.exclude, problems)) {
-        opts.signal.throwIfAborted();
-        if (firstError) throw firstError;
-        if (opts.envFile && src.name === 'configs' && rel === 'envs/.env.backup') continue; // superseded by the fresh redacted copy
-        const abs = join(src.path, rel);
-        const dest = join(destRoot, rel);
-        let st;
-        try {
-          st = lstatSync(abs);
-        } catch (err) {
-          if (errnoCode(err) === 'ENOENT') {
-            warn(`source ${src.name}: ${rel} vanished during the backup; skipped`);
-            totals.skipped++;
-            continue;
-          }
-          throw err;
-        }
-        if (st.isDirectory()) {
-          await fs.mkdir(dest, { mode: 0o700 });
-          dirTimes.push({ path: dest, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 });
-          await record({ s: src.name, p: rel, t: 'd', mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) });
-          totals.dirs++;
-        } else if (st.isSymbolicLink()) {
-          const target = await fs.readlink(abs);
-          await fs.symlink(target, dest);
-          await fs.lutimes(dest, st.atime, st.mtime).catch(() => {});
-          await record({ s: src.name, p: rel, t: 'l', mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs), target });
-          totals.symlinks++;
-        } else if (st.isFile()) {
-          const p = handleFile(rel, abs, dest, st).then(
-            () => {
-              opts.onProgress?.(totals.files, totals.bytes);
-            },
-            (err) => {
-              firstError ??= err;
-            },
-          );
-          inFlight.add(p);
-          void p.finally(() => inFlight.delete(p));
-          if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
-        } else {
-          const what = st.isSocket() ? 'socket' : st.isFIFO() ? 'fifo' : 'device';
-          warn(`source ${src.name}: ${rel} is a ${what}; skipped (only files, folders and symlinks are backed up)`);
-          totals.skipped++;
-        }
-      }
-      await Promise.all(inFlight);
-      if (firstError) throw firstError;
-      for (const p of problems) {
-        if (p.path === src.path && p.code === 'ENOENT') continue;
-        // A folder removed during the backup (rotated logs) is churn, not a missing part.
-        if (p.code !== 'ENOENT') res.status = 'partial';
-        warn(`source ${src.name}: folder ${p.path} ${p.code === 'ENOENT' ? 'vanished during the backup' : `cannot be read (${p.code})`}; skipped`);
-      }
-    }
-
-    if (opts.envFile) await addEnvCopy(opts, tmp, record, totals, dirTimes);
-    await Promise.all(inFlight);
-    if (firstError) throw firstError;
-    await flushList();
-    await list.sync();
-  } finally {
-    await Promise.allSettled([...inFlight]);
-    await list.close();
+    for (const src of opts.sources) sources.push(await snapshotSource(run, src, list));
+    if (opts.envFile) await addEnvCopy(run, list);
+    filesSha256 = await list.finish();
+  } catch (err) {
+    await list.abandon();
+    throw err;
   }
 
-  // Directory times last (writing into a folder changes its mtime), deepest first.
-  for (const d of dirTimes.reverse()) {
-    await fs.chmod(d.path, d.mode | 0o700);
-    await fs.utimes(d.path, new Date(d.mtime), new Date(d.mtime));
+  // Folder times last (writing into a folder changes its mtime), deepest first.
+  for (const d of run.dirTimes.reverse()) {
+    await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
+    const t = nsToSeconds(d.st.mtimeNs);
+    await fs.utimes(d.path, t, t);
   }
 
   const partial = sources.some((s) => s.status !== 'ok');
   const manifest: Manifest = {
     format: 1,
+    listFormat: 2,
     id: opts.id,
     kind: opts.kind,
     startedAt,
     finishedAt: new Date().toISOString(),
     host: hostname(),
     tool: TOOL,
-    base: opts.base?.id ?? null,
+    base: base.size > 0 ? (opts.base?.id ?? null) : null,
     sources,
-    totals,
+    totals: run.totals,
     warnings,
-    filesSha256: listHash.digest('hex'),
-    entries,
+    filesSha256,
+    entries: list.entries,
   };
   const mf = await fs.open(join(tmp, MANIFEST), 'wx', 0o600);
   await mf.writeFile(JSON.stringify(manifest, null, 2) + '\n');
-  await mf.sync();
   await mf.close();
   return { manifest, partial };
 }
 
-async function addEnvCopy(opts: SnapshotOptions, tmp: string, record: (e: Entry) => Promise<void>, totals: Totals, dirTimes: { path: string; mtime: number; mode: number }[]): Promise<void> {
+async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): Promise<SourceResult> {
+  const { opts, totals, warn } = run;
+  const res: SourceResult = { name: src.name, path: src.path, status: 'ok', files: 0, bytes: 0 };
+  let real: string;
+  try {
+    real = await fs.realpath(src.path);
+    if (!(await fs.stat(real)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    await fs.access(real, C.R_OK | C.X_OK);
+  } catch (err) {
+    const code = errnoCode(err);
+    res.status = code === 'ENOENT' ? 'missing' : 'unreadable';
+    res.error = code === 'ENOENT' ? `${src.path} does not exist` : `${src.path} cannot be read (${code})`;
+    warn(`source ${src.name}: ${res.error}; the other sources are backed up`);
+    return res;
+  }
+  const destRoot = Buffer.from(join(run.tmp, src.name));
+  const rootSt = await fs.stat(opts.root, { bigint: true });
+  const exclude = compileExcludes(opts.exclude);
+  const show = (rel: Buffer) => JSON.stringify(rel.toString('utf8')).slice(1, -1);
+  const pool = new OrderedPool<Entry | undefined>(CONCURRENCY, async (e) => {
+    if (!e) return;
+    await list.add(e);
+    if (e.t === 'f') opts.onProgress?.(totals.files, totals.bytes);
+  });
+  const fileOf = (ev: WalkEntry): Omit<Entry, 't'> => ({ s: src.name, ...encodeName(ev.rel), mode: Number(ev.st.mode & 0o7777n), ...timesOf(ev.st) });
+  try {
+    const events = walk(real, {
+      exclude,
+      skipDir: (st, rel) => {
+        if (st.dev === rootSt.dev && st.ino === rootSt.ino) throw new UsageError(`source ${src.name}: ${show(rel)} is BACKUP_ROOT (${opts.root}) mounted inside the source; every snapshot would swallow the earlier ones. Exclude it or move BACKUP_ROOT`);
+        return false;
+      },
+    });
+    for (const ev of events) {
+      opts.signal.throwIfAborted();
+      if (ev.type === 'problem') {
+        // A folder or file removed during the backup (rotated logs) is churn, not a missing part.
+        if (ev.code !== 'ENOENT') res.status = 'partial';
+        const what = ev.dir ? 'folder ' : '';
+        warn(`source ${src.name}: ${what}${show(ev.rel)} ${ev.code === 'ENOENT' ? 'vanished during the backup' : `cannot be read (${ev.code})`}; skipped`);
+        if (!ev.dir) totals.skipped++;
+        continue;
+      }
+      const relText = ev.rel.toString('utf8');
+      const dest = ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]);
+      const name = ev.rel.subarray(ev.rel.lastIndexOf(0x2f) + 1).toString('latin1');
+      if (name.startsWith(RESTORE_TEMP_PREFIX)) {
+        warn(`source ${src.name}: ${show(ev.rel)} is a leftover of an interrupted restore; not backed up (delete it)`);
+        continue;
+      }
+      if (opts.envFile && src.name === 'configs' && relText === ENV_COPY) continue; // superseded by the fresh redacted copy
+      if (ev.kind === 'd') {
+        mkdirSync(dest, { mode: 0o700 });
+        run.dirTimes.push({ path: dest, st: ev.st });
+        await pool.push(Promise.resolve({ ...fileOf(ev), t: 'd' }));
+        totals.dirs++;
+      } else if (ev.kind === 'l') {
+        await pool.push(Promise.resolve(saveSymlink(run, src.name, ev, dest, fileOf(ev))));
+      } else if (ev.kind === 'f') {
+        await pool.push(saveRegular(run, res, ev, dest, fileOf(ev)));
+      } else {
+        const what = ev.st.isSocket() ? 'socket' : ev.st.isFIFO() ? 'fifo' : 'device';
+        warn(`source ${src.name}: ${show(ev.rel)} is a ${what}; skipped (only files, folders and symlinks are backed up)`);
+        totals.skipped++;
+      }
+    }
+    await pool.drain();
+  } catch (err) {
+    await pool.settle();
+    throw err;
+  }
+  return res;
+}
+
+function saveSymlink(run: Run, source: string, ev: WalkEntry, dest: Buffer, base: Omit<Entry, 't'>): Entry | undefined {
+  let target: Buffer;
+  try {
+    target = readlinkSync(ev.abs, { encoding: 'buffer' });
+  } catch (err) {
+    // Gone or no longer a symlink since the walk saw it: churn, as a vanished file.
+    run.warn(`source ${source}: symlink ${base.p} changed or vanished during the backup; skipped`);
+    run.totals.skipped++;
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EINVAL') return undefined;
+    throw err;
+  }
+  symlinkSync(target, dest);
+  const t = encodeName(target);
+  run.totals.symlinks++;
+  return { ...base, t: 'l', target: t.p, ...(t.pb !== undefined ? { tb: t.pb } : {}) };
+}
+
+async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, entry: Omit<Entry, 't'>): Promise<Entry | undefined> {
+  const { totals, warn } = run;
+  const decision = decide(run.base.get(entryBytesKey(entry)), ev.st);
+  const linked = (prev: Prev): Entry | undefined => {
+    if (!baseIntact(prev)) {
+      warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
+      return undefined;
+    }
+    try {
+      linkSync(prev.file, dest);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOSPC') throw err;
+      return undefined; // EXDEV, EMLINK, a vanished base file...: copy instead
+    }
+    totals.linkedFiles++;
+    totals.files++;
+    totals.bytes += prev.size;
+    res.files++;
+    res.bytes += prev.size;
+    return { ...entry, t: 'f', size: prev.size, sha256: prev.sha256 };
+  };
+  if (decision.action === 'link') {
+    const e = linked(decision.prev);
+    if (e) return e;
+  }
+  let candidate: Candidate | undefined;
+  if (decision.action === 'check') {
+    if (baseIntact(decision.prev)) candidate = decision.prev;
+    else warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
+  }
+  let saved;
+  try {
+    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ELOOP') {
+      // ELOOP: swapped for a symlink since the walk; the link is stored by the next run.
+      warn(`source ${res.name}: ${entry.p} ${code === 'ENOENT' ? 'vanished' : 'was replaced by a symlink'} during the backup; skipped`);
+      totals.skipped++;
+      return undefined;
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      warn(`source ${res.name}: ${entry.p} cannot be read (${code}); skipped`);
+      res.status = 'partial';
+      totals.skipped++;
+      return undefined;
+    }
+    throw err;
+  }
+  if (saved.kind === 'changed-type') {
+    warn(`source ${res.name}: ${entry.p} changed type during the backup; skipped`);
+    totals.skipped++;
+    return undefined;
+  }
+  if (saved.kind === 'same-as-base') {
+    const e = linked(decision.action === 'check' ? decision.prev : (undefined as never));
+    if (e) return { ...e, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
+    return saveRegular(run, res, ev, dest, entry); // the base copy went bad meanwhile: copy
+  }
+  if (saved.changed) {
+    totals.changedDuringBackup++;
+    warn(`source ${res.name}: ${entry.p} changed during backup; stored what was read after ${saved.attempts} tries (sha256 ${saved.sha256.slice(0, 12)}…)`);
+  }
+  totals.copiedFiles++;
+  totals.files++;
+  totals.bytes += saved.size;
+  totals.newBytes += saved.size;
+  res.files++;
+  res.bytes += saved.size;
+  return { ...entry, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n), t: 'f', size: saved.size, sha256: saved.sha256, ...(saved.changed ? { changed: true } : {}) };
+}
+
+/**
+ * The redacted env copy, written into the snapshot only: every folder on the way is checked
+ * to be a real folder of the temp tree, and the file is created with O_EXCL|O_NOFOLLOW, so a
+ * `configs/envs` that is a symlink in the source never leads the write into the live tree.
+ */
+async function addEnvCopy(run: Run, list: FileListWriter): Promise<void> {
+  const { opts } = run;
   let text: string;
   try {
     text = await fs.readFile(opts.envFile!, 'utf8');
   } catch (err) {
-    opts.warn(`env file ${opts.envFile} not copied into the snapshot: ${errorMessage(err)}`);
+    run.warn(`env file ${opts.envFile} not copied into the snapshot: ${errorMessage(err)}`);
     return;
   }
   const redacted = Buffer.from(redactEnv(text, opts.secrets));
-  const rel = 'envs/.env.backup';
-  const configs = join(tmp, 'configs');
-  for (const [dir, p] of [
-    [configs, ''],
-    [join(configs, 'envs'), 'envs'],
-  ] as const) {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const dirEntry = (p: string): Entry => ({ s: 'configs', p, t: 'd', mode: 0o755, mtime: Number(now / 1_000_000n), mtimeNs: String(now), generated: true });
+  let rel = ENV_COPY;
+  for (const p of ['', 'envs']) {
+    const dir = join(run.tmp, 'configs', p);
+    let st;
     try {
-      await fs.mkdir(dir, { mode: 0o700 });
-      const now = Date.now();
-      dirTimes.push({ path: dir, mtime: now, mode: 0o755 });
-      await record({ s: 'configs', p, t: 'd', mode: 0o755, mtime: now });
-      totals.dirs++;
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw err;
+      st = lstatSync(dir);
+    } catch {
+      mkdirSync(dir, { mode: 0o700 });
+      run.dirTimes.push({ path: Buffer.from(dir), st: { mode: 0o755n, mtimeNs: now } });
+      await list.add(dirEntry(p));
+      run.totals.dirs++;
+      continue;
+    }
+    if (!st.isDirectory()) {
+      rel = '.env.backup';
+      run.warn(`configs/${p} is not a folder in the source (a symlink?); the redacted env copy is stored as configs/${rel} instead`);
+      break;
     }
   }
-  const dest = join(configs, rel);
-  await fs.rm(dest, { force: true });
-  await ensureDir(dirname(dest));
-  await fs.writeFile(dest, redacted, { mode: 0o600 });
-  const st = await fs.stat(dest);
-  await record({ s: 'configs', p: rel, t: 'f', mode: 0o600, mtime: Math.floor(st.mtimeMs), size: redacted.length, sha256: createHash('sha256').update(redacted).digest('hex'), generated: true });
-  totals.files++;
-  totals.bytes += redacted.length;
-  totals.newBytes += redacted.length;
+  const dest = join(run.tmp, 'configs', rel);
+  const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(dest, flags, 0o600);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    unlinkSync(dest); // a copied file or symlink of that name inside the temp tree: unlink never follows
+    fd = openSync(dest, flags, 0o600);
+  }
+  try {
+    writeSync(fd, redacted);
+  } finally {
+    closeSync(fd);
+  }
+  const st = lstatSync(dest, { bigint: true });
+  await list.add({ s: 'configs', p: rel, t: 'f', mode: 0o600, ...timesOf(st), size: redacted.length, sha256: sha256(redacted), generated: true });
+  run.totals.files++;
+  run.totals.bytes += redacted.length;
+  run.totals.newBytes += redacted.length;
 }

@@ -2,10 +2,12 @@
  * `l2backup verify`: re-hash a snapshot against its manifest and report missing, changed and
  * extra files; remotely, download and hash every object (or a sampled fraction).
  */
-import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
 import { FILES, MANIFEST } from './layout.js';
+import { entryPath, type Entry } from './manifest.js';
+import { hashFile } from './hash.js';
+import { walk } from './walk.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
 export interface VerifyReport {
@@ -20,20 +22,9 @@ export interface VerifyReport {
   ok: boolean;
 }
 
-async function hashPath(path: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  const fh = await fs.open(path, 'r');
-  try {
-    for await (const chunk of fh.createReadStream()) {
-      h.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-  } finally {
-    await fh.close().catch(() => {});
-  }
-  return { sha256: h.digest('hex'), size };
-}
+/** How a name is shown: JSON-escaped, so a newline or a stray byte cannot forge a report line. */
+const show = (s: string) => JSON.stringify(s).slice(1, -1);
+const nameOf = (e: Entry) => show(`${e.s}/${e.p}`);
 
 export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, signal: AbortSignal, onProgress?: (n: number, total: number) => void): Promise<VerifyReport> {
   const files = snap.entries.filter((e) => e.t === 'f');
@@ -42,20 +33,22 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
   if (snap.origin === 'local') {
     for (const e of chosen) {
       signal.throwIfAborted();
-      const name = `${e.s}/${e.p}`;
       try {
-        const got = await hashPath(join(snap.dir!, e.s, e.p));
-        if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(name);
-      } catch {
-        report.missing.push(name);
+        const got = await hashFile(Buffer.concat([Buffer.from(join(snap.dir!, e.s) + '/'), entryPath(e)]));
+        if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(nameOf(e));
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') report.missing.push(nameOf(e));
+        else report.changed.push(nameOf(e)); // a symlink or folder where a file belongs
       }
       onProgress?.(++report.checked, chosen.length);
     }
-    const { default: fg } = await import('fast-glob');
-    const known = new Set(snap.entries.map((e) => (e.p === '' ? e.s : `${e.s}/${e.p}`)));
-    for await (const rel of fg.stream('**', { cwd: snap.dir!, dot: true, onlyFiles: false, followSymbolicLinks: false }) as AsyncIterable<string>) {
+    const key = (s: string, raw: Buffer) => (raw.length === 0 ? s : `${s}/${raw.toString('latin1')}`);
+    const known = new Set(snap.entries.map((e) => key(e.s, entryPath(e))));
+    for (const ev of walk(snap.dir!)) {
+      if (ev.rel.length === 0) continue;
+      const rel = ev.rel.toString('latin1');
       if (rel === MANIFEST || rel === FILES) continue;
-      if (!known.has(rel)) report.extra.push(rel);
+      if (!known.has(rel)) report.extra.push(show(ev.rel.toString('utf8')));
     }
   } else {
     const remote = snap.remote!;

@@ -1,14 +1,13 @@
 /** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
-import { resolve } from 'node:path';
-import { EXIT, L2Error, UsageError } from '../errors.js';
+import { EXIT, L2Error, UsageError, errorMessage } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
-import { runBackup, applyRetention, uploadPending, withBackupLock } from '../backup/jobs.js';
+import { runBackup, applyRetention, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
-import { restore } from '../backup/restore.js';
+import { preflight, restore } from '../backup/restore.js';
 import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js';
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
-import { exportSnapshot } from '../backup/export.js';
+import { checkExportTarget, exportSnapshot } from '../backup/export.js';
 import { cleanupLogs } from '../backup/cleanup-logs.js';
 import { pruneRemote } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
@@ -113,8 +112,14 @@ export function buildProgram() {
     .option('--sample <fraction>', 'remote: hash only this fraction of the files (0-1)', parseNumberOption('--sample', 0.0001, 1), 1)
     .addOption(jsonOption())
     .action(
-      action(spec, async ({ cfg, out, signal }, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
+      action(spec, async (ctx, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
         if (opts.all && opts.remote) throw new UsageError('--all works on local snapshots; verify remote snapshots one id at a time');
+        // --all holds the backup lock, so retention cannot delete a snapshot while it is read.
+        return opts.all ? withBackupLock(ctx, 'l2backup verify --all', () => verifyCommand(ctx, idArg, opts)) : verifyCommand(ctx, idArg, opts);
+      }),
+    );
+
+  const verifyCommand = async ({ cfg, out, signal }: JobContext, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
         const ids = opts.all ? (await listLocal(cfg.BACKUP_ROOT, true)).map((r) => r.id) : [idArg];
         const records = new BackupRecords(cfg.BACKUP_ROOT, (m) => out.warn(m));
         const reports: VerifyReport[] = [];
@@ -140,22 +145,33 @@ export function buildProgram() {
         }
         if (opts.json) out.json(opts.all ? reports : reports[0]);
         return reports.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
-      }),
-    );
+  };
 
   subcommand(program, 'export', 'write a snapshot as a .tar.gz (streamed), e.g. to restore in staging')
     .argument('<id>', "snapshot id or 'latest'")
     .requiredOption('-o, --output <file>', 'the archive to write (FILE.tar.gz)')
     .option('--only <sources>', 'comma-separated sources', list)
     .action(
-      action(spec, async ({ cfg, out, signal }, idArg: string, opts: { output: string; only?: string[] }) => {
-        const snap = await resolveSnapshot(cfg, idArg, 'local');
-        const sources = new Set(selectSources(snap.manifest, snap.entries, opts.only));
-        const file = resolve(opts.output);
-        const progress = await out.progress(`exporting ${snap.id} to ${file}`);
-        const res = await exportSnapshot(snap.dir!, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
-        progress.succeed(`exported ${snap.id}: ${res.files} files into ${file} (${formatBytes(res.bytes)})`);
-        return EXIT.OK;
+      action(spec, async (ctx, idArg: string, opts: { output: string; only?: string[] }) => {
+        const { cfg, out, signal } = ctx;
+        if (opts.only !== undefined && opts.only.length === 0) throw new UsageError('--only is empty: name the sources to export (e.g. --only models), or leave --only out for all');
+        const file = await checkExportTarget(cfg.BACKUP_ROOT, opts.output);
+        await preflight(ctx, idArg, 'local');
+        // The backup lock: retention cannot delete the snapshot while it is being read.
+        return withBackupLock(ctx, `l2backup export ${idArg}`, async () => {
+          const snap = await resolveSnapshot(cfg, idArg, 'local');
+          const sources = new Set(selectSources(snap.manifest, snap.entries, opts.only));
+          const progress = await out.progress(`exporting ${snap.id} to ${file}`);
+          try {
+            const res = await exportSnapshot(snap.dir!, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
+            progress.succeed(`exported ${snap.id}: ${res.files} files into ${file} (${formatBytes(res.bytes)})`);
+          } catch (err) {
+            progress.fail(`export of ${snap.id} failed; nothing was left at ${file}`);
+            if (err instanceof L2Error || signal.aborted) throw err;
+            throw new L2Error(`export of ${snap.id} to ${file} failed: ${errorMessage(err)}`);
+          }
+          return EXIT.OK;
+        });
       }),
     );
 
