@@ -8,6 +8,8 @@ import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sandbox } from '../helpers/run.js';
 import { redactEnv } from '../../src/backup/envcopy.js';
+import { maskUrlCredentials, urlSecretParts } from '../../src/output/mask.js';
+import { startReceiver } from '../helpers/receiver.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -34,6 +36,20 @@ test('1. config masks the whole password of a URL whose password holds "@" or a 
   }
 });
 
+test('1b. masking covers every userinfo the WHATWG URL parser accepts, and value scrubbing finds the whole password', () => {
+  for (const [url, secret] of [
+    ['http://ops:Tr0ub4dor@3xYzQ@127.0.0.1:1/h', '3xYzQ'],
+    ['http://ops:pa"ss<w0rd@127.0.0.1:1/h', 'w0rd'],
+    ['http:/ops:Secr3tPass@127.0.0.1:1/h', 'Secr3tPass'],
+    ['http:\\\\ops:Secr3tPass@127.0.0.1:1/h', 'Secr3tPass'],
+    ['see https://u:a@b@c@host.example/x and more', 'b@c'],
+  ] as const) {
+    expect(maskUrlCredentials(url)).not.toContain(secret);
+    expect(urlSecretParts(url).some((p) => p.includes(secret))).toBe(true);
+  }
+  expect(maskUrlCredentials('mail ops@example.com, http://host/x')).toBe('mail ops@example.com, http://host/x');
+});
+
 test('2. the redacted env copy drops a secret written in an inline comment after a kept value', () => {
   const inForce = 'Zk39xQpLmW71-s3-secret';
   const copy = redactEnv(
@@ -48,6 +64,8 @@ test('3. the redacted env copy drops a bare line that is a secret in force (a wr
   const seed = 'JBSWY3DPEHPK3PXP4XQ2';
   const copy = redactEnv(['BROKER_TOTP_SEED=', seed, 'A=1', ''].join('\n'), [seed]);
   expect(copy).not.toContain(seed);
+  // A plain inherited name that is not a secret in force stays, as compose reads it.
+  expect(redactEnv(['TZ', 'A=1', ''].join('\n'), [seed])).toContain('TZ');
 });
 
 test('4. a health target named like a built-in check (alert-buffer, backup) does not share its state: no DOWN and RESOLVED in the same run', async () => {
@@ -95,6 +113,16 @@ test('6. a deeply nested ${VAR:-...} in the env file is a configuration error na
   expect(res.stderr).not.toMatch(/internal error/);
 });
 
+test('7b. an HTTP target header with a control character is a configuration error naming the key', async () => {
+  const s = sb();
+  const file = join(s.dir, 'health.json');
+  writeFileSync(file, JSON.stringify({ targets: [{ name: 'api', url: 'http://127.0.0.1:1/h', headers: { 'X-Token': 'v\u0001' } }] }));
+  const res = await run('l2health', ['once'], { ...s.env, HEALTH_CONFIG: file });
+  expect(res.exitCode).toBe(2);
+  expect(res.stderr).toMatch(/X-Token/);
+  expect(res.stderr.trim().split('\n')).toHaveLength(1);
+});
+
 test('7. an SSE target header with a control character is a configuration error (exit 2) or a DOWN target, not an internal error that drops the whole run', async () => {
   const s = sb();
   const file = join(s.dir, 'health.json');
@@ -132,4 +160,49 @@ test('10. a bad value from the env file ("\\n" in double quotes) cannot forge an
   const res = await run('l2health', ['once'], s.env);
   expect(res.exitCode).toBe(2);
   expect(res.stderr.trim().split('\n')).toHaveLength(1);
+});
+
+
+test('11. a health target named backup is refused too', async () => {
+  const s = sb({ HEALTH_SSE_STREAMS: 'backup=http://127.0.0.1:1/s' });
+  const res = await run('l2health', ['once'], s.env);
+  expect(res.exitCode).toBe(2);
+  expect(res.stderr).toMatch(/"backup"/);
+  expect(res.stderr.trim().split('\n')).toHaveLength(1);
+});
+
+test('12. a small run budget with a target that never answers still delivers the DOWN alert', async () => {
+  const hook = await startReceiver();
+  const hang = http.createServer(() => {}); // accepts, never answers
+  await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+  try {
+    const port = (hang.address() as AddressInfo).port;
+    const s = sb({
+      HEALTH_ENDPOINTS: `api=http://127.0.0.1:${port}/h`,
+      HEALTH_FAILURE_THRESHOLD: '1',
+      HEALTH_RUN_BUDGET_MS: '3000',
+      HEALTH_TIMEOUT_MS: '3000',
+      ALERT_TIMEOUT_MS: '3000',
+      ALERT_WEBHOOK_URL: hook.url,
+    });
+    const res = await run('l2health', ['health-only'], s.env);
+    expect(res.all).toMatch(/api\s+http\s+DOWN/);
+    expect(hook.received.map((r) => r.body.text).join('\n')).toMatch(/api DOWN/);
+  } finally {
+    hang.closeAllConnections();
+    hang.close();
+    await hook.close();
+  }
+});
+
+test('9b. one malformed entry is dropped with a warning, the good ones are kept', async () => {
+  const s = sb({ HEALTH_ENDPOINTS: 'api=http://127.0.0.1:1/health' });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(s.root, '.l2/health'), { recursive: true });
+  const good = { kind: 'http', status: 'down', since: '2026-01-01T00:00:00.000Z', consecutiveBad: 3, consecutiveGood: 0, history: [] };
+  writeFileSync(join(s.root, '.l2/health/state.json'), JSON.stringify({ version: 1, targets: { api: good, old: { status: 7 } } }));
+  const status = await run('l2health', ['status'], s.env);
+  expect(status.all).not.toMatch(/internal error/);
+  expect(status.stderr).toMatch(/old/);
+  expect(status.all).toMatch(/api/);
 });
