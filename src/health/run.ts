@@ -82,15 +82,15 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
   try {
     const report = (m: string) => out.warn(m);
     const alerter = new Alerter(cfg, out, 'l2health');
-    // Everything delivery needs that does not depend on the results is done while the checks
-    // run, inside their share: the HTTP client's import, the state files, the buffer's ids.
-    const preparing = Promise.all([
+    // Everything delivery needs that does not depend on the results is done before the checks,
+    // out of their share: the HTTP client's import, the state files, the buffer's ids. Not
+    // during them: loading got blocks the event loop long enough to fake a gap in an SSE stream.
+    const [, read, openRead, bufferedBefore] = await Promise.all([
       alerter.configured ? alerter.preload().catch(() => undefined) : undefined,
       readJsonState<HealthState>(files.state, report, isHealthState),
       readJsonState<Record<string, unknown>>(files.open, report, isObject),
       alerter.configured ? alerter.buffer.load().catch(() => []) : [],
     ]);
-    preparing.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     const budget = new AbortController();
     const budgetTimer = setTimeout(() => budget.abort(), Math.max(0, remaining() - reserve));
     const onAbort = () => budget.abort();
@@ -105,7 +105,6 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
       ctx.signal.removeEventListener('abort', onAbort);
     }
 
-    const [, read, openRead, bufferedBefore] = await preparing;
     const state: HealthState = { ...(read ?? { version: 1 }), targets: validEntries(read?.targets, isTargetState, files.state, report) };
     const open = validEntries(openRead, isOpenAlert, files.open, report);
     const openBefore = JSON.stringify(open);
