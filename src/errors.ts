@@ -19,13 +19,27 @@ export const EXIT_CODES_HELP = `Exit codes:
   3   finished with some parts missing (partial)
   75  another run holds the lock`;
 
-/** An error meant for the operator: printed as one line, no stack trace. */
+/**
+ * Control characters (C0, DEL, C1, line and paragraph separators) written as visible escapes:
+ * a culprit quoted in a message (an unknown key, a bad value) can neither break the line nor
+ * forge a log line nor reach the terminal as an escape sequence.
+ */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (ch) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    const code = ch.charCodeAt(0);
+    return named[ch] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
+/** An error meant for the operator: printed as one line (control characters escaped), no stack trace. */
 export class L2Error extends Error {
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.FAILED,
   ) {
-    super(message);
+    super(escapeControl(message));
     this.name = new.target.name;
   }
 }

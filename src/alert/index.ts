@@ -90,6 +90,17 @@ export class Alerter {
     this.flushLockPath = paths.lock('alert-flush');
   }
 
+  /** Sets the delivery deadline (a caller with its own budget, such as l2health's run budget). */
+  setDeadline(at: number): void {
+    this.deadline = at;
+  }
+
+  /** Loads the webhook client ahead of the first delivery, so its import does not eat into the delivery's time. */
+  async preload(): Promise<void> {
+    const { loadClient } = await import('./webhook.js');
+    await loadClient();
+  }
+
   get configured(): boolean {
     return Boolean(this.cfg.ALERT_WEBHOOK_URL);
   }

@@ -38,6 +38,11 @@ function describeNetworkError(err: unknown): string {
   return words[code] ?? (e.name === 'TimeoutError' ? 'timed out' : `${code}`);
 }
 
+/** Imports what a delivery needs (got is slow to load), ahead of time. */
+export async function loadClient(): Promise<void> {
+  await Promise.all([import('got'), import('./verify.js')]);
+}
+
 export async function postWebhook(target: WebhookTarget, body: string, alertId: string, deadline: number): Promise<DeliveryResult> {
   const { got } = await import('got');
   const { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, ALERT_ID_HEADER } = await import('./verify.js');

@@ -8,6 +8,8 @@
  * one of the secrets in force. It becomes a placeholder naming the variable: the key stays, so
  * operators see what to fill back in. Lines that are not statements (broken lines, stray
  * continuation lines) are replaced by a comment with their number: they may be a wrapped secret.
+ * Kept statements lose their trailing comments (`LOG_LEVEL=info # old key was ...`), and a bare
+ * line that may be a wrapped value rather than an inherited name is removed the same way.
  */
 import { parseEnv, envLines, type EnvStatement } from '../config/envfile.js';
 import { isSecretName, valueLooksSecret } from '../output/mask.js';
@@ -16,8 +18,27 @@ export function placeholder(name: string): string {
   return `"REDACTED-set-${name}"`;
 }
 
-// A bare `KEY` line (compose: taken from the environment) is kept only when it looks like a variable name.
+// A bare `KEY` line (compose: taken from the environment) is kept only when it looks like a
+// variable name, not like a wrapped value: no secret in force, not right after an empty
+// `KEY=`, and not a long run of letters and digits without `_` unless the environment has it.
 const PLAIN_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
+
+function keepBareLine(st: EnvStatement, prev: EnvStatement | undefined, knownSecrets: string[]): boolean {
+  if (!PLAIN_NAME.test(st.key)) return false;
+  if (knownSecrets.some((s) => s !== '' && (st.key.includes(s) || s.includes(st.key)))) return false;
+  if (prev && !prev.inherited && prev.written === '' && prev.lastLine === st.firstLine - 1) return false;
+  if (st.key.length >= 16 && !st.key.includes('_') && process.env[st.key] === undefined) return false;
+  return true;
+}
+
+/** A kept statement as written, without a trailing comment (it may hold an old secret). */
+function withoutComment(st: EnvStatement, lines: string[]): string[] {
+  const first = lines[st.firstLine - 1]!;
+  const lead = /^\s*(?:export\s+)?/.exec(first)![0];
+  const q = st.quote;
+  const text = `${lead}${st.key}=${q}${st.written}${q}`;
+  return text.split('\n');
+}
 
 function isSecretStatement(st: EnvStatement, knownSecrets: string[]): boolean {
   if (st.inherited) return false;
@@ -48,13 +69,17 @@ export function redactEnv(text: string, knownSecrets: string[]): string {
   // Only blank lines, comments and non-secret statements are kept as written.
   const out: (string | undefined)[] = lines.map((line, i) => (line.trim() === '' ? line : line.trim().startsWith('#') ? redactComment(line, knownSecrets) : `# (line ${i + 1} removed: not a KEY=VALUE line)`));
   for (const p of problems) out[p.line - 1] = `# (line ${p.line} removed: ${p.rule.split(';')[0]})`;
+  let prev: EnvStatement | undefined;
   for (const st of statements) {
+    const before = prev;
+    prev = st;
     if (st.inherited) {
-      if (PLAIN_NAME.test(st.key)) out[st.firstLine - 1] = lines[st.firstLine - 1];
+      out[st.firstLine - 1] = keepBareLine(st, before, knownSecrets) ? st.key : `# (line ${st.firstLine} removed: not a KEY=VALUE line)`;
       continue;
     }
     if (!isSecretStatement(st, knownSecrets)) {
-      for (let l = st.firstLine - 1; l < st.lastLine; l++) out[l] = lines[l];
+      const kept = withoutComment(st, lines);
+      for (let l = st.firstLine - 1; l < st.lastLine; l++) out[l] = kept[l - st.firstLine + 1];
       continue;
     }
     const lead = /^\s*(?:export\s+)?/.exec(lines[st.firstLine - 1]!)![0];

@@ -177,6 +177,8 @@ function quoted(lines: string[], index: number, first: string, quote: '"' | "'",
   }
 }
 
+const MAX_NESTING = 32;
+
 /** compose's interpolation: `$$`, `$VAR`, `${VAR}`, `${VAR:-d}`, `${VAR-d}`, `${VAR:?e}`, `${VAR?e}`, `${VAR:+a}`, `${VAR+a}`. */
 export function interpolate(text: string, resolve: Lookup, line: number): string {
   if (!text.includes('$')) return text;
@@ -197,8 +199,10 @@ export function interpolate(text: string, resolve: Lookup, line: number): string
       let depth = 1;
       let j = i + 2;
       for (; j < text.length && depth > 0; j++) {
-        if (text[j] === '{') depth++;
-        else if (text[j] === '}') depth--;
+        if (text[j] === '{') {
+          // Bounded, so the recursion below stays shallow and the work linear in the line.
+          if (++depth > MAX_NESTING) throw new EnvSyntaxError(line, `\${...} nested more than ${MAX_NESTING} deep; simplify the value`);
+        } else if (text[j] === '}') depth--;
       }
       if (depth > 0) throw new EnvSyntaxError(line, 'a ${ is never closed with }; close it, or write $$ for a literal $');
       out += braced(text.slice(i + 2, j - 1), resolve, line);

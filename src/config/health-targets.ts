@@ -37,6 +37,9 @@ export interface TargetDefaults {
 
 const FILE_KEYS = new Set(['name', 'kind', 'url', 'timeoutMs', 'expectStatus', 'latencyWarnMs', 'headers', 'firstEventTimeoutMs', 'observeMs', 'maxGapMs', 'maxFrameBytes']);
 
+/** Names of l2health's own checks in `once` runs. */
+export const BUILT_IN_NAMES = new Set(['alert-buffer', 'backup']);
+
 function fromList(items: NamedUrl[], kind: TargetKind, d: TargetDefaults): HealthTarget[] {
   return items.map((i) => ({ name: i.name, kind, url: i.url, expectStatus: [], headers: {}, ...d }));
 }
@@ -45,6 +48,8 @@ export function buildTargets(endpoints: NamedUrl[], streams: NamedUrl[], configF
   const targets = [...fromList(endpoints, 'http', d), ...fromList(streams, 'sse', d)];
   const seen = new Map<string, string>();
   const add = (t: HealthTarget, where: string) => {
+    // The built-in checks keep their state under these names: a target of the same name would share it.
+    if (BUILT_IN_NAMES.has(t.name)) throw new ConfigError(`health target "${t.name}" (${where}) has the name of a built-in check (${[...BUILT_IN_NAMES].join(', ')}); rename it`);
     const before = seen.get(t.name);
     if (before) throw new ConfigError(`health target "${t.name}" is defined twice (${before} and ${where}); give each target a unique name`);
     seen.set(t.name, where);
@@ -110,7 +115,8 @@ function parseTarget(item: unknown, where: string, d: TargetDefaults): HealthTar
     if (!o.headers || typeof o.headers !== 'object' || Array.isArray(o.headers)) fail('headers', 'an object of header names to string values');
     for (const [k, v] of Object.entries(o.headers as object)) {
       if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) fail('headers', `valid header names ("${k.slice(0, 40)}" is not)`);
-      if (typeof v !== 'string' || /[\r\n]/.test(v)) fail('headers', `string values without line breaks (header "${k}")`);
+      // What node's HTTP client accepts in a header value: tab, printable ASCII and Latin-1 bytes.
+      if (typeof v !== 'string' || /[^\t\x20-\x7e\x80-\xff]/.test(v)) fail('headers', `string values without line breaks or control characters (header "${k}")`);
       headers[k] = v as string;
     }
   }

@@ -12,10 +12,11 @@ import { acquireLock } from '../state/lock.js';
 import { statePaths } from '../state/paths.js';
 import { isObject, readJsonState, writeJsonAtomic } from '../state/files.js';
 import { formatDuration } from '../output/index.js';
+import { errorMessage } from '../errors.js';
 import { checkHttp, httpGet } from './http.js';
 import { networkReason } from './probe-errors.js';
 import { checkSse } from './sse.js';
-import { isHealthState, nameMap, transition, type HealthState, type OpenAlert, type OpenAlerts, type TargetState } from './state.js';
+import { isHealthState, isOpenAlert, isTargetState, transition, validEntries, type HealthState, type OpenAlert, type OpenAlerts, type TargetState } from './state.js';
 import type { CheckResult } from './types.js';
 
 export type Mode = 'once' | 'health-only' | 'sse-only';
@@ -77,29 +78,39 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
   // HEALTH_RUN_BUDGET_MS bounds everything from here: checks, state, delivery and the ping.
   const deadline = Date.now() + cfg.HEALTH_RUN_BUDGET_MS;
   const remaining = () => Math.max(0, deadline - Date.now());
-  // Checks leave a share of the budget for delivering their alerts and the ping.
-  const reserve = cfg.ALERT_WEBHOOK_URL || cfg.HEALTHCHECK_PING_URL ? Math.min(cfg.ALERT_TIMEOUT_MS, Math.floor(cfg.HEALTH_RUN_BUDGET_MS / 4)) : 0;
+  // Checks leave a real share of the budget for delivering their alerts and the ping: a third
+  // of it at most, the time of one delivery attempt at least when that fits.
+  const reserve = cfg.ALERT_WEBHOOK_URL || cfg.HEALTHCHECK_PING_URL ? Math.min(cfg.ALERT_TIMEOUT_MS, Math.floor(cfg.HEALTH_RUN_BUDGET_MS / 3)) : 0;
   const files = healthFiles(cfg);
   const lock = await acquireLock(files.lock, `l2health ${mode}`, { onTakeover: (m) => out.warn(m) });
   try {
+    const report = (m: string) => out.warn(m);
+    const alerter = new Alerter(cfg, out, 'l2health');
+    // Everything delivery needs that does not depend on the results is done before the checks,
+    // out of their share: the HTTP client's import, the state files, the buffer's ids. Not
+    // during them: loading got blocks the event loop long enough to fake a gap in an SSE stream.
+    const [, read, openRead, bufferedBefore] = await Promise.all([
+      alerter.configured ? alerter.preload().catch(() => undefined) : undefined,
+      readJsonState<HealthState>(files.state, report, isHealthState),
+      readJsonState<Record<string, unknown>>(files.open, report, isObject),
+      alerter.configured ? alerter.buffer.load().catch(() => []) : [],
+    ]);
     const budget = new AbortController();
     const budgetTimer = setTimeout(() => budget.abort(), Math.max(0, remaining() - reserve));
     const onAbort = () => budget.abort();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     let results: CheckResult[];
     try {
-      const probes = selectTargets(cfg.targets, mode).map((t) => (t.kind === 'http' ? checkHttp(t, budget.signal) : checkSse(t, budget.signal)));
-      const extra = mode === 'once' ? [checkBackupAge(cfg, files.lastSuccess, (m) => out.warn(m)), checkBuffer(cfg, new Alerter(cfg, out, 'l2health'))] : [];
+      const probes = selectTargets(cfg.targets, mode).map((t) => (t.kind === 'http' ? checkHttp(t, budget.signal) : checkSse(t, budget.signal)).catch((err: unknown): CheckResult => ({ name: t.name, kind: t.kind, status: 'down', reason: `the check failed: ${errorMessage(err)}` })));
+      const extra = mode === 'once' ? [checkBackupAge(cfg, files.lastSuccess, (m) => out.warn(m)), checkBuffer(cfg, alerter)] : [];
       results = await Promise.all([...probes, ...extra]);
     } finally {
       clearTimeout(budgetTimer);
       ctx.signal.removeEventListener('abort', onAbort);
     }
 
-    const report = (m: string) => out.warn(m);
-    const read = await readJsonState<HealthState>(files.state, report, isHealthState);
-    const state: HealthState = { ...(read ?? { version: 1 }), targets: nameMap(read?.targets) };
-    const open = nameMap(await readJsonState<OpenAlerts>(files.open, report, isObject));
+    const state: HealthState = { ...(read ?? { version: 1 }), targets: validEntries(read?.targets, isTargetState, files.state, report) };
+    const open = validEntries(openRead, isOpenAlert, files.open, report);
     const openBefore = JSON.stringify(open);
     const now = Date.now();
     const alerts: AlertInput[] = [];
@@ -112,11 +123,9 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
       else delete open[r.name];
     }
     state.lastRunAt = new Date(now).toISOString();
-    const alerter = new Alerter(cfg, out, 'l2health', { deadline: Math.min(deadline, Date.now() + cfg.ALERT_BUDGET_MS) });
     // A transition raised by a run that died before recording it is already buffered, same id.
     // (An unreadable buffer only costs the check: the alert is then buffered again, same id.)
-    const buffered = new Set<string>();
-    if (alerts.length && alerter.configured) for (const a of await alerter.buffer.load().catch(() => [])) buffered.add(a.id);
+    const buffered = new Set<string>(bufferedBefore.map((a) => a.id));
     const fresh = alerts.filter((a) => !buffered.has(a.id!));
     // Alerts are durable in the buffer before the state says they were raised: a crash in
     // between can repeat an alert (same id), never lose one.
@@ -124,6 +133,8 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     if (JSON.stringify(open) !== openBefore) await writeJsonAtomic(files.open, open);
     await writeJsonAtomic(files.state, state);
     // Delivery and the dead-man's ping share what is left of the budget, side by side.
+    // The delivery deadline counts from now, within the run's.
+    alerter.setDeadline(Math.min(deadline, Date.now() + cfg.ALERT_BUDGET_MS));
     const delivering = alerts.length || (await alerter.buffer.stats()).count > 0 ? deliverWithin(alerter, cfg, out) : undefined;
     const pinging = cfg.HEALTHCHECK_PING_URL ? ping(cfg.HEALTHCHECK_PING_URL, out, ctx.signal, Math.min(5000, remaining())) : undefined;
     await Promise.all([delivering, pinging]);
@@ -155,6 +166,6 @@ async function ping(url: string, out: Output, signal: AbortSignal, timeoutMs: nu
 export async function readHealthState(cfg: Config, report: (m: string) => void): Promise<{ state: HealthState | undefined; open: OpenAlerts }> {
   const files = healthFiles(cfg);
   const state = await readJsonState<HealthState>(files.state, report, isHealthState);
-  const open = nameMap(await readJsonState<OpenAlerts>(files.open, report, isObject));
-  return { state: state && { ...state, targets: nameMap(state.targets) }, open };
+  const open = validEntries(await readJsonState<Record<string, unknown>>(files.open, report, isObject), isOpenAlert, files.open, report);
+  return { state: state && { ...state, targets: validEntries(state.targets, isTargetState, files.state, report) }, open };
 }

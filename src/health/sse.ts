@@ -3,8 +3,10 @@
  * content type and a first event *or comment* (heartbeat) arrives within the first-event
  * timeout. Optionally keeps listening for an observation window and measures the longest gap
  * between frames. Parsed with eventsource-parser (handles CRLF, comments, partial chunks).
- * The parser buffers an unfinished line, so the bytes read without a complete frame are
- * counted and capped (maxFrameBytes): a stream that never ends a line is DOWN with bounded memory.
+ * The parser buffers an unfinished line and the data of an unfinished event, so the bytes read
+ * since the last dispatched event (less the comments, which it drops) are counted and capped
+ * (maxFrameBytes): a stream that never ends a line or an event is DOWN with bounded memory,
+ * however many comments it sends in between.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -19,7 +21,8 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
     const since = () => Math.round(performance.now() - started);
     const sse: NonNullable<CheckResult['sse']> = { frames: 0 };
     let lastFrameAt = 0;
-    let bytesSinceFrame = 0;
+    // Bytes since the last dispatched event, comments excepted: what the parser may be holding.
+    let pendingBytes = 0;
     let settled = false;
     let observing = false;
     let timer: NodeJS.Timeout | undefined;
@@ -30,7 +33,7 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      req.destroy();
+      req?.destroy();
       resolve({ name: t.name, kind: 'sse', status, latencyMs: sse.timeToFirstFrameMs, reason, sse });
     };
     const endObservation = () => {
@@ -40,7 +43,6 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       finish('up', `${sse.frames} frame(s) in ${t.observeMs} ms, longest gap ${sse.longestGapMs} ms`);
     };
     const onFrame = () => {
-      bytesSinceFrame = 0;
       const now = since();
       if (sse.frames === 0) {
         sse.timeToFirstFrameMs = now;
@@ -59,11 +61,24 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
         else finish('up', `first frame after ${now} ms`);
       }
     };
-    const parser = createParser({ onEvent: onFrame, onComment: onFrame });
+    const parser = createParser({
+      onEvent: () => {
+        pendingBytes = 0;
+        onFrame();
+      },
+      onComment: (comment) => {
+        // ':' + the comment + the line end: dropped by the parser, not held.
+        pendingBytes = Math.max(0, pendingBytes - comment.length - 2);
+        onFrame();
+      },
+    });
     const onAbort = () => finish('down', 'aborted: the run budget was used up');
     signal.addEventListener('abort', onAbort, { once: true });
 
-    const req = lib.get(t.url, { headers: { accept: 'text/event-stream', 'cache-control': 'no-cache', 'user-agent': 'l2health', ...t.headers } }, (res) => {
+    let req: http.ClientRequest | undefined;
+    // A request the client refuses outright (a header it will not send...) makes this target DOWN, not the run fail.
+    try {
+      req = lib.get(t.url, { headers: { accept: 'text/event-stream', 'cache-control': 'no-cache', 'user-agent': 'l2health', ...t.headers } }, (res) => {
       sse.timeToHeadersMs = since();
       const type = String(res.headers['content-type'] ?? '');
       if (res.statusCode !== 200) return finish('down', `HTTP ${res.statusCode} (expected 200 with text/event-stream)`);
@@ -71,13 +86,12 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         if (settled) return;
-        const framesBefore = sse.frames;
-        parser.feed(chunk);
-        if (settled || sse.frames !== framesBefore) return;
         // Node hands over at most one socket read (64 KiB) at a time, so the parser never holds
         // more than the cap plus one chunk. Counted in UTF-16 units: never more than the bytes.
-        bytesSinceFrame += chunk.length;
-        if (bytesSinceFrame > t.maxFrameBytes) {
+        pendingBytes += chunk.length;
+        parser.feed(chunk);
+        if (settled) return;
+        if (pendingBytes > t.maxFrameBytes) {
           finish('down', `no frame in ${t.maxFrameBytes} bytes${sse.frames ? ` after frame ${sse.frames}` : ''} (HEALTH_SSE_MAX_FRAME_BYTES)`);
         }
       });
@@ -87,6 +101,9 @@ export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<Ch
       });
       res.on('error', (err) => finish('down', networkReason(err, t.firstEventTimeoutMs)));
     });
+    } catch (err) {
+      return finish('down', `the request could not be made: ${err instanceof Error ? err.message : String(err)}`);
+    }
     req.on('error', (err) => finish('down', networkReason(err, t.firstEventTimeoutMs)));
     timer = setTimeout(() => {
       if (sse.timeToHeadersMs === undefined) finish('down', `no answer within ${t.firstEventTimeoutMs} ms`);

@@ -11,6 +11,7 @@
 import type { AlertInput } from '../alert/index.js';
 import type { CheckResult, CheckStatus } from './types.js';
 import { formatDuration } from '../output/index.js';
+import { escapeControl } from '../errors.js';
 
 export type TargetStatus = CheckStatus | 'unknown';
 
@@ -132,6 +133,53 @@ export function uptime(history: [number, number][], seconds: number, now: number
 
 export function isHealthState(v: unknown): v is HealthState {
   return Boolean(v && typeof v === 'object' && (v as HealthState).version === 1 && (v as HealthState).targets && typeof (v as HealthState).targets === 'object' && !Array.isArray((v as HealthState).targets));
+}
+
+const KINDS = new Set(['http', 'sse', 'backup', 'alert-buffer']);
+const STATUSES = new Set(['up', 'down', 'degraded', 'unknown']);
+const isCount = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isTime = (v: unknown) => typeof v === 'string' && Number.isFinite(Date.parse(v));
+const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+
+/** One target's recorded state, as this version writes it (a hand edit or another version may not). */
+export function isTargetState(v: unknown): v is TargetState {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const t = v as Record<string, unknown>;
+  return (
+    KINDS.has(t.kind as string) &&
+    STATUSES.has(t.status as string) &&
+    isTime(t.since) &&
+    isCount(t.consecutiveBad) &&
+    isCount(t.consecutiveGood) &&
+    Array.isArray(t.history) &&
+    t.history.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'number' && typeof h[1] === 'number') &&
+    optional(t.streak, (s) => Boolean(s && typeof s === 'object' && STATUSES.has((s as { status: string }).status) && isCount((s as { count: unknown }).count))) &&
+    optional(t.lastCheckAt, isTime) &&
+    optional(t.lastLatencyMs, (n) => typeof n === 'number') &&
+    optional(t.lastError, (e) => typeof e === 'string') &&
+    optional(t.lastAlert, (a) => Boolean(a && typeof a === 'object' && isTime((a as { at: unknown }).at)))
+  );
+}
+
+export function isOpenAlert(v: unknown): v is OpenAlert {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  return (o.kind === 'down' || o.kind === 'degraded') && isTime(o.since) && isTime(o.lastAlertAt);
+}
+
+/**
+ * The valid entries of a name map read from a state file; a malformed one is dropped with a
+ * warning (that target starts afresh), so one bad entry cannot break every run.
+ */
+export function validEntries<T>(from: Record<string, unknown> | undefined, ok: (v: unknown) => v is T, file: string, report: (m: string) => void): Record<string, T> {
+  const out = nameMap<T>(undefined);
+  if (!from) return out;
+  for (const k of Object.keys(from)) {
+    const v = from[k];
+    if (ok(v)) Object.defineProperty(out, k, { value: v, writable: true, enumerable: true, configurable: true });
+    else report(`${file}: the entry for "${escapeControl(k.slice(0, 64))}" is malformed; dropped (that target starts afresh)`);
+  }
+  return out;
 }
 
 /**

@@ -8,8 +8,13 @@
 /** Query parameters whose value is a credential (`?token=`, `?api_key=`, `X-Amz-Signature`...). */
 const SECRET_PARAM = /^(?:.*[_-])?(?:token|access[_-]?token|auth|authorization|key|api[_-]?key|apikey|secret|password|passwd|pass|pwd|sig|signature|credential|session|code|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
 
-// scheme://userinfo@ (userinfo cannot hold '/', '?', '#' or '@' unencoded)
-const USERINFO = /\b([a-z][a-z0-9+.-]{1,15}:\/\/)([^\s/?#@"'<>]+)@/gi;
+// scheme://userinfo@ as the WHATWG URL parser reads it: http(s)/ws(s)/ftp take any number of
+// '/' or '\\' after the colon, and the userinfo runs to the LAST '@' before the host ends (at
+// '/', '?', '#' or '\\'), so it may hold '@', quotes, '<'... In free text a URL is taken to
+// end at whitespace (a whole value is parsed exactly: wholeUserinfo).
+const SCHEME = String.raw`\b((?:https?|wss?|ftp):[/\\]*|[a-z][a-z0-9+.-]{1,15}:\/\/)`;
+const USERINFO = new RegExp(`${SCHEME}([^\\s/?#\\\\]*)@`, 'gi');
+const WHOLE_USERINFO = new RegExp(`^\\s*${SCHEME}([^/?#\\\\]*)@`, 'i');
 // ?name=value or &name=value; a value ends at &, #, whitespace, a quote or a comma (list separator).
 const QUERY_PARAM = /([?&])([A-Za-z0-9_.%-]+)=([^&#\s"'<>,]+)/g;
 
@@ -21,33 +26,75 @@ function paramName(raw: string): string {
   }
 }
 
+/** A whole value that the URL parser accepts with credentials: its scheme part and raw userinfo, exactly. */
+function wholeUserinfo(value: string): { scheme: string; userinfo: string } | undefined {
+  if (!value.includes('@')) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return undefined;
+  }
+  if (!url.username && !url.password) return undefined;
+  const m = WHOLE_USERINFO.exec(value);
+  return m ? { scheme: m[1]!, userinfo: m[2]! } : undefined;
+}
+
+// A `name=url,name=url` list (HEALTH_ENDPOINTS...): each item's URL is a whole value.
+const LIST_ITEM = /^(\s*[A-Za-z0-9_.-]+=)?([^,]*)$/;
+
+function maskUserinfo(text: string): string {
+  if (wholeUserinfo(text)) return text.replace(WHOLE_USERINFO, '$1****@');
+  if (text.includes(',')) {
+    const items = text.split(',');
+    const parsed = items.map((item) => LIST_ITEM.exec(item));
+    if (parsed.every((m) => m)) {
+      return parsed.map((m) => (m![1] ?? '') + (wholeUserinfo(m![2]!) ? m![2]!.replace(WHOLE_USERINFO, '$1****@') : m![2]!.replace(USERINFO, '$1****@'))).join(',');
+    }
+  }
+  return text.replace(USERINFO, '$1****@');
+}
+
+function userinfos(text: string): string[] {
+  const whole = wholeUserinfo(text);
+  if (whole) return [whole.userinfo];
+  const out = [...text.matchAll(USERINFO)].map((m) => m[2]!);
+  for (const item of text.split(',')) {
+    const m = LIST_ITEM.exec(item);
+    const w = m && wholeUserinfo(m[2]!);
+    if (w) out.push(w.userinfo);
+  }
+  return out;
+}
+
 /** Masks URL userinfo and the values of secret query parameters anywhere in `text`. */
 export function maskUrlCredentials(text: string): string {
   let out = text;
-  if (out.includes('://')) out = out.replace(USERINFO, '$1****@');
+  if (out.includes('@')) out = maskUserinfo(out);
   if (out.includes('=')) out = out.replace(QUERY_PARAM, (m, sep: string, name: string) => (SECRET_PARAM.test(paramName(name)) ? `${sep}${name}=****` : m));
+  return out;
+}
+
+function withDecoded(part: string): string[] {
+  const out = [part];
+  try {
+    out.push(decodeURIComponent(part));
+  } catch {}
+  // As it appears inside JSON output (a '"' or '\\' escaped).
+  for (const p of [...out]) out.push(JSON.stringify(p).slice(1, -1));
   return out;
 }
 
 /** The secret parts of the URLs in `text` (passwords, user names with a password, token values), to scrub by value. */
 export function urlSecretParts(text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(USERINFO)) {
-    const userinfo = m[2]!;
+  for (const userinfo of userinfos(text)) {
     const colon = userinfo.indexOf(':');
-    for (const part of colon >= 0 ? [userinfo, userinfo.slice(colon + 1)] : [userinfo]) {
-      out.push(part);
-      try {
-        out.push(decodeURIComponent(part));
-      } catch {}
-    }
+    for (const part of colon >= 0 ? [userinfo, userinfo.slice(colon + 1)] : [userinfo]) out.push(...withDecoded(part));
   }
   for (const m of text.matchAll(QUERY_PARAM)) {
     if (!SECRET_PARAM.test(paramName(m[2]!))) continue;
-    out.push(m[3]!);
-    try {
-      out.push(decodeURIComponent(m[3]!));
-    } catch {}
+    out.push(...withDecoded(m[3]!));
   }
   return [...new Set(out.filter((s) => s !== '' && s !== '****'))];
 }
