@@ -9,6 +9,7 @@
  * carries `pb`, its raw bytes in base64; `p` is then only for display. The same for symlink
  * targets (`target`, `tb`). Lists of format 1 (no `pb`, no ns times) read as before.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip, gzipSync } from 'node:zlib';
@@ -186,6 +187,20 @@ export function encodeName(raw: Buffer): { p: string; pb?: string } {
 /** The exact bytes of an entry's path relative to its source. */
 export function entryPath(e: Pick<Entry, 'p' | 'pb'>): Buffer {
   return e.pb !== undefined ? Buffer.from(e.pb, 'base64') : Buffer.from(e.p, 'utf8');
+}
+
+/**
+ * The name of an entry's object under `snapshots/<id>/<source>/`. S3 keys are UTF-8, so a name
+ * that is not valid UTF-8 cannot be its own key: its bytes >= 0x80 and `%` are written as `%XX`,
+ * and a suffix made from the raw bytes' hash keeps two such names (and any real name) apart.
+ * `l2backup restore --from remote` maps it back to the raw bytes through the file list.
+ */
+export function remoteName(e: Pick<Entry, 'p' | 'pb'>): string {
+  if (e.pb === undefined) return e.p;
+  const raw = Buffer.from(e.pb, 'base64');
+  let text = '';
+  for (const b of raw) text += b >= 0x80 || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  return `${text}~l2raw-${createHash('sha256').update(raw).digest('hex').slice(0, 12)}`;
 }
 
 /** The exact bytes of a symlink entry's target. */

@@ -17,7 +17,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config/index.js';
 import { L2Error, errorMessage } from '../errors.js';
 import { FILES, MANIFEST, isSnapshotId } from './layout.js';
-import { entryKey, parseEntries, parseManifest, type Entry, type Manifest } from './manifest.js';
+import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
@@ -326,7 +326,7 @@ export class Remote {
    * the upload can complete, and the multipart upload is aborted: a damaged local copy never
    * becomes an object that counts (or that later snapshots copy server-side).
    */
-  async putLarge(key: string, path: string, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+  async putLarge(key: string, path: string | Buffer, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
     const { Upload } = await import('@aws-sdk/lib-storage');
     const partSize = Math.max(this.settings.multipartBytes, Math.ceil(size / 9000));
     const hash = createHash('sha256');
@@ -398,14 +398,14 @@ export class Remote {
   async uploadSnapshot(opts: UploadOptions): Promise<UploadResult> {
     const result: UploadResult = { bytesSent: 0, copied: 0, uploaded: 0 };
     const baseSha = new Map<string, string>();
-    for (const e of opts.base?.entries ?? []) if (e.t === 'f' && e.sha256) baseSha.set(entryKey(e.s, e.p), e.sha256);
+    for (const e of opts.base?.entries ?? []) if (e.t === 'f' && e.sha256) baseSha.set(entryBytesKey(e), e.sha256);
     const files = opts.entries.filter((e) => e.t === 'f');
     let done = 0;
     await pool(files, this.settings.concurrency, opts.signal, async (e) => {
-      const key = this.sourceKey(opts.id, e.s, e.p);
-      if (opts.base && baseSha.get(entryKey(e.s, e.p)) === e.sha256) {
+      const key = this.sourceKey(opts.id, e.s, remoteName(e));
+      if (opts.base && baseSha.get(entryBytesKey(e)) === e.sha256) {
         try {
-          await this.copy(this.sourceKey(opts.base.id, e.s, e.p), key, opts.signal);
+          await this.copy(this.sourceKey(opts.base.id, e.s, remoteName(e)), key, opts.signal);
           result.copied++;
           opts.onProgress?.(++done, files.length, result.bytesSent);
           return;
@@ -414,7 +414,7 @@ export class Remote {
           // The base object is gone or the server refuses copies: upload instead.
         }
       }
-      const path = join(opts.dir, e.s, e.p);
+      const path = Buffer.concat([Buffer.from(`${join(opts.dir, e.s)}/`), entryPath(e)]);
       const size = e.size ?? 0;
       if (size >= this.settings.multipartBytes) {
         await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));

@@ -19,7 +19,7 @@ import { ensureDir } from '../state/files.js';
 import { backupLocked, withBackupLock, type JobContext } from './jobs.js';
 import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkId } from './layout.js';
-import { comparePaths, entryPath, entryTarget, safeRelative, type Entry } from './manifest.js';
+import { comparePaths, entryPath, entryTarget, remoteName, safeRelative, type Entry } from './manifest.js';
 import { newHash } from './hash.js';
 import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
@@ -276,7 +276,7 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
             fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
             sha = copyLocal(Buffer.concat([Buffer.from(join(snap.dir!, e.s) + '/'), entryPath(e)]), fd);
           } else {
-            sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, e.p), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
+            sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
             fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
           }
           if (sha !== e.sha256) {

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { FILES, MANIFEST } from './layout.js';
-import { entryPath, type Entry } from './manifest.js';
+import { entryPath, remoteName, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
 import { walk } from './walk.js';
 import type { ResolvedSnapshot } from './catalog.js';
@@ -65,7 +65,7 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
       signal.throwIfAborted();
       const name = `${e.s}/${e.p}`;
       if (report.missing.includes(name) || report.changed.includes(name)) continue;
-      const got = await remote.hashObject(remote.sourceKey(snap.id, e.s, e.p), signal);
+      const got = await remote.hashObject(remote.sourceKey(snap.id, e.s, remoteName(e)), signal);
       if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(name);
       onProgress?.(++report.checked, chosen.length);
     }
