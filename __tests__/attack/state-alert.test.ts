@@ -1,6 +1,6 @@
 /**
  * Attacks on state files and the alert buffer (see the report): things planted at state paths.
- * Run: npm run build && cp this file to state-alert.test.ts && npx jest __tests__/attack/state-alert.test.ts
+ * Tests run the built bin/ programs (npm run build first).
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -48,6 +48,13 @@ test('a directory at the buffer path: no internal error, the alert is delivered,
   expect(r.received.map((x) => x.body.text)).toEqual([expect.stringContaining('dirbuf')]);
   const flush = await run('l2alert', ['flush'], sb.env);
   expect(flush.all).not.toContain('internal error');
+  // An alert that could not be sent stays spilled, and buffer-status counts it.
+  const { deadPort } = await import('../helpers/receiver.js');
+  const dead = { ...sb.env, ALERT_WEBHOOK_URL: `http://127.0.0.1:${await deadPort()}/h` };
+  const failed = await run('l2alert', ['send', '--level', 'error', '--title', 'dirbuf2', 'hello'], dead);
+  expect(failed.all).not.toContain('internal error');
+  const status = await run('l2alert', ['buffer-status', '--json'], sb.env);
+  expect(JSON.parse(status.stdout)).toMatchObject({ count: 1, spilled: 1 });
 });
 
 // Defect 3: ensureStateDir refuses only a symlink as the *last* component; with .l2 itself a
@@ -122,5 +129,39 @@ test('send names the real failure of its direct send, not a busy flush', async (
     expect(res.stdout).toContain('connection refused');
   } finally {
     holder.kill();
+  }
+});
+
+// Defect 7: handBack walks by descriptors (O_NOFOLLOW folders, /proc/self/fd/N/name), so a link
+// in the state folder (or one swapped in mid-walk) never makes root change owners outside it.
+// The swap itself is a race no test can time; this pins the outcome a walk must have.
+test('handBack hands back root-owned state and never changes anything a link points to', async () => {
+  const { chownSync, lstatSync, statSync, writeFileSync } = await import('node:fs');
+  const { handBack } = await import('../../src/state/owner.js');
+  const { sb } = await setup();
+  const l2 = join(sb.root, '.l2');
+  const outside = join(sb.dir, 'outside');
+  mkdirSync(join(outside, 'deep'), { recursive: true });
+  writeFileSync(join(outside, 'deep/f'), 'x');
+  mkdirSync(join(l2, 'locks/sub'), { recursive: true });
+  writeFileSync(join(l2, 'locks/sub/a.lock'), 'x');
+  symlinkSync(outside, join(l2, 'locks/link'));
+  for (const p of [l2, join(l2, 'locks'), join(l2, 'locks/sub'), join(l2, 'locks/sub/a.lock'), outside, join(outside, 'deep'), join(outside, 'deep/f')]) chownSync(p, 0, 0);
+  const n = handBack(l2, { uid: 65534, gid: 65534, why: 'test' });
+  for (const p of [l2, join(l2, 'locks'), join(l2, 'locks/sub'), join(l2, 'locks/sub/a.lock'), join(l2, 'locks/link')]) expect([p, lstatSync(p).uid]).toEqual([p, 65534]);
+  for (const p of [outside, join(outside, 'deep'), join(outside, 'deep/f')]) expect([p, statSync(p).uid]).toEqual([p, 0]);
+  expect(n).toBe(5);
+});
+
+// Defect 8: the text was escaped, then cut, so `&amp;` could end as `&am…` (garbage in Slack).
+test('a long message is cut at an entity boundary, never inside one', async () => {
+  const { buildMessage } = await import('../../src/alert/message.js');
+  for (let pad = 0; pad < 8; pad++) {
+    const alert = { id: '22222222-2222-4222-8222-222222222222', level: 'error' as const, title: 't', message: 'x'.repeat(pad) + '&<>'.repeat(2000), source: 's', key: 's:t', host: 'h', time: '2026-11-25T00:00:00.000Z' };
+    const body = JSON.parse(buildMessage([alert]).body) as { text: string; blocks: { text?: { text: string } }[] };
+    for (const text of [body.text, body.blocks[0]!.text!.text]) {
+      expect(text.endsWith('…')).toBe(true);
+      expect(text.replace(/&(amp|lt|gt);/g, '')).not.toContain('&');
+    }
   }
 });
