@@ -16,7 +16,7 @@ import { promises as fs, constants as C } from 'node:fs';
 import { join } from 'node:path';
 import { appendLines, openState, readJsonState, readState, writeFileAtomic, writeJsonAtomic, isObject, type Reporter } from '../state/files.js';
 import { withMutex } from '../state/lock.js';
-import { errnoCode } from '../errors.js';
+import { errnoCode, errorMessage } from '../errors.js';
 import { isAlert, type Alert } from './types.js';
 
 export interface DeliveryState {
@@ -154,26 +154,44 @@ export class AlertBuffer {
     }
   }
 
-  /** Moves spilled alerts into the buffer (caller holds the mutex). */
+  /**
+   * Moves spilled alerts into the buffer (caller holds the mutex). Only a file that was read is
+   * ever removed: one that cannot be read (root-owned 0600 from an older root run) stays where
+   * it is, is reported and counted, and is tried again by the next flush.
+   */
   private async collectSpilled(present: Set<string>): Promise<void> {
     const names = await this.spillFiles();
     if (names.length === 0) return;
     const add: Alert[] = [];
+    const read: string[] = [];
     for (const name of names) {
-      const raw = await readState(join(this.spillDir, name)).catch(() => '');
+      const path = join(this.spillDir, name);
+      let raw: string;
+      try {
+        raw = await readState(path);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue; // collected by another flush meanwhile
+        this.unreadableSpills.add(name);
+        this.report(`spilled alert ${path} cannot be read (${errorMessage(err)}); it is left in place, not delivered`);
+        continue;
+      }
+      read.push(name);
       let v: unknown;
       try {
         v = JSON.parse(raw);
       } catch {
         v = undefined;
       }
-      if (!isAlert(v)) await this.moveCorrupt([raw.trim() || `(unreadable spill file ${name})`]);
+      if (!isAlert(v)) await this.moveCorrupt([raw.trim() || `(empty spill file ${name})`]);
       else if (!present.has(v.id)) add.push(v);
     }
     add.sort((a, b) => a.time.localeCompare(b.time));
     await this.appendUnlocked(add);
-    for (const name of names) await fs.rm(join(this.spillDir, name), { force: true });
+    for (const name of read) await fs.rm(join(this.spillDir, name), { force: true });
   }
+
+  /** Spill files this process found but could not read (left in place). */
+  readonly unreadableSpills = new Set<string>();
 
   /** The alert in a spill file; undefined when it is gone (collected) or unreadable. */
   async readSpill(path: string): Promise<Alert | undefined> {
@@ -239,13 +257,13 @@ export class AlertBuffer {
     this.report(`alert buffer ${this.file}: ${bad.length} corrupt line(s) moved to ${this.corruptPath}; the other alerts are kept`);
   }
 
+  /** Counts what waits for delivery; an unreadable buffer is reported, and spilled alerts still count. */
   async stats(): Promise<BufferStats> {
-    let text: string;
+    let text = '';
     try {
       text = await this.readText();
     } catch (err) {
-      this.report(`alert buffer ${this.file} is unreadable (${errnoCode(err) ?? 'error'})`);
-      return { count: 0, sizeBytes: 0, spilled: 0, deadLetters: 0 };
+      this.report(`alert buffer ${this.file} is unreadable (${errorMessage(err)})`);
     }
     const { alerts } = this.parse(text);
     const spilled = await this.spillFiles().then((n) => n.length, () => 0);

@@ -218,7 +218,7 @@ export class Alerter {
       return { alert: a, delivered: true, buffered: false, status: this.lastStatus, latencyMs: this.lastLatency, note };
     }
     const buffered = k?.how === 'buffer' || (k?.how === 'spill' && existsSync(k.path));
-    return { alert: a, delivered: false, buffered, reason: res.busy ? 'another process is delivering the buffer' : (res.error ?? 'left for the next run (pacing or budget)') };
+    return { alert: a, delivered: false, buffered, reason: sendOutcome(res) };
   }
 
   private lastStatus: number | undefined;
@@ -253,20 +253,22 @@ export class Alerter {
       lock = await acquireLock(this.flushLockPath, `${this.defaultSource} flush`, { waitMs: this.waitShare(), onTakeover: (m) => this.out.warn(m) });
     } catch (err) {
       if (err instanceof LockedError) result.busy = true;
-      else if (err instanceof L2Error) result.error = err.message;
-      else throw err;
+      else result.error = errorMessage(err);
       result.remaining = (await this.buffer.stats()).count;
       return result;
     }
     try {
       await this.flushLocked(result, deadline);
     } catch (err) {
-      if (!(err instanceof L2Error)) throw err;
-      result.error = `the alert buffer could not be flushed: ${err.message}`;
+      // Whatever broke the buffer (even an unexpected errno), this process's own alerts must
+      // still go out directly (deliver() goes on), so this ends the flush, not the program.
+      result.error = `the alert buffer could not be flushed: ${errorMessage(err)}`;
       this.out.warn(result.error);
     } finally {
       await lock.release();
     }
+    const unreadable = this.buffer.unreadableSpills.size;
+    if (unreadable > 0) result.error ??= `${unreadable} spilled alert(s) in ${this.buffer.spillDir} cannot be read and were left in place; fix their owner (they should belong to the user running l2ops)`;
     result.remaining = (await this.buffer.stats()).count;
     return result;
   }
@@ -330,4 +332,15 @@ export class Alerter {
       }
     }
   }
+}
+
+/**
+ * Why `send` did not deliver. A failed direct send is the true outcome and comes first; a busy
+ * flush lock only explains an alert that is safely in the buffer.
+ */
+function sendOutcome(res: FlushResult): string {
+  if (res.error && res.busy) return `${res.error} (another process is delivering the buffer)`;
+  if (res.error) return res.error;
+  if (res.busy) return 'another process is delivering the buffer';
+  return 'left for the next run (pacing or budget)';
 }

@@ -26,8 +26,10 @@ function hhmm(iso: string): string {
   return iso.slice(11, 16);
 }
 
+/** Cuts escaped text to `max` characters, never inside an entity (`&am…` would show as garbage). */
 function truncate(s: string, max: number): string {
-  return s.length > max ? s.slice(0, max - 1) + '…' : s;
+  if (s.length <= max) return s;
+  return s.slice(0, max - 1).replace(/&[a-z]*$/, '') + '…';
 }
 
 /** Slack mrkdwn control characters: `<!channel>` or `<html>` from upstream is shown, not interpreted. */

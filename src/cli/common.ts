@@ -11,6 +11,7 @@ import { maskUrlCredentials } from '../output/mask.js';
 export { Command, Option };
 import { EXIT, EXIT_CODES_HELP, L2Error, UNWRITABLE_CODES, errnoCode, errorMessage } from '../errors.js';
 import { becomeUser, handBack, jobUser } from '../state/owner.js';
+import { setStateRoot } from '../state/files.js';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -92,6 +93,7 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     try {
       const cfg = loadConfig(spec.groups);
       out.addSecrets(secretValues(cfg));
+      setStateRoot(cfg.BACKUP_ROOT);
       dropRoot(cfg, out);
       code = (await body({ cfg, out, signal: controller.signal }, ...args)) ?? EXIT.OK;
     } catch (err) {

@@ -12,8 +12,32 @@
  * Files are created 0600 and directories 0700: state may hold alert texts and hostnames.
  */
 import { promises as fs, constants as C, closeSync, fsyncSync, openSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
-import { SymlinkRefusedError, asUnwritable, errnoCode } from '../errors.js';
+import { dirname, basename, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { L2Error, SymlinkRefusedError, asUnwritable, errnoCode, UNWRITABLE_CODES } from '../errors.js';
+
+/**
+ * A state path that holds something other than a regular file (a FIFO, a folder, a device), or
+ * that cannot be opened. Keeps the errno as `code` so callers can still tell ENOENT apart.
+ */
+export class StateFileError extends L2Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    why: string,
+    fix = 'move it away (l2ops recreates it)',
+  ) {
+    super(`state file ${path} ${why}; ${fix}`);
+  }
+}
+
+/**
+ * The backups volume (BACKUP_ROOT). Below it no folder of a state path may be a symlink; above
+ * it (the operator's mount layout) links are the operator's business. Set once by the CLI.
+ */
+let stateRoot: string | undefined;
+export function setStateRoot(root: string | undefined): void {
+  stateRoot = root ? resolve(root) : undefined;
+}
 
 export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
@@ -46,14 +70,45 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Creates a state folder (0700) and refuses one that is a symlink. */
+/**
+ * Creates a state folder (0700) one component at a time and refuses a symlink (or a non-folder)
+ * at any component below BACKUP_ROOT, so a link planted at `.l2` or `.l2/locks` is never
+ * written through. Outside BACKUP_ROOT (or before it is known) only the last component is checked.
+ */
 export async function ensureStateDir(dir: string): Promise<void> {
-  try {
-    await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
-  } catch (err) {
-    throw asUnwritable(await mkdirErrno(dir, err), dir);
+  const abs = resolve(dir);
+  const rel = stateRoot ? relative(stateRoot, abs) : '';
+  const below = stateRoot !== undefined && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  if (!below) {
+    try {
+      await fs.mkdir(abs, { recursive: true, mode: DIR_MODE });
+    } catch (err) {
+      throw asUnwritable(await mkdirErrno(abs, err), abs);
+    }
+    await refuseNonDir(abs);
+    return;
   }
-  if ((await fs.lstat(dir)).isSymbolicLink()) throw new SymlinkRefusedError(dir);
+  try {
+    await fs.mkdir(stateRoot!, { recursive: true, mode: DIR_MODE });
+  } catch (err) {
+    throw asUnwritable(await mkdirErrno(stateRoot!, err), stateRoot!);
+  }
+  let at = stateRoot!;
+  for (const part of rel.split(sep)) {
+    at = join(at, part);
+    try {
+      await fs.mkdir(at, { mode: DIR_MODE });
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw asUnwritable(err, at);
+    }
+    await refuseNonDir(at);
+  }
+}
+
+async function refuseNonDir(dir: string): Promise<void> {
+  const st = await fs.lstat(dir);
+  if (st.isSymbolicLink()) throw new SymlinkRefusedError(dir);
+  if (!st.isDirectory()) throw new StateFileError(dir, 'ENOTDIR', 'is not a folder');
 }
 
 /** Recursive mkdir reports ENOENT on a read-only volume: find the real reason one level down. */
@@ -104,14 +159,39 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
-/** Opens a state file without following a symlink (a planted link is refused). */
+/**
+ * Opens a state file: never through a symlink (refused), never blocking (a FIFO planted at the
+ * path would hang the open forever), and only a regular file (a folder, FIFO or device is a
+ * StateFileError naming the path). ENOENT is thrown as is: callers treat it as "no state yet".
+ */
 export async function openState(path: string, flags: number, mode = FILE_MODE): Promise<fs.FileHandle> {
+  let handle: fs.FileHandle;
   try {
-    return await fs.open(path, flags | C.O_NOFOLLOW, mode);
+    handle = await fs.open(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
   } catch (err) {
-    if (errnoCode(err) === 'ELOOP') throw new SymlinkRefusedError(path);
-    throw asUnwritable(err, path);
+    const code = errnoCode(err);
+    if (code === 'ELOOP') throw new SymlinkRefusedError(path);
+    if (code === 'ENOENT' || (code && code in UNWRITABLE_CODES)) throw asUnwritable(err, path);
+    if (code === 'EISDIR' || code === 'ENXIO' || code === 'ENODEV') throw new StateFileError(path, code, 'is not a regular file');
+    if (code === 'EACCES' || code === 'EPERM') throw new StateFileError(path, code, `is not accessible (${code})`, 'fix its permissions (it should belong to the user running l2ops)');
+    throw new StateFileError(path, code ?? 'EIO', `cannot be opened (${code ?? errorText(err)})`);
   }
+  let st;
+  try {
+    st = await handle.stat();
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw new StateFileError(path, errnoCode(err) ?? 'EIO', `cannot be read (${errnoCode(err) ?? errorText(err)})`);
+  }
+  if (!st.isFile()) {
+    await handle.close().catch(() => {});
+    throw new StateFileError(path, 'EFTYPE', 'is not a regular file');
+  }
+  return handle;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Reads a state file without following a symlink. */
@@ -172,7 +252,7 @@ export async function readJsonState<T>(path: string, report: Reporter, valid: (v
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') return undefined;
-    if (err instanceof SymlinkRefusedError) {
+    if (err instanceof SymlinkRefusedError || err instanceof StateFileError) {
       report(err.message);
       return undefined;
     }

@@ -67,6 +67,7 @@ function procStart(pid: number): string | undefined {
 }
 
 function pidAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -84,16 +85,22 @@ type LockFile =
   /** Another user's lock we may not read: assumed alive rather than broken. */
   | { kind: 'unreadable' };
 
+/**
+ * A valid owner record. The pid must be a positive integer: kill(0, sig) signals our own process
+ * group and kill(-n, sig) a whole group, so a record naming 0 or a negative pid would look alive
+ * forever. A record failing this is garbage: a corrupt lock, taken over with a warning.
+ */
 function isOwner(v: unknown): v is LockOwner {
   const o = v as LockOwner | null;
-  return typeof o === 'object' && o !== null && typeof o.pid === 'number' && typeof o.token === 'string';
+  return typeof o === 'object' && o !== null && Number.isSafeInteger(o.pid) && o.pid > 0 && typeof o.host === 'string' && typeof o.token === 'string' && o.token !== '';
 }
 
 /** Reads a lock file without following a symlink (a planted link is refused). */
 function inspect(path: string): LockFile {
   let fd: number;
   try {
-    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted at a lock path must not hang the open (it is then garbage).
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') return { kind: 'absent' };
@@ -103,6 +110,7 @@ function inspect(path: string): LockFile {
   }
   try {
     const st = fstatSync(fd);
+    if (!st.isFile()) return { kind: 'garbage', id: `ino${st.ino}-${st.size}-${Math.round(st.mtimeMs)}` };
     const buf = Buffer.alloc(Math.min(st.size, 64 * 1024));
     const n = st.size > 0 ? readSync(fd, buf, 0, buf.length, 0) : 0;
     let v: unknown;

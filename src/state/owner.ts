@@ -6,7 +6,7 @@
  * volume (`$BACKUP_ROOT`); a volume that root owns throughout stays root's. State that an older root run left is handed back to
  * the job user first.
  */
-import { readFileSync, statSync, readdirSync, lstatSync, lchownSync } from 'node:fs';
+import { readFileSync, statSync, readdirSync, lstatSync, lchownSync, openSync, closeSync, fstatSync, fchownSync, constants as C } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -59,25 +59,69 @@ export function jobUser(backupRoot: string, runAs = process.env.L2_RUN_AS): JobU
   return undefined;
 }
 
-/** Hands state that root left under `dir` back to the job user (links are not followed). */
+/**
+ * Hands state that root left under `dir` back to the job user. Walks by descriptors, never by
+ * re-resolving paths: each folder is opened O_NOFOLLOW|O_DIRECTORY, fstat'ed and fchown'ed
+ * through its fd, listed via /proc/self/fd/N, and its entries are reached as
+ * /proc/self/fd/N/name. A job user who swaps a folder for a symlink mid-walk gets an ELOOP
+ * (skipped), never root changing owners outside the volume. Links themselves are lchown'ed.
+ */
 export function handBack(dir: string, user: JobUser): number {
   let n = 0;
-  const walk = (p: string) => {
-    let st;
+  const dirFlags = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK;
+  const walk = (fd: number, depth: number) => {
     try {
-      st = lstatSync(p);
+      if (fstatSync(fd).uid === 0) {
+        fchownSync(fd, user.uid, user.gid);
+        n++;
+      }
+    } catch {}
+    if (depth > 64) return;
+    let names: string[];
+    try {
+      names = readdirSync(`/proc/self/fd/${fd}`);
     } catch {
       return;
     }
-    if (st.uid === 0) {
+    for (const name of names) {
+      const at = `/proc/self/fd/${fd}/${name}`;
+      let st;
       try {
-        lchownSync(p, user.uid, user.gid);
-        n++;
-      } catch {}
+        st = lstatSync(at);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) {
+        let child: number;
+        try {
+          child = openSync(at, dirFlags);
+        } catch {
+          continue; // swapped for a link or removed meanwhile: not ours to follow
+        }
+        try {
+          walk(child, depth + 1);
+        } finally {
+          closeSync(child);
+        }
+      } else if (st.uid === 0) {
+        try {
+          lchownSync(at, user.uid, user.gid);
+          n++;
+        } catch {}
+      }
     }
-    if (st.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
   };
-  walk(dir);
+  let top: number;
+  try {
+    top = openSync(dir, dirFlags);
+  } catch {
+    return 0; // absent, or a link: nothing to hand back
+  }
+  try {
+    walk(top, 0);
+  } finally {
+    closeSync(top);
+  }
   return n;
 }
 
