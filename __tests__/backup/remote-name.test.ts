@@ -17,7 +17,7 @@ test('every name gets its own key, and UTF-8 names keep their text', () => {
         const enc = encodeName(raw);
         if (enc.pb === undefined) expect(keys[i]).toBe(raw.toString('utf8'));
         // A key is valid UTF-8 text (what S3 stores).
-        expect(Buffer.from(keys[i], 'utf8').toString('utf8')).toBe(keys[i]);
+        expect(Buffer.from(keys[i]!, 'utf8').toString('utf8')).toBe(keys[i]);
       }
     }),
     { numRuns: 300 },
