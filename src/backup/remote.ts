@@ -115,6 +115,16 @@ export class S3DeadlineError extends L2Error {}
  * it: the snapshot is damaged and cannot be uploaded.
  */
 async function openSnapshotFile(path: string, size: number | undefined, what: string): Promise<fs.FileHandle> {
+  // lstat first, so a FIFO or device is not even opened (opening one can wake a writer);
+  // the fstat below checks that what was opened is what was looked at.
+  let seen: Awaited<ReturnType<typeof fs.lstat>>;
+  try {
+    seen = await fs.lstat(path);
+  } catch (err) {
+    throw new UnuploadableError(`${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`);
+  }
+  if (seen.isSymbolicLink()) throw new UnuploadableError(`${what} is a symlink now; not uploading a damaged copy`);
+  if (!seen.isFile()) throw new UnuploadableError(`${what} is no longer a regular file; not uploading a damaged copy`);
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -124,7 +134,7 @@ async function openSnapshotFile(path: string, size: number | undefined, what: st
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new UnuploadableError(`${what} is no longer a regular file; not uploading a damaged copy`);
+    if (!st.isFile() || st.ino !== seen.ino || st.dev !== seen.dev) throw new UnuploadableError(`${what} is no longer a regular file; not uploading a damaged copy`);
     if (size !== undefined && st.size !== size) throw new UnuploadableError(`${what} has ${st.size} bytes, its file list says ${size}; not uploading a damaged copy`);
     return fh;
   } catch (err) {
