@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { constants, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { run, sandbox as makeSandbox } from '../helpers/run.js';
@@ -169,6 +169,38 @@ describe('what the uploader opens', () => {
   });
 });
 
+describe('what the uploader opens: symlinks', () => {
+  let s3: TestS3;
+  beforeAll(async () => {
+    s3 = await startS3();
+  });
+  afterAll(async () => {
+    await s3.stop();
+  });
+
+  test('a snapshot file replaced by a symlink to /dev/zero is not followed: the snapshot is skipped as damaged', async () => {
+    const sb = sandbox();
+    const { sources } = makeTree(sb.dir);
+    const prefix = `z${Math.random().toString(36).slice(2, 8)}`;
+    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), BACKUP_SOURCES: sources };
+    expect((await run('l2backup', ['nightly'], { ...env, S3_ENDPOINT: `http://127.0.0.1:${await deadPort()}`, S3_TIMEOUT_MS: '1000' })).exitCode).toBe(1);
+    const [pending] = snapshots(sb.root);
+    const file = join(sb.root, pending!, 'reports/daily.csv');
+    rmSync(file);
+    symlinkSync('/dev/zero', file);
+    const res = await run('l2backup', ['nightly'], env);
+    expect(res.all).toMatch(new RegExp(`${pending} cannot be uploaded: .*symlink`));
+    const rec = JSON.parse(readFileSync(join(sb.root, '.l2/backup/remote', `${pending}.json`), 'utf8'));
+    expect(rec.state).toBe('skipped');
+    // (Whether that run's own snapshot hard-linked the symlink from its base is snapshot.ts's
+    // "damage must not spread" rule, not the uploader's; the run after it links from neither.)
+    const later = await run('l2backup', ['nightly'], at(env, '+1d'));
+    const newest = snapshots(sb.root).at(-1)!;
+    expect(later.all).not.toMatch(new RegExp(`${newest} cannot be uploaded`));
+    expect(JSON.parse(readFileSync(join(sb.root, '.l2/backup/remote', `${newest}.json`), 'utf8')).state).toBe('uploaded');
+  });
+});
+
 describe('damage that spreads', () => {
   let s3: TestS3;
   beforeAll(async () => {
@@ -190,7 +222,16 @@ describe('damage that spreads', () => {
     bytes[100] = bytes[100]! ^ 0xff;
     writeFileSync(path, bytes); // the source file itself is intact and unchanged
     // README: the damaged one "is alerted, marked skipped, and passed over: newer snapshots still upload".
-    await run('l2backup', ['nightly'], env);
+    const first = await run('l2backup', ['nightly'], env);
+    // That run's own snapshot (linked from the damaged one) could not go up: not an "ok" run,
+    // and the health check's record says the remote is behind.
+    const lastRun = JSON.parse(readFileSync(join(sb.root, '.l2/backup/last-run.json'), 'utf8'));
+    // (Same size, same mtime in the base: snapshot.ts links it, so this run's snapshot is damaged too.)
+    expect(lastRun.remote).toMatch(/^skipped/);
+    expect(first.exitCode).toBe(1);
+    expect(lastRun.status).not.toBe('ok');
+    const lastSuccess = JSON.parse(readFileSync(join(sb.root, '.l2/backup/last-success.json'), 'utf8'));
+    expect(lastSuccess.remotePendingSince).toBeDefined();
     const second = await run('l2backup', ['nightly'], at(env, '+1d'));
     const newest = snapshots(sb.root).at(-1)!;
     expect(second.all).not.toMatch(new RegExp(`${newest} cannot be uploaded`));
