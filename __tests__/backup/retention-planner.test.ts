@@ -151,6 +151,14 @@ test('the base of the next snapshot is never from the future or a capture', () =
   );
 });
 
+test('a snapshot the uploader found damaged (skipped) is never the link base: its damage would spread', () => {
+  const mk = (days: number) => ({ ...catalogEntry(idFor(T0 - days * DAY), undefined, 'pending'), kind: 'nightly' as const, finishedAt: T0 - days * DAY, damaged: undefined, sources: { models: 'complete' as const } });
+  const older = mk(2);
+  const skipped = { ...mk(1), remote: 'skipped' as const, unuploadable: true };
+  expect(baseOf([older, skipped], T0)?.id).toBe(older.id);
+  expect(baseOf([skipped], T0)).toBeUndefined();
+});
+
 // The cases that lost data before, named.
 test('a models mount missing for three nights does not cost the last copy of the models', () => {
   const mk = (days: number, models: boolean) => ({ ...catalogEntry(idFor(T0 - days * DAY), undefined, 'uploaded'), kind: 'nightly' as const, finishedAt: T0 - days * DAY, damaged: undefined, sources: { models: models ? ('complete' as const) : ('partial' as const), logs: 'complete' as const } });

@@ -14,7 +14,7 @@ import { UsageError, L2Error } from '../errors.js';
 import { FILES, checkId, idTime, listLocal, type LocalSnapshotRef, type SnapshotKind } from './layout.js';
 import { parseEntries, readManifest, type Entry, type Manifest } from './manifest.js';
 import { Remote, remoteSettings } from './remote.js';
-import type { RemoteRecord, RemoteState } from './records.js';
+import { deletedFromRemote, type RemoteRecord, type RemoteState } from './records.js';
 
 export type Origin = 'local' | 'remote';
 
@@ -31,6 +31,8 @@ export interface CatalogEntry {
   remote: RemoteState | 'none';
   /** the manifest could not be read: never "complete" for anything */
   damaged?: boolean;
+  /** the uploader found it cannot go up (damaged local copy, key rejected): never a link base */
+  unuploadable?: boolean;
   /** local folder */
   dir?: string;
 }
@@ -69,14 +71,18 @@ export function latestOf(catalog: Catalog, now: number, sources?: string[]): Cat
   return candidates.find((e) => Object.values(e.sources).every((s) => s === 'complete')) ?? candidates[0];
 }
 
-/** The snapshot a new one links unchanged files from: the newest backup not from the future. */
+/**
+ * The snapshot a new one links unchanged files from: the newest backup not from the future and
+ * not known damaged (unreadable manifest, or skipped by the uploader because its copy does not
+ * match its manifest): damage in a base would spread to every snapshot linked from it.
+ */
 export function baseOf(catalog: Catalog, now: number): CatalogEntry | undefined {
-  return catalog.filter((e) => isBackup(e) && !e.damaged && !fromFuture(e, now)).sort(byFinishDesc)[0];
+  return catalog.filter((e) => isBackup(e) && !e.damaged && !e.unuploadable && !fromFuture(e, now)).sort(byFinishDesc)[0];
 }
 
 /** The local catalog: every published snapshot and capture, with its remote state. */
 export async function localCatalog(root: string, remoteRecords: RemoteRecord[]): Promise<Catalog> {
-  const remote = new Map(remoteRecords.map((r) => [r.id, r.state]));
+  const remote = new Map(remoteRecords.map((r) => [r.id, r]));
   const out: Catalog = [];
   for (const ref of await listLocal(root, true)) {
     let manifest: Manifest | undefined;
@@ -85,7 +91,9 @@ export async function localCatalog(root: string, remoteRecords: RemoteRecord[]):
     } catch {
       manifest = undefined;
     }
-    const entry = catalogEntry(ref.id, manifest, remote.get(ref.id) ?? 'none', ref.dir);
+    const rec = remote.get(ref.id);
+    const entry = catalogEntry(ref.id, manifest, rec?.state ?? 'none', ref.dir);
+    if (rec && rec.state === 'skipped' && !deletedFromRemote(rec)) entry.unuploadable = true;
     // The folder says what it is even when the manifest cannot be read.
     if (ref.preRestore) entry.kind = 'emergency-pre-restore';
     else if (entry.kind === 'emergency-pre-restore') entry.kind = 'snapshot';

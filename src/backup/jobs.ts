@@ -127,8 +127,9 @@ export function idTimeFor(kind: SnapshotKind, started: number): number {
 async function capture(ctx: JobContext, run: Run): Promise<Captured | number> {
   const { cfg, out } = ctx;
   const { kind, started } = run;
-  const id = await newId(cfg.BACKUP_ROOT, idTimeFor(kind, started));
-  const base = baseOf(await localCatalog(cfg.BACKUP_ROOT, []), Date.now());
+  const remoteRecords = await run.records.allRemote();
+  const id = await newId(cfg.BACKUP_ROOT, idTimeFor(kind, started), new Set(remoteRecords.map((r) => r.id)));
+  const base = baseOf(await localCatalog(cfg.BACKUP_ROOT, remoteRecords), Date.now());
   const progress = await out.progress(`${kind} ${id}: reading sources`);
   try {
     const res = await buildSnapshot({
@@ -179,7 +180,9 @@ async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: Uplo
   const { id, manifest, partial, dir } = snap;
   const t = manifest.totals;
   const pendingSince = kind === 'emergency-pre-restore' || !remoteSettings(ctx.cfg) ? undefined : await records.remotePendingSince();
-  const remotePending = upload.state === 'pending';
+  // A run whose own snapshot was skipped (cannot be uploaded) left the remote as stale as a
+  // failed upload: not "ok", and remotePendingSince says since when (the health check reads it).
+  const remotePending = upload.state === 'pending' || upload.state.startsWith('skipped');
   const status: RunRecord['status'] = partial ? 'partial' : remotePending ? 'pending' : 'ok';
   const rec: RunRecord = {
     command: run.command,
@@ -198,7 +201,7 @@ async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: Uplo
     ...(upload.error ? { error: upload.error } : {}),
   };
   await records.writeRun(rec);
-  const remoteWords = remotePending ? `local ok, remote pending since ${pendingSince ?? manifest.finishedAt}` : upload.state;
+  const remoteWords = upload.state === 'pending' ? `local ok, remote pending since ${pendingSince ?? manifest.finishedAt}` : remotePending ? `local ok, ${upload.state}; remote behind since ${pendingSince ?? manifest.finishedAt}` : upload.state;
   const summary = `snapshot ${id} (${kind}): ${t.files} files, ${formatBytes(t.bytes)}, ${formatBytes(t.newBytes)} new, ${formatDuration(rec.durationMs)}; remote: ${remoteWords}; at ${dir}`;
   if (upload.error) {
     await alerter.send({ level: 'error', title: 'backup upload failed', message: `${upload.error}. The local snapshot ${id} stands; ${remoteWords}; the next run uploads it.`, key: 'l2backup:upload-failed' });
@@ -241,7 +244,25 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
       const ref = local.get(rec.id);
       const attemptAt = new Date().toISOString();
       let reason: string | undefined;
-      if (!ref) reason = 'its local copy is gone';
+      // Never write into a remote id that holds a complete, different snapshot; and one that is
+      // already there whole (its record was lost) needs nothing sent.
+      const localManifest = ref ? await readManifest(ref.dir).catch(() => null) : undefined;
+      const there =
+        localManifest === null
+          ? undefined
+          : await remote.holds(rec.id, localManifest).catch((err) => {
+              if (ctx.signal.aborted) throw err;
+              return undefined; // unknown: the upload below meets the same server and reports it
+            });
+      if (there === 'same') {
+        // Already complete on the remote (an earlier round whose record was lost): nothing to send.
+        await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: attemptAt, lastError: undefined });
+        out.info(`${rec.id} is already complete on ${remote.url}`);
+        result.uploaded.push(rec.id);
+        continue;
+      }
+      if (there === 'other') reason = `${remote.url}${rec.id}/ already holds a complete, different snapshot with this id (the clock moved back?); not overwriting it`;
+      else if (!ref) reason = 'its local copy is gone';
       else {
         const progress = await out.progress(`uploading ${rec.id} to ${remote.url}`);
         const started = Date.now();
@@ -342,7 +363,9 @@ export async function applyRetention(ctx: JobContext, records: BackupRecords, dr
     const e = dirs.get(d.id)!;
     try {
       await removeSnapshotDir(e.dir!);
-      await records.removeRemote(d.id).catch(() => {});
+      // An uploaded snapshot's record stays: its id lives on on the remote, and no new snapshot
+      // may take it (newId). Remote retention forgets it when it deletes the remote copy.
+      if (e.remote !== 'uploaded') await records.removeRemote(d.id).catch(() => {});
       deleted.push(d);
       out.info(`retention: deleted ${e.kind === 'emergency-pre-restore' ? 'pre-restore capture' : 'snapshot'} ${d.id} (${d.why})`);
     } catch (err) {

@@ -57,11 +57,15 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A fresh id: now, or the next free second, so two runs in one second never collide. */
-export async function newId(root: string, now = Date.now()): Promise<string> {
+/**
+ * A fresh id: now, or the next free second, so two runs in one second never collide. `taken`:
+ * ids known elsewhere (remote snapshots whose local copy is gone): after the clock moves back a
+ * new snapshot must not take the id of one that lives only on the remote.
+ */
+export async function newId(root: string, now = Date.now(), taken: ReadonlySet<string> = new Set()): Promise<string> {
   for (let t = now; ; t += 1000) {
     const id = idFor(t);
-    if (!(await exists(join(root, id))) && !(await exists(join(root, PRE_RESTORE_DIR, id)))) return id;
+    if (!taken.has(id) && !(await exists(join(root, id))) && !(await exists(join(root, PRE_RESTORE_DIR, id)))) return id;
   }
 }
 

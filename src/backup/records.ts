@@ -48,6 +48,12 @@ export interface RemoteRecord {
   bucket?: string;
 }
 
+/** A record of a snapshot that went up and was later removed by remote retention. */
+export const deletedFromRemote = (r: RemoteRecord) => r.state === 'skipped' && (r.lastError ?? '').startsWith('deleted from remote');
+
+const STATES = new Set(['pending', 'uploaded', 'skipped']);
+const isRemoteRecord = (v: unknown): boolean => isObject(v) && typeof v.id === 'string' && STATES.has(v.state as string);
+
 export class BackupRecords {
   private readonly paths;
 
@@ -64,10 +70,18 @@ export class BackupRecords {
     await appendLines(this.paths.backupRuns, [JSON.stringify(rec)]);
   }
 
-  /** Finish time of the oldest nightly/snapshot whose upload is pending (captures do not count). */
+  /**
+   * Since when the remote has been behind: the finish time of the oldest nightly/snapshot whose
+   * upload is pending, or that was skipped (cannot be uploaded) after the newest one that went
+   * up. Captures do not count. A run whose own snapshot is skipped leaves the remote as stale as
+   * a failed upload does, so the health check must see it the same way.
+   */
   async remotePendingSince(): Promise<string | undefined> {
-    const pending = (await this.allRemote()).filter((r) => r.state === 'pending' && r.kind !== 'emergency-pre-restore');
-    const times = pending.map((r) => (r.pendingSince ? Date.parse(r.pendingSince) : idTime(r.id))).filter(Number.isFinite);
+    const backups = (await this.allRemote()).filter((r) => r.kind !== 'emergency-pre-restore');
+    const time = (r: RemoteRecord) => (r.pendingSince ? Date.parse(r.pendingSince) : idTime(r.id));
+    const newestUp = Math.max(-Infinity, ...backups.filter((r) => r.state === 'uploaded').map(time).filter(Number.isFinite));
+    const behind = backups.filter((r) => r.state === 'pending' || (r.state === 'skipped' && !deletedFromRemote(r) && time(r) > newestUp));
+    const times = behind.map(time).filter(Number.isFinite);
     return times.length ? new Date(Math.min(...times)).toISOString() : undefined;
   }
 
@@ -93,16 +107,40 @@ export class BackupRecords {
     return join(this.paths.backupRemote, `${id}.json`);
   }
 
-  remote(id: string): Promise<RemoteRecord | undefined> {
-    return readJsonState<RemoteRecord>(this.remotePath(id), this.report, isObject);
+  /**
+   * A snapshot's remote record. One that exists but cannot be read (a torn write, a bad sector)
+   * is set aside and rebuilt as pending: "unknown" must never read as "never meant to go up",
+   * or retention would delete a snapshot that may never have reached the remote. The next
+   * upload round finds out (an identical complete remote copy is simply marked uploaded).
+   */
+  async remote(id: string): Promise<RemoteRecord | undefined> {
+    const path = this.remotePath(id);
+    const existed = await fs.lstat(path).then(
+      () => true,
+      () => false,
+    );
+    const rec = await readJsonState<RemoteRecord>(path, this.report, isRemoteRecord);
+    if (rec || !existed) return rec;
+    return this.rebuildPending(id);
+  }
+
+  private async rebuildPending(id: string): Promise<RemoteRecord> {
+    const since = idTime(id);
+    const rebuilt: RemoteRecord = { id, state: 'pending', attempts: 0, ...(Number.isFinite(since) ? { pendingSince: new Date(since).toISOString() } : {}), lastError: 'remote record was unreadable; rebuilt as pending' };
+    await this.setRemote(rebuilt);
+    this.report(`remote record of ${id} was unreadable; counting the snapshot as pending upload until the next upload round checks it`);
+    return rebuilt;
   }
 
   async setRemote(rec: RemoteRecord): Promise<void> {
     await writeJsonAtomic(this.remotePath(rec.id), rec);
   }
 
+  /** Forgets a snapshot's remote record, and any corrupt copy of it set aside. */
   async removeRemote(id: string): Promise<void> {
     await fs.rm(this.remotePath(id), { force: true });
+    const names = await fs.readdir(this.paths.backupRemote).catch(() => [] as string[]);
+    for (const n of names) if (n.startsWith(`${id}.json.corrupt-`)) await fs.rm(join(this.paths.backupRemote, n), { force: true });
   }
 
   async allRemote(): Promise<RemoteRecord[]> {
@@ -112,9 +150,15 @@ export class BackupRecords {
     } catch {
       return [];
     }
+    // A record set aside as corrupt by an earlier reader, with none in its place, is rebuilt too.
+    const ids = new Set<string>();
+    for (const n of names) {
+      const m = /^(\d{8}-\d{6})\.json(?:\.corrupt-.*)?$/.exec(n);
+      if (m) ids.add(m[1]!);
+    }
     const out: RemoteRecord[] = [];
-    for (const n of names.filter((n) => n.endsWith('.json')).sort()) {
-      const r = await this.remote(n.slice(0, -5));
+    for (const id of [...ids].sort()) {
+      const r = names.includes(`${id}.json`) ? await this.remote(id) : await this.rebuildPending(id);
       if (r) out.push(r);
     }
     return out;

@@ -9,6 +9,7 @@ import type { Remote } from './remote.js';
 import type { BackupRecords } from './records.js';
 import { remoteCatalog } from './catalog.js';
 import { planRetention } from './retention.js';
+import { listLocal } from './layout.js';
 
 export interface RemotePrunePlan {
   delete: { id: string; why: string }[];
@@ -31,10 +32,13 @@ export async function pruneRemote(ctx: JobContext, remote: Remote, records: Back
   const plan = await planRemotePrune(remote, records, ctx.cfg.BACKUP_REMOTE_RETENTION_DAYS, Date.now());
   if (plan.refused) ctx.out.warn(`remote retention: ${plan.refused}`);
   if (dryRun) return plan;
+  const local = new Set((await listLocal(ctx.cfg.BACKUP_ROOT, true)).map((r) => r.id));
   for (const d of plan.delete) {
     await remote.deleteSnapshot(d.id);
     const rec = await records.remote(d.id);
-    if (rec?.state === 'uploaded') await records.setRemote({ ...rec, state: 'skipped', lastError: `deleted from remote: ${d.why}` });
+    // Gone on both sides: nothing left to remember (kept only while the id lives somewhere).
+    if (rec && !local.has(d.id)) await records.removeRemote(d.id);
+    else if (rec?.state === 'uploaded') await records.setRemote({ ...rec, state: 'skipped', lastError: `deleted from remote: ${d.why}` });
     ctx.out.info(`remote retention: deleted ${d.id} (${d.why})`);
   }
   return plan;

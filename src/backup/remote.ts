@@ -7,7 +7,7 @@
  * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject).
  * The AWS SDK is loaded only here, and only by commands that need it.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants, createReadStream, promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -105,6 +105,55 @@ async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (it
   if (failed !== undefined) throw failed;
 }
 
+/** An S3 call that ran past its overall deadline (body included). */
+export class S3DeadlineError extends L2Error {}
+
+/**
+ * Opens a file of a local snapshot for upload without following what sits there now: never a
+ * symlink (O_NOFOLLOW), never blocking on a FIFO or device (O_NONBLOCK), and only a regular file
+ * of the size the file list records. Anything else means the snapshot folder was changed under
+ * it: the snapshot is damaged and cannot be uploaded.
+ */
+async function openSnapshotFile(path: string, size: number | undefined, what: string): Promise<fs.FileHandle> {
+  // lstat first, so a FIFO or device is not even opened (opening one can wake a writer);
+  // the fstat below checks that what was opened is what was looked at.
+  let seen: Awaited<ReturnType<typeof fs.lstat>>;
+  try {
+    seen = await fs.lstat(path);
+  } catch (err) {
+    throw new UnuploadableError(`${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`);
+  }
+  if (seen.isSymbolicLink()) throw new UnuploadableError(`${what} is a symlink now; not uploading a damaged copy`);
+  if (!seen.isFile()) throw new UnuploadableError(`${what} is no longer a regular file; not uploading a damaged copy`);
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UnuploadableError(`${what} cannot be opened (${code === 'ELOOP' ? 'it is a symlink now' : code ?? 'error'}); not uploading it`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.ino !== seen.ino || st.dev !== seen.dev) throw new UnuploadableError(`${what} is no longer a regular file; not uploading a damaged copy`);
+    if (size !== undefined && st.size !== size) throw new UnuploadableError(`${what} has ${st.size} bytes, its file list says ${size}; not uploading a damaged copy`);
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function readSnapshotFile(path: string, size: number | undefined, what: string): Promise<Buffer> {
+  const fh = await openSnapshotFile(path, size, what);
+  try {
+    return await fh.readFile();
+  } catch (err) {
+    throw new UnuploadableError(`${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`);
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 export class Remote {
   readonly base: string;
 
@@ -140,6 +189,56 @@ export class Remote {
       },
     });
     return new Remote(settings, client, sdk);
+  }
+
+  /** One call's whole bound: S3_ATTEMPTS answers of REQUEST_TIMEOUTS x S3_TIMEOUT_MS each. */
+  get callBoundMs(): number {
+    return this.settings.timeoutMs * REQUEST_TIMEOUTS * S3_ATTEMPTS;
+  }
+
+  /**
+   * Runs one S3 call, reading its body included, under an overall deadline (callBoundMs plus
+   * `extraMs`) and the caller's signal. The SDK's own request timeout stops at the response
+   * headers; a body that drips a few bytes at a time would otherwise hold the run (and the lock)
+   * for as long as the server likes. The deadline aborts the request (and so its body stream).
+   */
+  async bounded<T>(what: string, fn: (signal: AbortSignal, extend: (ms: number) => void) => Promise<T>, outer?: AbortSignal): Promise<T> {
+    outer?.throwIfAborted();
+    const ac = new AbortController();
+    const started = Date.now();
+    let ms = this.callBoundMs;
+    const expired = new S3DeadlineError(`S3 ${what} took longer than its bound (${REQUEST_TIMEOUTS} x S3_TIMEOUT_MS per attempt, ${S3_ATTEMPTS} attempts, plus the same per BACKUP_MULTIPART_MB of body); the server answers too slowly`);
+    let onDeadline!: () => void;
+    const deadline = new Promise<never>((_, reject) => (onDeadline = () => reject(expired)));
+    deadline.catch(() => {});
+    const fire = () => {
+      onDeadline();
+      ac.abort(expired);
+    };
+    let timer = setTimeout(fire, ms);
+    // Once the size of a body is known, it earns its allowance (never for an unbounded time).
+    const extend = (extra: number) => {
+      if (ac.signal.aborted || extra <= 0) return;
+      ms += extra;
+      clearTimeout(timer);
+      timer = setTimeout(fire, Math.max(0, started + ms - Date.now()));
+    };
+    const onOuter = () => ac.abort(outer!.reason);
+    outer?.addEventListener('abort', onOuter, { once: true });
+    try {
+      return await Promise.race([fn(ac.signal, extend), deadline]);
+    } catch (err) {
+      if (ac.signal.reason === expired && !outer?.aborted) throw expired;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuter);
+    }
+  }
+
+  /** Extra time for a body of `bytes`: each multipartBytes of it gets one answer's allowance. */
+  private bodyAllowance(bytes: number | undefined): number {
+    return Math.ceil((bytes ?? 0) / Math.max(1, this.settings.multipartBytes)) * this.settings.timeoutMs * REQUEST_TIMEOUTS;
   }
 
   get url(): string {
@@ -184,7 +283,8 @@ export class Remote {
     const ids: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.base, Delimiter: '/', ContinuationToken: token }));
+      const t = token;
+      const res = await this.bounded('listing', (abortSignal) => this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.base, Delimiter: '/', ContinuationToken: t }), { abortSignal }));
       for (const p of res.CommonPrefixes ?? []) {
         const id = p.Prefix?.slice(this.base.length).replace(/\/$/, '');
         if (id && isSnapshotId(id)) ids.push(id);
@@ -198,7 +298,8 @@ export class Remote {
     const out: { key: string; size: number }[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, ContinuationToken: token }));
+      const t = token;
+      const res = await this.bounded('listing', (abortSignal) => this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, ContinuationToken: t }), { abortSignal }));
       for (const o of res.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -207,7 +308,7 @@ export class Remote {
 
   async exists(key: string): Promise<boolean> {
     try {
-      await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal }));
       return true;
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -216,16 +317,36 @@ export class Remote {
     }
   }
 
-  async getBody(key: string, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal: signal });
-    return res.Body as Readable;
+  /**
+   * GETs an object and hands its body to `consume`, all under one deadline: callBoundMs, plus
+   * one answer's allowance per multipartBytes of the object's size (a large download may take
+   * longer, a dripping one may not take for ever).
+   */
+  private async getWith<T>(key: string, consume: (body: Readable) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.bounded(
+      `GET ${key.slice(0, 120)}`,
+      async (abortSignal, extend) => {
+        const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal });
+        extend(this.bodyAllowance(res.ContentLength));
+        const body = res.Body as Readable;
+        const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
+        abortSignal.addEventListener('abort', stop, { once: true });
+        try {
+          return await consume(body);
+        } finally {
+          abortSignal.removeEventListener('abort', stop);
+        }
+      },
+      signal,
+    );
   }
 
   async getBuffer(key: string): Promise<Buffer> {
-    const body = await this.getBody(key);
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(Buffer.from(c as Buffer));
-    return Buffer.concat(chunks);
+    return this.getWith(key, async (body) => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(Buffer.from(c as Buffer));
+      return Buffer.concat(chunks);
+    });
   }
 
   async getText(key: string): Promise<string> {
@@ -249,7 +370,10 @@ export class Remote {
 
   /** Downloads an object to `dest`, returning its sha256 and size. */
   async download(key: string, dest: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
-    const body = await this.getBody(key, signal);
+    return this.getWith(key, (body) => this.saveBody(body, dest), signal);
+  }
+
+  private async saveBody(body: Readable, dest: string): Promise<{ sha256: string; size: number }> {
     const hash = createHash('sha256');
     let size = 0;
     const fh = await fs.open(dest, 'w', 0o600);
@@ -273,41 +397,71 @@ export class Remote {
 
   /** Hashes an object without storing it. */
   async hashObject(key: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
-    const body = await this.getBody(key, signal);
-    const hash = createHash('sha256');
-    let size = 0;
-    for await (const c of body) {
-      hash.update(c as Buffer);
-      size += (c as Buffer).length;
+    return this.getWith(
+      key,
+      async (body) => {
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const c of body) {
+          hash.update(c as Buffer);
+          size += (c as Buffer).length;
+        }
+        return { sha256: hash.digest('hex'), size };
+      },
+      signal,
+    );
+  }
+
+  /**
+   * What the remote holds under `id`: nothing complete ('none'), the snapshot `manifest`
+   * describes ('same'), or a complete different snapshot ('other': the clock moved back and an
+   * id was reused; it must never be overwritten). Without a local manifest, complete is 'same'.
+   */
+  async holds(id: string, manifest: Manifest | undefined): Promise<'none' | 'same' | 'other'> {
+    if (!(await this.isComplete(id))) return 'none';
+    if (!manifest) return 'same';
+    let there: Manifest;
+    try {
+      there = await this.readManifest(id);
+    } catch (err) {
+      if (err instanceof L2Error) return 'other';
+      throw err;
     }
-    return { sha256: hash.digest('hex'), size };
+    return there.filesSha256 === manifest.filesSha256 && there.finishedAt === manifest.finishedAt ? 'same' : 'other';
   }
 
   /** Deletes a remote snapshot, manifest first so that it never looks complete half-deleted. */
   async deleteSnapshot(id: string): Promise<void> {
     const manifestKey = this.key(id, MANIFEST);
-    await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: manifestKey }));
+    await this.bounded('DELETE', (abortSignal) => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: manifestKey }), { abortSignal }));
     const keys = (await this.listKeys(`${this.base}${id}/`)).map((o) => o.key);
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
-      const res = await this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const res = await this.bounded('DeleteObjects', (abortSignal) => this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal }));
       if (res.Errors?.length) throw new L2Error(`could not delete ${res.Errors.length} object(s) of remote snapshot ${id}: ${res.Errors[0]?.Code ?? 'error'}`);
     }
   }
 
   async putSmall(key: string, data: Buffer, sha256: string, signal: AbortSignal): Promise<void> {
-    await this.rejectingForGood(key, () => this.client.send(
-      new this.sdk.PutObjectCommand({
-        Bucket: this.settings.bucket,
-        Key: key,
-        Body: data,
-        ContentLength: data.length,
-        // The server checks the body against this: a corrupted upload is refused, not stored.
-        ContentMD5: createHash('md5').update(data).digest('base64'),
-        Metadata: { sha256 },
-      }),
-      { abortSignal: signal },
-    ));
+    await this.rejectingForGood(key, () =>
+      this.bounded(
+        `PUT ${key.slice(0, 120)}`,
+        (abortSignal) =>
+          this.client.send(
+            new this.sdk.PutObjectCommand({
+              Bucket: this.settings.bucket,
+              Key: key,
+              Body: data,
+              ContentLength: data.length,
+              // The server checks the body against this: a corrupted upload is refused, not stored.
+              ContentMD5: createHash('md5').update(data).digest('base64'),
+              Metadata: { sha256 },
+            }),
+            { abortSignal },
+          ),
+        signal,
+      ),
+    );
   }
 
   private async rejectingForGood<T>(key: string, put: () => Promise<T>): Promise<T> {
@@ -345,7 +499,8 @@ export class Remote {
         else cb();
       },
     });
-    const source = createReadStream(path, { highWaterMark: 1 << 20 });
+    const fh = await openSnapshotFile(path, size, `local file ${path}`);
+    const source = createReadStream('', { fd: fh, highWaterMark: 1 << 20 });
     source.on('error', (err) => checked.destroy(new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`)));
     const upload = new Upload({
       client: this.client,
@@ -373,24 +528,30 @@ export class Remote {
       throw err;
     } finally {
       signal.removeEventListener('abort', abort);
+      source.destroy(); // closes the file (also when the upload failed before reading it all)
     }
     if (damaged) {
-      await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key })).catch(() => {});
+      await this.bounded('DELETE', (abortSignal) => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => {});
       throw damaged;
     }
-    const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal }));
     if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
   }
 
   async copy(fromKey: string, toKey: string, signal: AbortSignal): Promise<void> {
-    await this.client.send(
-      new this.sdk.CopyObjectCommand({
-        Bucket: this.settings.bucket,
-        Key: toKey,
-        CopySource: `${this.settings.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
-        MetadataDirective: 'COPY',
-      }),
-      { abortSignal: signal },
+    await this.bounded(
+      'CopyObject',
+      (abortSignal) =>
+        this.client.send(
+          new this.sdk.CopyObjectCommand({
+            Bucket: this.settings.bucket,
+            Key: toKey,
+            CopySource: `${this.settings.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
+            MetadataDirective: 'COPY',
+          }),
+          { abortSignal },
+        ),
+      signal,
     );
   }
 
@@ -419,9 +580,7 @@ export class Remote {
       if (size >= this.settings.multipartBytes) {
         await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
       } else {
-        const data = await fs.readFile(path).catch((err: NodeJS.ErrnoException) => {
-          throw new UnuploadableError(`local snapshot ${opts.id} file ${e.s}/${e.p} cannot be read (${err.code ?? 'error'}); not uploading it`);
-        });
+        const data = await readSnapshotFile(path, size, `local snapshot ${opts.id} file ${e.s}/${e.p}`);
         // The bytes checked are the bytes sent (and the server checks them against Content-MD5).
         if (data.length !== size || createHash('sha256').update(data).digest('hex') !== e.sha256) {
           throw new UnuploadableError(`local snapshot ${opts.id} file ${e.s}/${e.p} no longer matches its manifest; not uploading a damaged copy (run 'l2backup verify ${opts.id}')`);
@@ -432,9 +591,9 @@ export class Remote {
       result.uploaded++;
       opts.onProgress?.(++done, files.length, result.bytesSent);
     });
-    const list = await fs.readFile(join(opts.dir, FILES));
+    const list = await readSnapshotFile(join(opts.dir, FILES), undefined, `local snapshot ${opts.id} file list`);
     await this.putSmall(this.key(opts.id, FILES), list, createHash('sha256').update(list).digest('hex'), opts.signal);
-    const manifest = await fs.readFile(join(opts.dir, MANIFEST));
+    const manifest = await readSnapshotFile(join(opts.dir, MANIFEST), undefined, `local snapshot ${opts.id} manifest`);
     await this.putSmall(this.key(opts.id, MANIFEST), manifest, createHash('sha256').update(manifest).digest('hex'), opts.signal);
     result.bytesSent += list.length + manifest.length;
     return result;
