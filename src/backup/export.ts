@@ -3,7 +3,7 @@
  * Written to a temp name and renamed when complete, so a half-written archive never looks done;
  * a failed or interrupted export removes its temp file.
  */
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs, type Stats } from 'node:fs';
 import { join, dirname, basename, resolve } from 'node:path';
 import type { EntryData } from 'archiver';
 import { UsageError } from '../errors.js';
@@ -18,9 +18,28 @@ export async function checkExportTarget(root: string, output: string): Promise<s
   const dir = dirname(file);
   const st = await fs.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`-o ${output}: the folder ${dir} does not exist; create it first or write elsewhere`);
-  if ((await fs.stat(file).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${output} is a folder; name a file inside it, e.g. ${join(file, 'snapshot.tar.gz')}`);
+  const existing = await fs.lstat(file).catch(() => undefined);
+  if (existing?.isDirectory()) throw new UsageError(`-o ${output} is a folder; name a file inside it, e.g. ${join(file, 'snapshot.tar.gz')}`);
+  if (existing && !existing.isFile()) throw new UsageError(`-o ${output} exists and is ${kindName(existing)}, not a regular file; it is never replaced: name a new file, e.g. -o /tmp/snapshot.tar.gz`);
   if (await overlap(root, file)) throw new UsageError(`-o ${output} lies inside BACKUP_ROOT ${root} (real paths compared); write the archive elsewhere`);
+  // A folder that takes no new files (/proc, read-only, full of inodes): one usage line now, not a failed export later.
+  const probe = join(dir, `.${basename(file)}.probe-${process.pid}`);
+  const handle = await fs.open(probe, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+    throw new UsageError(`-o ${output}: cannot create a file in ${dir} (${err.code ?? err.message}); write the archive to a writable folder, e.g. -o /tmp/snapshot.tar.gz`);
+  });
+  await handle.close();
+  await fs.rm(probe, { force: true });
   return file;
+}
+
+function kindName(st: Stats): string {
+  return st.isSymbolicLink() ? 'a symlink' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : 'not a regular file';
+}
+
+/** The archive replaces only a regular file (or nothing): checked again right before the rename. */
+async function checkReplaceable(file: string): Promise<void> {
+  const st = await fs.lstat(file).catch(() => undefined);
+  if (st && !st.isFile()) throw new UsageError(`-o ${file} is now ${kindName(st)}, not a regular file; it is never replaced: name a new file, e.g. -o /tmp/snapshot.tar.gz`);
 }
 
 export async function exportSnapshot(dir: string, id: string, entries: Entry[], file: string, signal: AbortSignal): Promise<{ bytes: number; files: number }> {
@@ -30,7 +49,11 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
   let onAbort = () => {};
   let fail: (err: unknown) => void = () => {};
   try {
-    const output = createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
+    // Created here first, so a folder that takes no files (/proc, read-only) is one usage line.
+    const handle = await fs.open(tmp, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`-o ${file}: cannot create a file in ${dirname(file)} (${err.code ?? err.message}); write the archive to a writable folder, e.g. -o /tmp/snapshot.tar.gz`);
+    });
+    const output = createWriteStream('', { fd: handle.fd, autoClose: true });
     const archive = new TarArchive({ gzip: true, gzipOptions: { level: 6 } });
     const finished = new Promise<void>((resolve, reject) => {
       fail = (err) => {
@@ -68,6 +91,7 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
     await Promise.race([archive.finalize(), finished]);
     await finished;
     signal.throwIfAborted();
+    await checkReplaceable(file);
     await fs.rename(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true }).catch(() => {});
