@@ -62,3 +62,63 @@ test('BACKUP_ROOT that is a file is a configuration error (exit 2), not an inter
   expect(res.all).not.toMatch(/internal error/);
   expect(res.exitCode).toBe(2);
 });
+
+test('restore --target never writes outside the target through a symlink at TARGET/<source>', async () => {
+  const sb = sandbox();
+  made.push(sb.dir);
+  const data = join(sb.dir, 'data/models');
+  mkdirSync(join(data, 'sub'), { recursive: true });
+  writeFileSync(join(data, 'm.bin'), 'model');
+  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
+  expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  const outside = join(sb.dir, 'outside');
+  const target = join(sb.dir, 'target');
+  mkdirSync(outside);
+  mkdirSync(target);
+  symlinkSync(outside, join(target, 'models')); // a link inside the target pointing out of it
+  const res = await run('l2backup', ['restore', 'latest', '--target', target, '--no-pre-restore'], env);
+  // Either refused, or the link replaced by a real folder: never a write into `outside`.
+  expect(readdirSync(outside)).toEqual([]);
+  if (res.exitCode === 0) expect(lstatSync(join(target, 'models')).isDirectory()).toBe(true);
+});
+
+test('a --target that is a file, or holds a file at TARGET/<source>, is a usage error (exit 2), not an internal error', async () => {
+  const sb = sandbox();
+  made.push(sb.dir);
+  const data = join(sb.dir, 'data/models');
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, 'm.bin'), 'model');
+  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
+  expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  const file = join(sb.dir, 'afile');
+  writeFileSync(file, 'not a folder');
+  const t2 = join(sb.dir, 't2');
+  mkdirSync(t2);
+  writeFileSync(join(t2, 'models'), 'a file where the source folder goes');
+  for (const target of [file, t2]) {
+    const res = await run('l2backup', ['restore', 'latest', '--target', target, '--no-pre-restore'], env);
+    expect(res.all).not.toMatch(/internal error/);
+    expect(res.exitCode).toBe(2);
+  }
+  expect(readFileSync(file, 'utf8')).toBe('not a folder');
+});
+
+test('a file named configs/.env.backup in the source is not overwritten by the env copy when configs/envs is a symlink', async () => {
+  const sb = sandbox({}, 'API_KEY=abc\n');
+  made.push(sb.dir);
+  const configs = join(sb.dir, 'data/configs');
+  mkdirSync(join(sb.dir, 'elsewhere'), { recursive: true });
+  mkdirSync(configs, { recursive: true });
+  symlinkSync('../../elsewhere', join(configs, 'envs'));
+  writeFileSync(join(configs, '.env.backup'), 'USER DATA, not the env copy');
+  const env = { ...sb.env, BACKUP_SOURCES: `configs=${configs}` };
+  const res = await run('l2backup', ['snapshot'], env);
+  expect(res.exitCode).toBe(0);
+  const snap = join(sb.root, snapshots(sb.root)[0]!);
+  // The user's file is in the snapshot byte-exact (the env copy has to go elsewhere), one list entry per path.
+  const list = fileList(snap).filter((e) => e.p === '.env.backup');
+  expect(list.length).toBe(1);
+  expect(readFileSync(join(snap, 'configs/.env.backup'), 'utf8')).toBe('USER DATA, not the env copy');
+  const verify = await run('l2backup', ['verify'], env);
+  expect(verify.exitCode).toBe(0);
+});

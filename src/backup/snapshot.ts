@@ -28,6 +28,8 @@ const CONCURRENCY = 8;
 /** Temp files of an in-place restore (restore.ts); a backup never stores them. */
 export const RESTORE_TEMP_PREFIX = '.l2restore-';
 const ENV_COPY = 'envs/.env.backup';
+/** Where the env copy goes when ENV_COPY cannot be used; a source file of that name is kept, the copy takes -2, -3... */
+const ENV_COPY_ASIDE = '.env.backup.redacted';
 
 export interface SnapshotOptions {
   root: string;
@@ -125,8 +127,9 @@ export function decide(prev: Prev | undefined, st: BigIntStats): Decision {
   if (!prev || BigInt(prev.size) !== st.size) return { action: 'copy' };
   const mode = Number(st.mode & 0o7777n);
   if (prev.mtimeNs === String(st.mtimeNs) && prev.ctimeNs === String(st.ctimeNs) && prev.ino === String(st.ino) && prev.mode === mode) return { action: 'link', prev };
-  // Times set through utimes() carry a double's precision (about 0.2 us today).
-  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 1000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
+  // Times set through utimes() (restore) carry a double's precision, then libuv cuts them to
+  // whole microseconds: a restored time can read up to just under 2 us off the recorded one.
+  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 2000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
   return sameTime ? { action: 'check', prev } : { action: 'copy' };
 }
 
@@ -434,21 +437,26 @@ async function addEnvCopy(run: Run, list: FileListWriter): Promise<void> {
       continue;
     }
     if (!st.isDirectory()) {
-      rel = '.env.backup';
-      run.warn(`configs/${p} is not a folder in the source (a symlink?); the redacted env copy is stored as configs/${rel} instead`);
+      rel = '';
       break;
     }
   }
-  const dest = join(run.tmp, 'configs', rel);
+  // The copy never replaces a file of the user's: when configs/envs is not a folder (a symlink),
+  // or envs/.env.backup is taken, it goes to the first free name of .env.backup.redacted[-N].
   const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-  let fd: number;
-  try {
-    fd = openSync(dest, flags, 0o600);
-  } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') throw err;
-    unlinkSync(dest); // a copied file or symlink of that name inside the temp tree: unlink never follows
-    fd = openSync(dest, flags, 0o600);
+  let fd: number | undefined;
+  for (let n = 0; fd === undefined; ) {
+    const name = rel === ENV_COPY ? rel : `${ENV_COPY_ASIDE}${++n === 1 ? '' : `-${n}`}`;
+    try {
+      fd = openSync(join(run.tmp, 'configs', name), flags, 0o600);
+      rel = name;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || n >= 100) throw err;
+      rel = '';
+    }
   }
+  if (rel !== ENV_COPY) run.warn(`configs/envs is not a folder in the source (a symlink?) or holds .env.backup already; the redacted env copy is stored as configs/${rel} instead (no file of the source is replaced)`);
+  const dest = join(run.tmp, 'configs', rel);
   try {
     writeSync(fd, redacted);
   } finally {
