@@ -8,7 +8,7 @@ import { join, dirname, basename, resolve } from 'node:path';
 import type { EntryData } from 'archiver';
 import { UsageError } from '../errors.js';
 import { FILES, MANIFEST } from './layout.js';
-import { entryPath, type Entry } from './manifest.js';
+import { entryPath, entryTarget, type Entry } from './manifest.js';
 import { overlap } from './realpath.js';
 
 /** `-o FILE`: not empty, in an existing folder, outside BACKUP_ROOT (real paths). Returns the absolute path. */
@@ -42,10 +42,51 @@ async function checkReplaceable(file: string): Promise<void> {
   if (st && !st.isFile()) throw new UsageError(`-o ${file} is now ${kindName(st)}, not a regular file; it is never replaced: name a new file, e.g. -o /tmp/snapshot.tar.gz`);
 }
 
-export async function exportSnapshot(dir: string, id: string, entries: Entry[], file: string, signal: AbortSignal): Promise<{ bytes: number; files: number }> {
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A tar name for raw name bytes. Valid UTF-8 is kept as it is; a byte that is not part of valid
+ * UTF-8 becomes `%NN` (a PAX path is UTF-8, so the bytes themselves cannot be carried; archiver would turn a backslash into a slash, so `\\` becomes `%5c` too).
+ */
+export function archiveName(raw: Buffer): { name: string; escaped: boolean } {
+  if (!raw.includes(0x5c)) {
+    try {
+      return { name: strictUtf8.decode(raw), escaped: false };
+    } catch {
+      // fall through: escape byte by byte
+    }
+  }
+  let name = '';
+  for (let i = 0; i < raw.length; ) {
+    const b = raw[i]!;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf5 ? 4 : 0;
+    if (len > 0 && b !== 0x5c && i + len <= raw.length) {
+      try {
+        name += strictUtf8.decode(raw.subarray(i, i + len));
+        i += len;
+        continue;
+      } catch {
+        // not a valid sequence: escape its lead byte
+      }
+    }
+    name += `%${b.toString(16).padStart(2, '0')}`;
+    i++;
+  }
+  return { name, escaped: true };
+}
+
+export interface ExportResult {
+  bytes: number;
+  files: number;
+  /** entries left out: their archive name was taken by another entry (never merged) */
+  skipped: string[];
+}
+
+export async function exportSnapshot(dir: string, id: string, entries: Entry[], file: string, signal: AbortSignal, warn: (m: string) => void = () => {}): Promise<ExportResult> {
   const { TarArchive } = await import('archiver');
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
   let files = 0;
+  const skipped: string[] = [];
   let onAbort = () => {};
   let fail: (err: unknown) => void = () => {};
   try {
@@ -74,11 +115,23 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
     finished.catch(() => {});
     signal.addEventListener('abort', onAbort, { once: true });
     archive.pipe(output);
+    const used = new Map<string, string>();
     for (const e of entries) {
-      const name = e.p === '' ? `${id}/${e.s}` : `${id}/${e.s}/${e.p}`;
+      const raw = entryPath(e);
+      const rel = archiveName(raw);
+      const name = raw.length === 0 ? `${id}/${e.s}` : `${id}/${e.s}/${rel.name}`;
+      const shown = JSON.stringify(`${e.s}/${e.p}`);
+      const taken = used.get(name);
+      if (taken !== undefined) {
+        skipped.push(shown);
+        warn(`export: ${shown} would have the same archive name as ${taken} (${JSON.stringify(name)}, names differ only in bytes that are not UTF-8); left out of the archive, copy it by hand`);
+        continue;
+      }
+      used.set(name, shown);
+      if (rel.escaped) warn(`export: ${shown} has bytes that are not UTF-8 (or a backslash); stored in the archive as ${JSON.stringify(name)}`);
       const date = new Date(e.mtime);
       if (e.t === 'd') archive.append('', { name: `${name}/`, type: 'directory', mode: e.mode, date } as EntryData);
-      else if (e.t === 'l') archive.symlink(name, e.target!, e.mode);
+      else if (e.t === 'l') archive.symlink(name, archiveName(entryTarget(e)).name, e.mode);
       else {
         const stream = createReadStream(Buffer.concat([Buffer.from(join(dir, e.s) + '/'), entryPath(e)]));
         stream.on('error', (err) => fail(err)); // a file gone from the snapshot ends the export
@@ -99,5 +152,5 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
-  return { bytes: (await fs.stat(file)).size, files };
+  return { bytes: (await fs.stat(file)).size, files, skipped };
 }
