@@ -15,7 +15,7 @@ import { overlap } from './realpath.js';
 import { L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { ensureDir } from '../state/files.js';
 import type { NamedPath } from '../config/parsers.js';
-import { compileExcludes, walk, type WalkEntry } from './walk.js';
+import { atFd, compileExcludes, walk, type WalkEntry } from './walk.js';
 import { saveFile, nsToSeconds, type Candidate } from './save.js';
 import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
@@ -215,9 +215,15 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
 
   // Folder times last (writing into a folder changes its mtime), deepest first.
   for (const d of run.dirTimes.reverse()) {
-    await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
-    const t = nsToSeconds(d.st.mtimeNs);
-    await fs.utimes(d.path, t, t);
+    try {
+      await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
+      const t = nsToSeconds(d.st.mtimeNs);
+      await fs.utimes(d.path, t, t);
+    } catch (err) {
+      // A folder deeper than PATH_MAX under the temp prefix keeps 0700 and the copy's time: the
+      // file list holds its real mode and time, which restore applies.
+      if (errnoCode(err) !== 'ENAMETOOLONG') throw err;
+    }
   }
 
   const partial = sources.some((s) => s.status !== 'ok');
@@ -268,6 +274,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
     if (e.t === 'f') opts.onProgress?.(totals.files, totals.bytes);
   });
   const fileOf = (ev: WalkEntry): Omit<Entry, 't'> => ({ s: src.name, ...encodeName(ev.rel), mode: Number(ev.st.mode & 0o7777n), ...timesOf(ev.st) });
+  /** The open folders of the temp tree along the walk's current path (root first). */
+  const destDirs: { rel: Buffer; fd: number }[] = [];
   try {
     const events = walk(real, {
       exclude,
@@ -280,14 +288,22 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       opts.signal.throwIfAborted();
       if (ev.type === 'problem') {
         // A folder or file removed during the backup (rotated logs) is churn, not a missing part.
-        if (ev.code !== 'ENOENT') res.status = 'partial';
+        // So is a folder swapped for a symlink (or another folder) since it was listed: never followed.
+        const churn = ev.code === 'ENOENT' || ev.code === 'ECHANGED';
+        if (!churn) res.status = 'partial';
         const what = ev.dir ? 'folder ' : '';
-        warn(`source ${src.name}: ${what}${show(ev.rel)} ${ev.code === 'ENOENT' ? 'vanished during the backup' : `cannot be read (${ev.code})`}; skipped`);
+        const why = ev.code === 'ENOENT' ? 'vanished during the backup' : ev.code === 'ECHANGED' ? 'changed type during the backup (not followed)' : `cannot be read (${ev.code})`;
+        warn(`source ${src.name}: ${what}${show(ev.rel)} ${why}; skipped`);
         if (!ev.dir) totals.skipped++;
         continue;
       }
       const relText = ev.rel.toString('utf8');
-      const dest = ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]);
+      // The copy is made relative to its open parent folder in the temp tree, so a path legal in
+      // the source never exceeds PATH_MAX under the longer BACKUP_ROOT/.tmp-*/ prefix.
+      const slash = ev.rel.lastIndexOf(0x2f);
+      const parentRel = ev.rel.subarray(0, Math.max(0, slash));
+      while (destDirs.length > 1 && !destDirs[destDirs.length - 1]!.rel.equals(parentRel)) closeSync(destDirs.pop()!.fd);
+      const dest = ev.rel.length === 0 ? destRoot : atFd(destDirs[destDirs.length - 1]!.fd, ev.rel.subarray(slash + 1));
       const name = ev.rel.subarray(ev.rel.lastIndexOf(0x2f) + 1).toString('latin1');
       if (name.startsWith(RESTORE_TEMP_PREFIX)) {
         warn(`source ${src.name}: ${show(ev.rel)} is a leftover of an interrupted restore; not backed up (delete it)`);
@@ -296,7 +312,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       if (opts.envFile && src.name === 'configs' && relText === ENV_COPY) continue; // superseded by the fresh redacted copy
       if (ev.kind === 'd') {
         mkdirSync(dest, { mode: 0o700 });
-        run.dirTimes.push({ path: dest, st: ev.st });
+        destDirs.push({ rel: ev.rel, fd: openSync(dest, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW) });
+        run.dirTimes.push({ path: ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]), st: ev.st });
         await pool.push(Promise.resolve({ ...fileOf(ev), t: 'd' }));
         totals.dirs++;
       } else if (ev.kind === 'l') {
@@ -313,6 +330,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
   } catch (err) {
     await pool.settle();
     throw err;
+  } finally {
+    for (const d of destDirs) closeSync(d.fd);
   }
   return res;
 }
@@ -364,9 +383,13 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
     if (baseIntact(decision.prev)) candidate = decision.prev;
     else warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
   }
+  // The link is made while saveFile still holds the source open, before any await: ev.abs and
+  // dest name folders through descriptors that are only valid until the walk moves on.
+  let linkedEntry: Entry | undefined;
+  const linkBase = () => (linkedEntry = decision.action === 'check' ? linked(decision.prev) : undefined) !== undefined;
   let saved;
   try {
-    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal);
+    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal, linkBase);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ELOOP') {
@@ -388,11 +411,7 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
     totals.skipped++;
     return undefined;
   }
-  if (saved.kind === 'same-as-base') {
-    const e = linked(decision.action === 'check' ? decision.prev : (undefined as never));
-    if (e) return { ...e, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
-    return saveRegular(run, res, ev, dest, entry); // the base copy went bad meanwhile: copy
-  }
+  if (saved.kind === 'same-as-base') return { ...linkedEntry!, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
   if (saved.changed) {
     totals.changedDuringBackup++;
     warn(`source ${res.name}: ${entry.p} changed during backup; stored what was read after ${saved.attempts} tries (sha256 ${saved.sha256.slice(0, 12)}…)`);
