@@ -216,7 +216,7 @@ test('the env copy goes into the snapshot only: a symlinked configs/envs never l
   expect(readdirSync(live).sort()).toEqual(['.env.backup', 'prod.env']);
   const [id] = snapshots(s.root);
   expect(lstatSync(join(s.root, id!, 'configs/envs')).isSymbolicLink()).toBe(true);
-  const copy = readFileSync(join(s.root, id!, 'configs/.env.backup'), 'utf8');
+  const copy = readFileSync(join(s.root, id!, 'configs/.env.backup.redacted'), 'utf8');
   expect(copy).toMatch(/REDACTED-set-BROKER_API_TOKEN/);
   expect(manifest(join(s.root, id!)).warnings.join('\n')).toMatch(/configs\/envs is not a folder/);
 });

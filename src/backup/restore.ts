@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as C, openSync, closeSync, fstatSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync, rmSync, readSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
@@ -52,8 +52,9 @@ export async function restore(ctx: JobContext, idArg: string, opts: RestoreOptio
   const { cfg, out } = ctx;
   if (opts.target !== undefined && opts.target.trim() === '') throw new UsageError('--target is empty: name the folder to restore into, or leave --target out to restore into the sources');
   if (opts.only !== undefined && opts.only.length === 0) throw new UsageError('--only is empty: name the sources to restore (e.g. --only models,configs), or leave --only out for all');
+  if (opts.target !== undefined) await checkTarget(opts.target);
+  if (opts.target && (await overlap(cfg.BACKUP_ROOT, opts.target))) throw new UsageError(`--target ${opts.target} overlaps BACKUP_ROOT ${cfg.BACKUP_ROOT} (real paths compared); restore somewhere else`);
   const target = opts.target;
-  if (target && (await overlap(cfg.BACKUP_ROOT, target))) throw new UsageError(`--target ${target} overlaps BACKUP_ROOT ${cfg.BACKUP_ROOT} (real paths compared); restore somewhere else`);
   if (opts.dryRun) return withSnapshot(ctx, idArg, opts, async (snap, plan) => {
     out.print(`would restore snapshot ${snap.id} (${snap.origin}) : ${plan.files} files, ${formatBytes(plan.bytes)}`);
     for (const [s, root] of plan.roots) out.print(`  ${s} -> ${root} (${plan.entries.filter((e) => e.s === s && e.t === 'f').length} files)`);
@@ -72,6 +73,41 @@ export async function restore(ctx: JobContext, idArg: string, opts: RestoreOptio
       return writeAll(ctx, snap, plan);
     }),
   );
+}
+
+const kindName = (st: { isSymbolicLink(): boolean; isFile(): boolean }) => (st.isSymbolicLink() ? 'a symlink' : st.isFile() ? 'a file' : 'not a folder');
+
+/**
+ * --target is the operator's own word: resolved once (a symlink there is followed, with a
+ * warning), and must be a folder or not exist yet (it is then made). Nothing below it is ever
+ * followed.
+ */
+async function checkTarget(target: string): Promise<void> {
+  const lst = await fs.lstat(target).catch(() => undefined);
+  const st = lst?.isSymbolicLink() ? await fs.stat(target).catch(() => undefined) : lst;
+  if (lst && !st) throw new UsageError(`--target ${target} is a symlink to nothing; name an existing folder or a new path`);
+  if (st && !st.isDirectory()) throw new UsageError(`--target ${target} is ${kindName(st)}, not a folder; name a folder (it is made if missing)`);
+}
+
+async function resolveTarget(target: string, out: JobContext['out'], make: boolean): Promise<string> {
+  const lst = await fs.lstat(target).catch(() => undefined);
+  if (!lst) {
+    if (!make) return resolve(target);
+    await fs.mkdir(target, { recursive: true, mode: 0o755 }).catch((err: unknown) => {
+      throw new UsageError(`--target ${target} cannot be made (${errnoCode(err) ?? errorMessage(err)}); name a folder you can write to`);
+    });
+  }
+  const real = await fs.realpath(target);
+  if (lst?.isSymbolicLink()) out.warn(`--target ${target} is a symlink; restoring into ${real} (nothing below it is followed)`);
+  return real;
+}
+
+/** The folder a source is restored into must be a folder or absent: a file or symlink there is refused, never followed. */
+function checkRoot(s: string, root: string, target: string | undefined): void {
+  const st = lstatSync(root, { throwIfNoEntry: false });
+  if (!st || st.isDirectory()) return;
+  if (target) throw new UsageError(`--target ${target}: ${root} is ${kindName(st)} where source ${s} is restored as a folder; move it away or pick another --target`);
+  throw new UsageError(`source ${s}: ${root} is ${kindName(st)}, not a folder; restore never follows or replaces it: point BACKUP_SOURCES at the real folder, move it away, or use --target`);
 }
 
 /**
@@ -98,6 +134,8 @@ async function withSnapshot(ctx: JobContext, idArg: string, opts: RestoreOptions
   const { cfg, out } = ctx;
   const snap = await resolveSnapshot(cfg, idArg, opts.from);
   try {
+    // Made (if missing) only now, under the lock, once the snapshot is known to exist.
+    if (opts.target !== undefined) opts = { ...opts, target: await resolveTarget(opts.target, out, !opts.dryRun) };
     const sources = selectSources(snap.manifest, snap.entries, opts.only);
     checkEntries(snap.entries, snap.id);
     const roots = new Map<string, string>();
@@ -114,6 +152,7 @@ async function withSnapshot(ctx: JobContext, idArg: string, opts: RestoreOptions
         throw new UsageError(`source "${s}" of snapshot ${snap.id} has no path in BACKUP_SOURCES; restore it with --target DIR`);
       }
       if (await overlap(cfg.BACKUP_ROOT, root)) throw new UsageError(`restoring ${s} to ${root} would write into BACKUP_ROOT; use --target`);
+      checkRoot(s, root, opts.target);
       roots.set(s, root);
     }
     const entries = snap.entries.filter((e) => roots.has(e.s));
@@ -144,6 +183,16 @@ function openDirAt(dirFd: number, name: Buffer): number {
   const st = lstatSync(p, { throwIfNoEntry: false });
   if (st && !st.isDirectory()) unlinkSync(p); // a symlink or file where the snapshot has a folder
   if (!st || !st.isDirectory()) mkdirSync(p, { mode: 0o700 });
+  return openSync(p, DIR_FLAGS);
+}
+
+/** Opens (or makes) the source's folder inside its open parent; anything else there is refused, as checkRoot said before the lock. */
+function openRootAt(parentFd: number, source: string, root: string): number {
+  const name = Buffer.from(basename(root));
+  const p = at(parentFd, name);
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw new UsageError(`restoring ${source}: ${root} is ${kindName(st)}, not a folder; nothing was followed or written there: move it away`);
+  if (!st) mkdirSync(p, { mode: 0o700 });
   return openSync(p, DIR_FLAGS);
 }
 
@@ -243,10 +292,17 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
   let doneBytes = 0;
   const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
   for (const [source, root] of plan.roots) {
-    await ensureDir(root);
+    await ensureDir(dirname(root));
     const entries = plan.entries.filter((e) => e.s === source).sort((a, b) => comparePaths(entryPath(a), entryPath(b)));
     const dirEntries = new Map(entries.filter((e) => e.t === 'd').map((e) => [`${source}/${latin1(entryPath(e))}`, e]));
-    const rootFd = openSync(await fs.realpath(root), DIR_FLAGS);
+    // The parent is resolved once (the operator's --target or source path); the source folder itself is never followed.
+    const parentFd = openSync(await fs.realpath(dirname(root)), DIR_FLAGS);
+    let rootFd: number;
+    try {
+      rootFd = openRootAt(parentFd, source, root);
+    } finally {
+      closeSync(parentFd);
+    }
     // Folder modes and times once their contents are written (writing changes a folder's mtime).
     const folders = new FolderStack(rootFd, (fd, e) => {
       if (!e) return;

@@ -75,9 +75,11 @@ async function copyOnce(src: number, out: number, expected: number, sparse: bool
 /**
  * Saves `abs` to `dest` (created, must not exist). With a candidate (same size and time as the
  * base copy, but a new inode or ctime), the source is hashed first and, when its bytes equal
- * the base copy's, nothing is written: 'same-as-base' (the caller links the base copy).
+ * the base copy's, nothing is written: 'same-as-base' (linkBase, called before any await, has
+ * linked the base copy; when it cannot, the file is copied). `abs` and `dest` are used only
+ * before the first await (they may be /proc/self/fd paths of the walk's open folders).
  */
-export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate, signal?: AbortSignal): Promise<SaveResult> {
+export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate, signal?: AbortSignal, linkBase?: () => boolean): Promise<SaveResult> {
   const src = openSync(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_NOCTTY);
   let out: number | undefined;
   try {
@@ -87,7 +89,8 @@ export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate,
     if (candidate && Number(st.size) === candidate.size && mode === candidate.mode) {
       const d = hashFdSync(src);
       const after = fstatSync(src, { bigint: true });
-      if (d.sha256 === candidate.sha256 && d.size === candidate.size && sameVersion(st, after)) return { kind: 'same-as-base', st };
+      // linkBase runs here, synchronously: the paths are only valid until the first await. A base copy gone bad: copy.
+      if (d.sha256 === candidate.sha256 && d.size === candidate.size && sameVersion(st, after) && (linkBase?.() ?? true)) return { kind: 'same-as-base', st };
     }
     out = openSync(dest, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(HOLE, Number(st.size) + 1)));

@@ -15,7 +15,7 @@ import { overlap } from './realpath.js';
 import { L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { ensureDir } from '../state/files.js';
 import type { NamedPath } from '../config/parsers.js';
-import { compileExcludes, walk, type WalkEntry } from './walk.js';
+import { atFd, compileExcludes, walk, type WalkEntry } from './walk.js';
 import { saveFile, nsToSeconds, type Candidate } from './save.js';
 import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
@@ -28,6 +28,8 @@ const CONCURRENCY = 8;
 /** Temp files of an in-place restore (restore.ts); a backup never stores them. */
 export const RESTORE_TEMP_PREFIX = '.l2restore-';
 const ENV_COPY = 'envs/.env.backup';
+/** Where the env copy goes when ENV_COPY cannot be used; a source file of that name is kept, the copy takes -2, -3... */
+const ENV_COPY_ASIDE = '.env.backup.redacted';
 
 export interface SnapshotOptions {
   root: string;
@@ -125,8 +127,9 @@ export function decide(prev: Prev | undefined, st: BigIntStats): Decision {
   if (!prev || BigInt(prev.size) !== st.size) return { action: 'copy' };
   const mode = Number(st.mode & 0o7777n);
   if (prev.mtimeNs === String(st.mtimeNs) && prev.ctimeNs === String(st.ctimeNs) && prev.ino === String(st.ino) && prev.mode === mode) return { action: 'link', prev };
-  // Times set through utimes() carry a double's precision (about 0.2 us today).
-  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 1000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
+  // Times set through utimes() (restore) carry a double's precision, then libuv cuts them to
+  // whole microseconds: a restored time can read up to just under 2 us off the recorded one.
+  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 2000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
   return sameTime ? { action: 'check', prev } : { action: 'copy' };
 }
 
@@ -212,9 +215,15 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
 
   // Folder times last (writing into a folder changes its mtime), deepest first.
   for (const d of run.dirTimes.reverse()) {
-    await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
-    const t = nsToSeconds(d.st.mtimeNs);
-    await fs.utimes(d.path, t, t);
+    try {
+      await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
+      const t = nsToSeconds(d.st.mtimeNs);
+      await fs.utimes(d.path, t, t);
+    } catch (err) {
+      // A folder deeper than PATH_MAX under the temp prefix keeps 0700 and the copy's time: the
+      // file list holds its real mode and time, which restore applies.
+      if (errnoCode(err) !== 'ENAMETOOLONG') throw err;
+    }
   }
 
   const partial = sources.some((s) => s.status !== 'ok');
@@ -265,6 +274,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
     if (e.t === 'f') opts.onProgress?.(totals.files, totals.bytes);
   });
   const fileOf = (ev: WalkEntry): Omit<Entry, 't'> => ({ s: src.name, ...encodeName(ev.rel), mode: Number(ev.st.mode & 0o7777n), ...timesOf(ev.st) });
+  /** The open folders of the temp tree along the walk's current path (root first). */
+  const destDirs: { rel: Buffer; fd: number }[] = [];
   try {
     const events = walk(real, {
       exclude,
@@ -277,14 +288,22 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       opts.signal.throwIfAborted();
       if (ev.type === 'problem') {
         // A folder or file removed during the backup (rotated logs) is churn, not a missing part.
-        if (ev.code !== 'ENOENT') res.status = 'partial';
+        // So is a folder swapped for a symlink (or another folder) since it was listed: never followed.
+        const churn = ev.code === 'ENOENT' || ev.code === 'ECHANGED';
+        if (!churn) res.status = 'partial';
         const what = ev.dir ? 'folder ' : '';
-        warn(`source ${src.name}: ${what}${show(ev.rel)} ${ev.code === 'ENOENT' ? 'vanished during the backup' : `cannot be read (${ev.code})`}; skipped`);
+        const why = ev.code === 'ENOENT' ? 'vanished during the backup' : ev.code === 'ECHANGED' ? 'changed type during the backup (not followed)' : `cannot be read (${ev.code})`;
+        warn(`source ${src.name}: ${what}${show(ev.rel)} ${why}; skipped`);
         if (!ev.dir) totals.skipped++;
         continue;
       }
       const relText = ev.rel.toString('utf8');
-      const dest = ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]);
+      // The copy is made relative to its open parent folder in the temp tree, so a path legal in
+      // the source never exceeds PATH_MAX under the longer BACKUP_ROOT/.tmp-*/ prefix.
+      const slash = ev.rel.lastIndexOf(0x2f);
+      const parentRel = ev.rel.subarray(0, Math.max(0, slash));
+      while (destDirs.length > 1 && !destDirs[destDirs.length - 1]!.rel.equals(parentRel)) closeSync(destDirs.pop()!.fd);
+      const dest = ev.rel.length === 0 ? destRoot : atFd(destDirs[destDirs.length - 1]!.fd, ev.rel.subarray(slash + 1));
       const name = ev.rel.subarray(ev.rel.lastIndexOf(0x2f) + 1).toString('latin1');
       if (name.startsWith(RESTORE_TEMP_PREFIX)) {
         warn(`source ${src.name}: ${show(ev.rel)} is a leftover of an interrupted restore; not backed up (delete it)`);
@@ -293,7 +312,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       if (opts.envFile && src.name === 'configs' && relText === ENV_COPY) continue; // superseded by the fresh redacted copy
       if (ev.kind === 'd') {
         mkdirSync(dest, { mode: 0o700 });
-        run.dirTimes.push({ path: dest, st: ev.st });
+        destDirs.push({ rel: ev.rel, fd: openSync(dest, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW) });
+        run.dirTimes.push({ path: ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]), st: ev.st });
         await pool.push(Promise.resolve({ ...fileOf(ev), t: 'd' }));
         totals.dirs++;
       } else if (ev.kind === 'l') {
@@ -310,6 +330,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
   } catch (err) {
     await pool.settle();
     throw err;
+  } finally {
+    for (const d of destDirs) closeSync(d.fd);
   }
   return res;
 }
@@ -361,9 +383,13 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
     if (baseIntact(decision.prev)) candidate = decision.prev;
     else warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
   }
+  // The link is made while saveFile still holds the source open, before any await: ev.abs and
+  // dest name folders through descriptors that are only valid until the walk moves on.
+  let linkedEntry: Entry | undefined;
+  const linkBase = () => (linkedEntry = decision.action === 'check' ? linked(decision.prev) : undefined) !== undefined;
   let saved;
   try {
-    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal);
+    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal, linkBase);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ELOOP') {
@@ -385,11 +411,7 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
     totals.skipped++;
     return undefined;
   }
-  if (saved.kind === 'same-as-base') {
-    const e = linked(decision.action === 'check' ? decision.prev : (undefined as never));
-    if (e) return { ...e, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
-    return saveRegular(run, res, ev, dest, entry); // the base copy went bad meanwhile: copy
-  }
+  if (saved.kind === 'same-as-base') return { ...linkedEntry!, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
   if (saved.changed) {
     totals.changedDuringBackup++;
     warn(`source ${res.name}: ${entry.p} changed during backup; stored what was read after ${saved.attempts} tries (sha256 ${saved.sha256.slice(0, 12)}…)`);
@@ -434,21 +456,26 @@ async function addEnvCopy(run: Run, list: FileListWriter): Promise<void> {
       continue;
     }
     if (!st.isDirectory()) {
-      rel = '.env.backup';
-      run.warn(`configs/${p} is not a folder in the source (a symlink?); the redacted env copy is stored as configs/${rel} instead`);
+      rel = '';
       break;
     }
   }
-  const dest = join(run.tmp, 'configs', rel);
+  // The copy never replaces a file of the user's: when configs/envs is not a folder (a symlink),
+  // or envs/.env.backup is taken, it goes to the first free name of .env.backup.redacted[-N].
   const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-  let fd: number;
-  try {
-    fd = openSync(dest, flags, 0o600);
-  } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') throw err;
-    unlinkSync(dest); // a copied file or symlink of that name inside the temp tree: unlink never follows
-    fd = openSync(dest, flags, 0o600);
+  let fd: number | undefined;
+  for (let n = 0; fd === undefined; ) {
+    const name = rel === ENV_COPY ? rel : `${ENV_COPY_ASIDE}${++n === 1 ? '' : `-${n}`}`;
+    try {
+      fd = openSync(join(run.tmp, 'configs', name), flags, 0o600);
+      rel = name;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || n >= 100) throw err;
+      rel = '';
+    }
   }
+  if (rel !== ENV_COPY) run.warn(`configs/envs is not a folder in the source (a symlink?) or holds .env.backup already; the redacted env copy is stored as configs/${rel} instead (no file of the source is replaced)`);
+  const dest = join(run.tmp, 'configs', rel);
   try {
     writeSync(fd, redacted);
   } finally {

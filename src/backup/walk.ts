@@ -2,10 +2,13 @@
  * The one walker (snapshot, verify, cleanup-logs). Depth first, each folder's names sorted
  * bytewise, so every caller sees the same fixed order (the order of the file list). Names are
  * raw bytes (Buffers): a name with a newline or bytes that are not UTF-8 is walked like any
- * other. Symlinks are listed, never followed. A folder that cannot be read, or an entry that
- * vanishes between readdir and lstat, is reported as a problem event and the walk goes on.
+ * other. Symlinks are listed, never followed: each folder is opened with O_NOFOLLOW and checked
+ * (dev/ino) against what its parent's listing saw, and read through that descriptor; a folder
+ * swapped meanwhile is a problem event (ECHANGED), never followed. A folder that cannot be read,
+ * or an entry that vanishes between readdir and lstat, is reported as a problem event and the
+ * walk goes on.
  */
-import { readdirSync, lstatSync, type BigIntStats } from 'node:fs';
+import { constants as C, readdirSync, lstatSync, openSync, fstatSync, closeSync, type BigIntStats } from 'node:fs';
 import picomatch from 'picomatch';
 import { errnoCode } from '../errors.js';
 
@@ -25,7 +28,7 @@ export interface WalkProblem {
   type: 'problem';
   rel: Buffer;
   abs: Buffer;
-  /** errno code; ENOENT: vanished during the walk */
+  /** errno code; ENOENT: vanished during the walk; ECHANGED: a folder swapped (for a symlink...) since it was listed */
   code: string;
   /** true for a folder whose contents could not be listed */
   dir: boolean;
@@ -70,38 +73,97 @@ export function compileExcludes(patterns: string[]): (relText: string, isDir: bo
   return (relText, isDir) => rules.some((r) => (!r.dirOnly || isDir) && r.match(relText));
 }
 
-/** Walks `root`: first the root itself, then everything below it, depth first. lstat of the root may throw. */
+/** A path to `name` inside an open folder: the folder is reached through its descriptor, never by path. */
+export function atFd(dirFd: number, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), name]);
+}
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+/**
+ * Opens a folder the listing saw as `seen` (lstat), without following a symlink, and checks
+ * that the open folder is that one (dev/ino): a folder swapped for a symlink or another folder
+ * since is refused, never followed. Returns the fd, or the problem code (ECHANGED: swapped).
+ */
+function openSeenDir(path: Buffer, seen: BigIntStats): number | string {
+  let fd: number;
+  try {
+    fd = openSync(path, DIR_FLAGS);
+  } catch (err) {
+    const code = errnoCode(err) ?? 'EIO';
+    return code === 'ELOOP' || code === 'ENOTDIR' ? 'ECHANGED' : code;
+  }
+  const st = fstatSync(fd, { bigint: true });
+  if (st.dev !== seen.dev || st.ino !== seen.ino) {
+    closeSync(fd);
+    return 'ECHANGED';
+  }
+  return fd;
+}
+
+/**
+ * Walks `root`: first the root itself, then everything below it, depth first. lstat of the root
+ * may throw. Below the root, `abs` of an entry is /proc/self/fd/N/name, N being its verified open
+ * parent: valid while the caller handles the entry (before it asks for the next one), so every
+ * open, readlink or unlink a caller makes goes through the folder the walk checked.
+ */
 export function* walk(root: string | Buffer, opts: WalkOptions = {}): Generator<WalkEvent> {
   const rootBuf = typeof root === 'string' ? Buffer.from(root) : root;
   const rootSt = lstatSync(rootBuf, { bigint: true });
   yield { type: 'entry', rel: Buffer.alloc(0), abs: rootBuf, st: rootSt, kind: kindOf(rootSt) };
-  if (rootSt.isDirectory()) yield* walkBelow({ rel: Buffer.alloc(0), abs: rootBuf }, opts);
-}
-
-function* walkBelow(dir: { rel: Buffer; abs: Buffer }, opts: WalkOptions): Generator<WalkEvent> {
-  let names: Buffer[];
-  try {
-    names = readdirSync(dir.abs, { encoding: 'buffer' });
-  } catch (err) {
-    yield { type: 'problem', rel: dir.rel, abs: dir.abs, code: errnoCode(err) ?? 'EIO', dir: true };
+  if (!rootSt.isDirectory()) return;
+  const fd = openSeenDir(rootBuf, rootSt);
+  if (typeof fd === 'string') {
+    yield { type: 'problem', rel: Buffer.alloc(0), abs: rootBuf, code: fd, dir: true };
     return;
   }
-  names.sort(Buffer.compare);
-  for (const name of names) {
-    const rel = child(dir.rel, name);
-    const abs = Buffer.concat([dir.abs, SLASH, name]);
-    let st: BigIntStats;
+  yield* walkBelow({ rel: Buffer.alloc(0), abs: rootBuf, fd }, opts);
+}
+
+function* walkBelow(dir: { rel: Buffer; abs: Buffer; fd: number }, opts: WalkOptions): Generator<WalkEvent> {
+  try {
+    let names: Buffer[];
     try {
-      st = lstatSync(abs, { bigint: true });
+      names = readdirSync(`/proc/self/fd/${dir.fd}`, { encoding: 'buffer' });
     } catch (err) {
-      yield { type: 'problem', rel, abs, code: errnoCode(err) ?? 'EIO', dir: false };
-      continue;
+      yield { type: 'problem', rel: dir.rel, abs: dir.abs, code: errnoCode(err) ?? 'EIO', dir: true };
+      return;
     }
-    const kind = kindOf(st);
-    if (opts.exclude?.(rel.toString('utf8'), kind === 'd')) continue;
-    if (kind === 'd' && opts.skipDir?.(st, rel)) continue;
-    yield { type: 'entry', rel, abs, st, kind };
-    // Depth first: a folder's contents come right after it, before its next sibling.
-    if (kind === 'd') yield* walkBelow({ rel, abs }, opts);
+    names.sort(Buffer.compare);
+    for (const name of names) {
+      const rel = child(dir.rel, name);
+      const abs = atFd(dir.fd, name);
+      let st: BigIntStats;
+      try {
+        st = lstatSync(abs, { bigint: true });
+      } catch (err) {
+        yield { type: 'problem', rel, abs, code: errnoCode(err) ?? 'EIO', dir: false };
+        continue;
+      }
+      const kind = kindOf(st);
+      if (opts.exclude?.(rel.toString('utf8'), kind === 'd')) continue;
+      if (kind === 'd' && opts.skipDir?.(st, rel)) continue;
+      if (kind !== 'd') {
+        yield { type: 'entry', rel, abs, st, kind };
+        continue;
+      }
+      // A folder is opened (and checked to be the one listed) before it is reported at all.
+      const fd = openSeenDir(abs, st);
+      if (typeof fd === 'string') {
+        yield { type: 'problem', rel, abs, code: fd, dir: true };
+        continue;
+      }
+      let opened = true;
+      try {
+        yield { type: 'entry', rel, abs, st, kind };
+        // Depth first: a folder's contents come right after it, before its next sibling.
+        opened = false;
+        yield* walkBelow({ rel, abs, fd }, opts);
+      } finally {
+        if (opened) closeSync(fd);
+      }
+    }
+  } finally {
+    closeSync(dir.fd);
   }
 }

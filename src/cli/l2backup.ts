@@ -163,7 +163,11 @@ export function buildProgram() {
           const sources = new Set(selectSources(snap.manifest, snap.entries, opts.only));
           const progress = await out.progress(`exporting ${snap.id} to ${file}`);
           try {
-            const res = await exportSnapshot(snap.dir!, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal);
+            const res = await exportSnapshot(snap.dir!, snap.id, snap.entries.filter((e) => sources.has(e.s)), file, signal, (m) => out.warn(m));
+            if (res.skipped.length) {
+              progress.fail(`exported ${snap.id} partially: ${res.files} files into ${file} (${formatBytes(res.bytes)}); ${res.skipped.length} entr${res.skipped.length === 1 ? 'y' : 'ies'} left out (names that differ only in non-UTF-8 bytes): ${res.skipped.slice(0, 5).join(', ')}`);
+              return EXIT.PARTIAL;
+            }
             progress.succeed(`exported ${snap.id}: ${res.files} files into ${file} (${formatBytes(res.bytes)})`);
           } catch (err) {
             progress.fail(`export of ${snap.id} failed; nothing was left at ${file}`);

@@ -5,6 +5,7 @@
  * naming the variable, the masked value, what was expected and where the value came from.
  */
 import { relative, isAbsolute } from 'node:path';
+import { statSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { readEnvFile } from './envfile.js';
 import { Invalid } from './parsers.js';
@@ -134,8 +135,22 @@ function inside(parent: string, child: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
+/** BACKUP_ROOT must be a folder or not exist yet: a file there (or on its path) is a usage error, not an ENOTDIR deep in the lock code. */
+function checkBackupRoot(cfg: Config): void {
+  let code: string | undefined;
+  try {
+    if (statSync(cfg.BACKUP_ROOT).isDirectory()) return;
+    code = 'ENOTDIR';
+  } catch (err) {
+    code = (err as NodeJS.ErrnoException).code;
+  }
+  if (code === 'ENOENT' || code === 'EACCES') return; // created on first use, or reported where it is used
+  throw new ConfigError(`${from(cfg, 'BACKUP_ROOT')}=${cfg.BACKUP_ROOT} is not a folder (${code}); point BACKUP_ROOT at the backups volume's folder`);
+}
+
 /** Checks that involve more than one setting: contradictions are errors, oddities warnings. */
 function crossCheck(cfg: Config, want: Set<Group>): void {
+  checkBackupRoot(cfg);
   if (want.has('alert')) {
     if (cfg.ALERT_TIMEOUT_MS > cfg.ALERT_BUDGET_MS) {
       throw new ConfigError(`${from(cfg, 'ALERT_TIMEOUT_MS')}=${cfg.ALERT_TIMEOUT_MS} is larger than ${from(cfg, 'ALERT_BUDGET_MS')}=${cfg.ALERT_BUDGET_MS}; make the timeout smaller than the budget`);
