@@ -114,7 +114,7 @@ export class S3DeadlineError extends L2Error {}
  * of the size the file list records. Anything else means the snapshot folder was changed under
  * it: the snapshot is damaged and cannot be uploaded.
  */
-async function openSnapshotFile(path: string, size: number | undefined, what: string): Promise<fs.FileHandle> {
+async function openSnapshotFile(path: string | Buffer, size: number | undefined, what: string): Promise<fs.FileHandle> {
   // lstat first, so a FIFO or device is not even opened (opening one can wake a writer);
   // the fstat below checks that what was opened is what was looked at.
   let seen: Awaited<ReturnType<typeof fs.lstat>>;
@@ -143,7 +143,7 @@ async function openSnapshotFile(path: string, size: number | undefined, what: st
   }
 }
 
-async function readSnapshotFile(path: string, size: number | undefined, what: string): Promise<Buffer> {
+async function readSnapshotFile(path: string | Buffer, size: number | undefined, what: string): Promise<Buffer> {
   const fh = await openSnapshotFile(path, size, what);
   try {
     return await fh.readFile();
