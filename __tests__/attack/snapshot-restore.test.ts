@@ -2,7 +2,7 @@
  * Attack on the snapshot pipeline and restore (issue 9 sections 1 and 4). Each test fails on
  * the code under attack (c1ce990..87672fe).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, symlinkSync, rmSync, readdirSync, lstatSync, copyFileSync, mknodSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, symlinkSync, rmSync, readdirSync, lstatSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -16,12 +16,6 @@ afterAll(async () => {
   // GNU rm walks with openat, so a tree deeper than PATH_MAX (the deep-path test) goes too; Node's rm cannot.
   for (const d of made) await execa('rm', ['-rf', d]);
 });
-
-function setup(sources: string) {
-  const sb = sandbox();
-  made.push(sb.dir);
-  return { ...sb, env: { ...sb.env, BACKUP_SOURCES: sources } };
-}
 
 test('export -o into a folder that takes no files (/proc) is one usage line naming -o', async () => {
   const sb = sandbox();

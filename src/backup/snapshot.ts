@@ -8,7 +8,7 @@
  *   walk (walk.ts) -> decide (link, check or copy) -> save (save.ts) -> file list, in walk order
  *   -> publish (publish.ts: durable, rename, fsync the parent).
  */
-import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, unlinkSync, type BigIntStats } from 'node:fs';
+import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, type BigIntStats } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { overlap } from './realpath.js';
