@@ -110,11 +110,11 @@ test('"latest" is the newest complete nightly/snapshot by finish time: never a c
       if (backups.length === 0) return expect(latest).toBeUndefined();
       expect(latest).toBeDefined();
       expect(latest!.kind).not.toBe('emergency-pre-restore');
+      // Complete before partial; within each, the present before the future; then the newest.
       const present = backups.filter((e) => e.finishedAt <= now);
-      const pool = present.length ? present : backups;
-      expect(pool).toContain(latest);
-      const complete = pool.filter((e) => Object.values(e.sources).every((s) => s === 'complete'));
-      const expected = (complete.length ? complete : pool).sort(byFinishDesc)[0];
+      const isComplete = (e: CatalogEntry) => Object.values(e.sources).every((s) => s === 'complete');
+      const tiers = [present.filter(isComplete), backups.filter(isComplete), present, backups];
+      const expected = tiers.find((t) => t.length)!.sort(byFinishDesc)[0];
       expect(latest!.id).toBe(expected!.id);
       // The plan never deletes "latest".
       expect(planRetention(catalog, { days: 0, preRestoreDays: 0 }, now).delete.map((d) => d.id)).not.toContain(latest!.id);
@@ -129,9 +129,8 @@ test('"latest" for given sources holds each of them complete', () => {
       const latest = latestOf(catalog, now, wanted);
       if (latest) for (const s of wanted) expect(latest.sources[s]).toBe('complete');
       else {
-        const present = catalog.filter((e) => isBackup(e) && !e.damaged && e.finishedAt <= now);
-        const pool = present.length ? present : catalog.filter((e) => isBackup(e) && !e.damaged);
-        expect(pool.some((e) => wanted.every((s) => e.sources[s] === 'complete'))).toBe(false);
+        const backups = catalog.filter((e) => isBackup(e) && !e.damaged);
+        expect(backups.some((e) => wanted.every((s) => e.sources[s] === 'complete'))).toBe(false);
       }
     }),
     params,

@@ -90,6 +90,18 @@ test('a snapshot from the future (clock jumped back) never shadows the real ones
   expect(readFileSync(join(target, 'reports/daily.csv'), 'utf8')).toBe('the real newest\n');
 });
 
+test('after the clock moves back, a partial run does not become "latest" over the complete one before it (found by the soak)', async () => {
+  const s = setup();
+  expect((await run('l2backup', ['snapshot'], s.env)).exitCode).toBe(0);
+  const complete = snapshots(s.root)[0]!;
+  // A source goes missing, then a run with the clock 3 days back: partial, and "older".
+  renameSync(join(s.data, 'models'), join(s.data, 'models.away'));
+  expect((await run('l2backup', ['snapshot'], at(s.env, '-3d'))).exitCode).toBe(3);
+  const dry = await run('l2backup', ['restore', 'latest', '--dry-run', '--target', join(s.dir, 'dry')], at(s.env, '-3d'));
+  expect(dry.exitCode).toBe(0);
+  expect(dry.all).toContain(`would restore snapshot ${complete}`);
+});
+
 test('a nightly names its scheduled minute (02:00:03 -> -020000), the next free second if taken; a snapshot keeps its second', async () => {
   const s = setup();
   expect((await run('l2backup', ['nightly'], at(s.env, '@2026-11-20 02:00:03'))).exitCode).toBe(0);

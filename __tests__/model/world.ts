@@ -37,6 +37,8 @@ export interface Expected {
   id: string;
   kind: 'nightly' | 'snapshot' | 'emergency-pre-restore';
   order: number;
+  /** the programs' clock offset (days) when it ran: its recorded finish time, to the day */
+  days: number;
   /** per source: its tree, or undefined when the source was missing */
   trees: Map<Source, Tree | undefined>;
   complete: boolean;
@@ -202,7 +204,7 @@ export class World {
       const k = dir.includes('/.pre-restore/') ? 'emergency-pre-restore' : kind === 'emergency-pre-restore' ? 'snapshot' : kind;
       const complete = SOURCES.every((s) => trees.get(s) !== undefined);
       if (this.expected.has(id)) this.problem(undefined, `snapshot id ${id} was used twice (an earlier snapshot with it was deleted; ids must name new snapshots)`);
-      this.expected.set(id, { id, kind: k, order: ++this.order, trees, complete });
+      this.expected.set(id, { id, kind: k, order: ++this.order, days: this.clockDays, trees, complete });
       this.note(`  new snapshot ${id} (${k}${complete ? '' : ', partial'})`);
     }
   }
@@ -260,11 +262,16 @@ export class World {
     }
   }
 
-  /** The newest complete nightly/snapshot by run order, among those still there. */
+  /**
+   * The newest complete nightly/snapshot by recorded finish time, among those still there; one
+   * recorded after the programs' "now" (the clock moved back) only while none from the present is.
+   */
   expectedLatest(): string | undefined {
     const vis = this.visible();
     const c = [...this.expected.values()].filter((e) => e.kind !== 'emergency-pre-restore' && e.complete && vis.has(e.id) && !vis.get(e.id)!.includes('/.pre-restore/'));
-    return c.sort((a, b) => b.order - a.order)[0]?.id;
+    const present = c.filter((e) => e.days <= this.clockDays);
+    const finish = (e: Expected) => e.days * 1e9 + e.order;
+    return (present.length ? present : c).sort((a, b) => finish(b) - finish(a))[0]?.id;
   }
 
   async checkLatest(): Promise<void> {

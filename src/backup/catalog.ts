@@ -66,9 +66,12 @@ export function catalogEntry(id: string, manifest: Manifest | undefined, remote:
 export function latestOf(catalog: Catalog, now: number, sources?: string[]): CatalogEntry | undefined {
   const backups = catalog.filter((e) => isBackup(e) && !e.damaged).sort(byFinishDesc);
   const present = backups.filter((e) => !fromFuture(e, now));
-  const candidates = present.length ? present : backups;
-  if (sources && sources.length) return candidates.find((e) => sources.every((s) => e.sources[s] === 'complete'));
-  return candidates.find((e) => Object.values(e.sources).every((s) => s === 'complete')) ?? candidates[0];
+  // A complete snapshot beats a partial one even when the clock makes it look "from the future"
+  // (the clock is more likely wrong than the snapshot); among equals, one from the present wins.
+  const complete = sources && sources.length ? (e: CatalogEntry) => sources.every((s) => e.sources[s] === 'complete') : (e: CatalogEntry) => Object.values(e.sources).every((s) => s === 'complete');
+  const found = present.find(complete) ?? backups.find(complete);
+  if (found || (sources && sources.length)) return found;
+  return present[0] ?? backups[0];
 }
 
 /**
