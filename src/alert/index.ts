@@ -223,11 +223,18 @@ export class Alerter {
 
   private lastStatus: number | undefined;
   private lastLatency: number | undefined;
+  /**
+   * Whether this process has attempted a delivery yet. The budget bounds retries and further
+   * messages, never the first attempt: a process slowed down by a busy machine (its budget used
+   * up by a slow start or a lock wait) still sends once, at most ALERT_TIMEOUT_MS past it.
+   */
+  private attempted = false;
 
   private async post(alerts: Alert[], droppedNote?: string): Promise<DeliveryResult> {
     const msg = buildMessage(alerts, droppedNote);
     const { postWebhook } = await import('./webhook.js');
-    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), msg.id, this.budgetDeadline());
+    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), msg.id, this.budgetDeadline(), { firstAttempt: !this.attempted });
+    if (res.attempts > 0) this.attempted = true;
     if (res.ok) {
       this.lastStatus = res.status;
       this.lastLatency = res.latencyMs;
@@ -282,13 +289,13 @@ export class Alerter {
         const state = await this.buffer.readState();
         const wait = state.lastSentAt ? state.lastSentAt + this.cfg.ALERT_MIN_INTERVAL_MS - Date.now() : 0;
         if (wait > 0) {
-          if (Date.now() + wait + 100 > deadline) {
+          if (this.attempted && Date.now() + wait + 100 > deadline) {
             result.error ??= 'paced: the rest is left for the next run';
             return;
           }
           await sleep(wait);
         }
-        if (deadline - Date.now() < 100) {
+        if (this.attempted && deadline - Date.now() < 100) {
           result.error ??= 'alert budget used up: the rest is left for the next run';
           return;
         }
