@@ -170,7 +170,8 @@ const requested = (ctx) => {
 };
 const lockedUntil = (key) => {
   const until = protection.objects[key]?.['x-amz-object-lock-retain-until-date'];
-  return until && Date.parse(until) > Date.now() ? until : undefined;
+  // Only an object that is there is held (one removed behind the server's back is not).
+  return until && Date.parse(until) > Date.now() && fs.existsSync(server.store.getResourcePath(bucket, key, 'object')) ? until : undefined;
 };
 /** bucket and key of a path-style request ('/bucket/key...'), or undefined for a bucket request */
 const target = (ctx) => {

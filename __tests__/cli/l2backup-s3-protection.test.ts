@@ -5,7 +5,7 @@
  * recording proxy and by the stock AWS CLI), check-remote's bucket encryption, object lock
  * holding a remote prune, and a nightly key that may not delete.
  */
-import { readFileSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, appendFileSync, existsSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -199,6 +199,24 @@ test('remote prune keeps a snapshot under object lock ("locked until ...") and t
   expect(prune.exitCode).toBe(0);
   expect(prune.all).toMatch(new RegExp(`remote kept ${held} \\(locked until`));
   expect(prune.all).toMatch(/remote deleted: nothing/);
+});
+
+test('the objects of an incomplete remote snapshot under lock are kept too (DeleteObjects refused per object)', async () => {
+  const s = setup(plain, { S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '10' });
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const [first] = snapshots(s.root);
+  // Its manifest is gone (an interrupted upload, as remote retention sees it): the rest is locked.
+  const aws1 = await aws(plain, ['s3api', 'head-object', '--bucket', plain.bucket, '--key', `${s.prefix}/snapshots/${first}/.l2-manifest.json`]);
+  expect(aws1.exitCode).toBe(0);
+  for (const ext of ['object', 'object.md5', 'metadata.json']) {
+    const f = plain.objectPath(`${s.prefix}/snapshots/${first}/.l2-manifest.json`).replace(/object$/, ext);
+    if (existsSync(f)) rmSync(f);
+  }
+  appendFileSync(join(s.data, 'logs/guardrails.log'), 'more\n');
+  const res = await run('l2backup', ['nightly'], s.env);
+  expect(res.exitCode).toBe(0);
+  expect(res.all).toMatch(new RegExp(`kept ${first} \\(locked until 20`));
+  expect(existsSync(plain.objectPath(`${s.prefix}/snapshots/${first}/models/model.bin`))).toBe(true);
 });
 
 test('a nightly key that may not delete: the nightly succeeds and leaves remote prune to the prune job, which uses its own key', async () => {

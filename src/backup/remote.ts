@@ -4,7 +4,9 @@
  *   s3://bucket[/prefix]/snapshots/<id>/.l2-files.jsonl.gz
  *   s3://bucket[/prefix]/snapshots/<id>/.l2-manifest.json   uploaded last: marks it complete
  * so `aws s3 sync s3://bucket/snapshots/<id>/models/ ./models/` restores a source with the stock
- * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject).
+ * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject, or
+ * UploadPartCopy in ranges from S3_COPY_PART_THRESHOLD_BYTES up). Every write asks for the
+ * configured encryption and object lock (writeProtection); deletes use the prune key if set.
  * The AWS SDK is loaded only here, and only by commands that need it.
  */
 import { constants, createReadStream, promises as fs } from 'node:fs';
