@@ -12,6 +12,19 @@
  *   removes the upload's parts, as S3 does;
  * - key length: S3 refuses to store a key longer than 1024 bytes (400 KeyTooLongError); s3rver
  *   does not check, so it is checked here.
+ * Added for issue 12 (each in its own block below):
+ * - UploadPartCopy (PUT ?partNumber&uploadId with x-amz-copy-source[-range]): s3rver stores an
+ *   empty part; here the part is the source object's bytes (or the range of them);
+ *   DEV_S3_NO_UPLOAD_PART_COPY=1 answers 501 NotImplemented, as some S3-compatible servers do;
+ * - GetBucketEncryption: DEV_S3_BUCKET_ENCRYPTION=AES256|aws:kms[:keyid] answers it; unset, the
+ *   answer is ServerSideEncryptionConfigurationNotFoundError (no default encryption);
+ * - object lock: x-amz-object-lock-mode / -retain-until-date and x-amz-server-side-encryption
+ *   are stored per object (PutObject, CopyObject, multipart uploads), returned by HEAD/GET and
+ *   GET ?retention; DeleteObject(s) of an object before its retain-until date is refused
+ *   (AccessDenied), as AWS refuses to delete a locked version;
+ * - keys: DEV_S3_EXTRA_KEYS=KEY:SECRET,... adds access keys; DEV_S3_DELETE_KEYS=KEY,... (when
+ *   set) lists the only keys allowed to delete objects (the others get AccessDenied), so a
+ *   least-privilege nightly key can be shown for real.
  * Used by the tests and by `npm run demo`.
  * Usage: node --openssl-legacy-provider scripts/dev-s3-server.cjs <port> <dir> <bucket>; prints "ready <port>".
  */
@@ -26,6 +39,7 @@ const FilesystemStore = require('s3rver/lib/stores/filesystem');
 const [port, dir, bucket] = process.argv.slice(2);
 const ACCESS_KEY = 'S3RVER';
 const SECRET = 'S3RVER';
+const SECRETS = new Map([[ACCESS_KEY, SECRET]]);
 
 const original = FilesystemStore.prototype.listObjects;
 FilesystemStore.prototype.listObjects = async function listObjects(b, options) {
@@ -61,7 +75,7 @@ function verifySigV4(ctx) {
   const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/.exec(auth);
   if (!m) return ['InvalidArgument', 'malformed Authorization header'];
   const [, key, date, region, service, signed, signature] = m;
-  if (key !== ACCESS_KEY) return ['InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.'];
+  if (!SECRETS.has(key)) return ['InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.'];
   const [rawPath, rawQuery = ''] = ctx.req.url.split('?');
   const query = rawQuery
     .split('&')
@@ -79,9 +93,10 @@ function verifySigV4(ctx) {
   const amzDate = ctx.get('x-amz-date');
   const scope = `${date}/${region}/${service}/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha(canonical)].join('\n');
-  const kSigning = hmac(hmac(hmac(hmac(`AWS4${SECRET}`, date), region), service), 'aws4_request');
+  const kSigning = hmac(hmac(hmac(hmac(`AWS4${SECRETS.get(key)}`, date), region), service), 'aws4_request');
   const expected = crypto.createHmac('sha256', kSigning).update(toSign).digest('hex');
   if (expected !== signature) return ['SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.'];
+  ctx.state.accessKey = key;
   return null;
 }
 
@@ -121,6 +136,177 @@ server.middleware.unshift(async (ctx, next) => {
   if (typeof copySource === 'string') ctx.req.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(copySource));
   await next();
 });
+// ---- issue 12: keys, UploadPartCopy, bucket encryption, per-object SSE and object lock ----
+const xmlError = (ctx, status, code, message) => {
+  ctx.status = status;
+  ctx.type = 'application/xml';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+};
+const xmlEscape = (s) => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]);
+const xmlUnescape = (s) => s.replace(/&(lt|gt|amp|apos|quot|#(\d+)|#x([0-9a-fA-F]+));/g, (_, n, d, h) => (d ? String.fromCodePoint(Number(d)) : h ? String.fromCodePoint(parseInt(h, 16)) : { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' }[n]));
+
+const { DUMMY_ACCOUNT } = require('s3rver/lib/models/account');
+for (const pair of (process.env.DEV_S3_EXTRA_KEYS ?? '').split(',').filter(Boolean)) {
+  const [k, ...rest] = pair.split(':');
+  SECRETS.set(k, rest.join(':'));
+  DUMMY_ACCOUNT.createKeyPair(k, rest.join(':'));
+}
+const deleteKeys = process.env.DEV_S3_DELETE_KEYS ? new Set(process.env.DEV_S3_DELETE_KEYS.split(',').filter(Boolean)) : undefined;
+
+/** Per-object protection (SSE, lock), kept beside the bucket; multipart uploads by id until completed. */
+const protectionFile = path.join(dir, '._l2dev_protection.json');
+const protection = fs.existsSync(protectionFile) ? JSON.parse(fs.readFileSync(protectionFile, 'utf8')) : { objects: {}, uploads: {} };
+const saveProtection = () => {
+  fs.writeFileSync(`${protectionFile}.tmp`, JSON.stringify(protection));
+  fs.renameSync(`${protectionFile}.tmp`, protectionFile);
+};
+const requested = (ctx) => {
+  const p = {};
+  for (const h of ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date']) {
+    const v = ctx.get(h);
+    if (v) p[h] = v;
+  }
+  return p;
+};
+const lockedUntil = (key) => {
+  const until = protection.objects[key]?.['x-amz-object-lock-retain-until-date'];
+  // Only an object that is there is held (one removed behind the server's back is not).
+  return until && Date.parse(until) > Date.now() && fs.existsSync(server.store.getResourcePath(bucket, key, 'object')) ? until : undefined;
+};
+/** bucket and key of a path-style request ('/bucket/key...'), or undefined for a bucket request */
+const target = (ctx) => {
+  const p = ctx.req.url.split('?')[0];
+  const i = p.indexOf('/', 1);
+  if (i === -1 || i === p.length - 1) return { bucket: decodeURIComponent(p.slice(1).replace(/\/$/, '')), key: undefined };
+  return { bucket: decodeURIComponent(p.slice(1, i)), key: decodeURIComponent(p.slice(i + 1)) };
+};
+const copySourceOf = (ctx) => {
+  let src = decodeURIComponent(ctx.req.headers['x-amz-copy-source'].split('?')[0]);
+  if (src.startsWith('/')) src = src.slice(1);
+  const i = src.indexOf('/');
+  return { bucket: src.slice(0, i), key: src.slice(i + 1) };
+};
+
+async function uploadPartCopy(ctx) {
+  if (process.env.DEV_S3_NO_UPLOAD_PART_COPY === '1') return xmlError(ctx, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented');
+  const { uploadId, partNumber } = ctx.query;
+  const uploadDir = path.join(dir, bucket, '._S3rver_uploads', String(uploadId));
+  if (!/^[0-9a-f]+$/.test(String(uploadId)) || !fs.existsSync(uploadDir)) return xmlError(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+  const src = copySourceOf(ctx);
+  const srcPath = server.store.getResourcePath(src.bucket, src.key, 'object');
+  if (!fs.existsSync(srcPath)) return xmlError(ctx, 404, 'NoSuchKey', 'The specified key does not exist.');
+  const size = fs.statSync(srcPath).size;
+  let start = 0;
+  let end = size - 1;
+  const range = ctx.get('x-amz-copy-source-range');
+  if (range) {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(range);
+    if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) >= size) return xmlError(ctx, 400, 'InvalidArgument', 'The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy');
+    start = Number(m[1]);
+    end = Number(m[2]);
+  }
+  const partPath = path.join(uploadDir, String(Number(partNumber)));
+  const md5 = crypto.createHash('md5');
+  await new Promise((resolve, reject) => {
+    const out = fs.createWriteStream(partPath);
+    fs.createReadStream(srcPath, { start, end })
+      .on('data', (c) => md5.update(c))
+      .on('error', reject)
+      .pipe(out)
+      .on('finish', resolve)
+      .on('error', reject);
+  });
+  const etag = md5.digest('hex');
+  fs.writeFileSync(`${partPath}.md5`, etag);
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><CopyPartResult><LastModified>${new Date().toISOString()}</LastModified><ETag>"${etag}"</ETag></CopyPartResult>`;
+}
+
+async function deleteObjects(ctx, t) {
+  const body = await new Promise((resolve, reject) => {
+    const chunks = [];
+    ctx.req.on('data', (c) => chunks.push(c));
+    ctx.req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    ctx.req.on('error', reject);
+  });
+  const keys = [...body.matchAll(/<Key>([\s\S]*?)<\/Key>/g)].map((m) => xmlUnescape(m[1]));
+  const quiet = /<Quiet>true<\/Quiet>/.test(body);
+  const deleted = [];
+  const errors = [];
+  for (const key of keys) {
+    const denied = deleteKeys && !deleteKeys.has(ctx.state.accessKey) ? 'Access Denied' : lockedUntil(key) ? 'Access Denied because object protected by object lock.' : undefined;
+    if (denied) {
+      errors.push(`<Error><Key>${xmlEscape(key)}</Key><Code>AccessDenied</Code><Message>${denied}</Message></Error>`);
+      continue;
+    }
+    if (await server.store.existsObject(t.bucket, key)) await server.store.deleteObject(t.bucket, key);
+    if (protection.objects[key]) {
+      delete protection.objects[key];
+      saveProtection();
+    }
+    if (!quiet) deleted.push(`<Deleted><Key>${xmlEscape(key)}</Key></Deleted>`);
+  }
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${deleted.join('')}${errors.join('')}</DeleteResult>`;
+}
+
+server.middleware.splice(1, 0, async (ctx, next) => {
+  const t = target(ctx);
+  const q = ctx.query;
+  if (!t.key) {
+    if (ctx.method === 'GET' && 'encryption' in q) {
+      const conf = process.env.DEV_S3_BUCKET_ENCRYPTION;
+      if (!conf || conf === 'none') return xmlError(ctx, 404, 'ServerSideEncryptionConfigurationNotFoundError', 'The server side encryption configuration was not found');
+      const [alg, ...kms] = conf.split(':');
+      ctx.status = 200;
+      ctx.type = 'application/xml';
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>${alg}</SSEAlgorithm>${kms.length ? `<KMSMasterKeyID>${xmlEscape(kms.join(':'))}</KMSMasterKeyID>` : ''}</ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>`;
+      return;
+    }
+    if (ctx.method === 'POST' && 'delete' in q) return deleteObjects(ctx, t);
+    return next();
+  }
+  if (ctx.method === 'PUT' && 'uploadId' in q && 'partNumber' in q && ctx.req.headers['x-amz-copy-source']) return uploadPartCopy(ctx);
+  if (ctx.method === 'DELETE' && !('uploadId' in q)) {
+    if (deleteKeys && !deleteKeys.has(ctx.state.accessKey)) return xmlError(ctx, 403, 'AccessDenied', 'Access Denied');
+    if (lockedUntil(t.key)) return xmlError(ctx, 403, 'AccessDenied', 'Access Denied because object protected by object lock.');
+    await next();
+    if (ctx.status < 300 && protection.objects[t.key]) {
+      delete protection.objects[t.key];
+      saveProtection();
+    }
+    return;
+  }
+  if (ctx.method === 'GET' && 'retention' in q) {
+    const p = protection.objects[t.key];
+    if (!p?.['x-amz-object-lock-mode']) return xmlError(ctx, 404, 'NoSuchObjectLockConfiguration', 'The specified object does not have a ObjectLock configuration');
+    ctx.status = 200;
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>${p['x-amz-object-lock-mode']}</Mode><RetainUntilDate>${p['x-amz-object-lock-retain-until-date']}</RetainUntilDate></Retention>`;
+    return;
+  }
+  const wanted = requested(ctx);
+  await next();
+  if (ctx.status >= 300) return;
+  if ((ctx.method === 'GET' || ctx.method === 'HEAD') && protection.objects[t.key]) {
+    for (const [h, v] of Object.entries(protection.objects[t.key])) ctx.set(h, v);
+  } else if (ctx.method === 'PUT' && !('uploadId' in q)) {
+    protection.objects[t.key] = wanted; // PutObject or CopyObject: each write asks again
+    saveProtection();
+  } else if (ctx.method === 'POST' && 'uploads' in q) {
+    const id = /<UploadId>([0-9a-f]+)<\/UploadId>/.exec(String(ctx.body))?.[1];
+    if (id) protection.uploads[id] = wanted;
+    saveProtection();
+  } else if (ctx.method === 'POST' && 'uploadId' in q) {
+    protection.objects[t.key] = protection.uploads[q.uploadId] ?? {};
+    delete protection.uploads[q.uploadId];
+    saveProtection();
+  }
+});
+// ---- end of issue 12 block ----
+
 server.run().then((addr) => {
   process.stdout.write(`ready ${addr.port}\n`);
 });

@@ -15,6 +15,8 @@ export interface FaultProxy {
   port: number;
   faults: Fault[];
   seen: Fault[];
+  /** every request that reached the proxy, in order (a recording proxy) */
+  requests: { method: string; url: string; headers: http.IncomingHttpHeaders }[];
   delayMs: number;
   /** accept and never answer, every request, until cleared */
   hang: boolean;
@@ -28,8 +30,9 @@ export interface FaultProxy {
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   const sockets = new Set<Socket>();
-  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], delayMs: 10_000, hang: false, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
+  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], requests: [], delayMs: 10_000, hang: false, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
   const server = http.createServer((req, res) => {
+    p.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (p.hang) return;
     const fault = p.faults.shift() ?? 'pass';
     p.seen.push(fault);

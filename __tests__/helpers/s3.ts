@@ -17,7 +17,8 @@ export interface TestS3 {
   start(): Promise<void>;
 }
 
-export async function startS3(bucket = 'l2trading-staging', port?: number): Promise<TestS3> {
+/** `env`: the dev server's own switches (DEV_S3_*: see scripts/dev-s3-server.cjs). */
+export async function startS3(bucket = 'l2trading-staging', port?: number, env: Record<string, string> = {}): Promise<TestS3> {
   const dir = mkdtempSync(join(scratch(), 'l2s3-'));
   const p = port ?? (await deadPort());
   let child: ResultPromise | undefined;
@@ -28,7 +29,7 @@ export async function startS3(bucket = 'l2trading-staging', port?: number): Prom
     bucket,
     objectPath: (key) => join(dir, bucket, `${key}._S3rver_object`),
     start: async () => {
-      const c = execa('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false });
+      const c = execa('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(p), dir, bucket], { reject: false, buffer: false, env });
       child = tracked(c);
       await new Promise<void>((resolve, reject) => {
         c.stdout!.on('data', (d: Buffer) => {

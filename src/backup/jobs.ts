@@ -65,7 +65,7 @@ export async function backupJob(ctx: JobContext, kind: 'nightly' | 'snapshot'): 
   if (typeof snap === 'number') return snap;
   const upload = await queueAndUpload(ctx, run, snap);
   // Retention only now that a new snapshot is complete, and only after a backup (never a capture).
-  if (upload.state === 'uploaded') await applyRemoteRetention(ctx, run.records);
+  if (upload.state === 'uploaded') await applyRemoteRetention(ctx, run.records, run.notes);
   await applyRetention(ctx, run.records, false);
   return finishRun(ctx, run, snap, upload);
 }
@@ -90,6 +90,8 @@ interface Run {
   started: number;
   records: BackupRecords;
   alerter: Alerter;
+  /** notes said once this run (see noteOnce), kept in the run record */
+  notes: string[];
 }
 
 interface Captured {
@@ -106,8 +108,20 @@ interface UploadOutcome {
   skipped: number;
 }
 
+/**
+ * Issue 12: a run's notes for the operator that are not failures (copies that fell back to an
+ * upload, remote prune left to the prune job). Each is said once, as a warning line, and kept in
+ * the run record, so that it is seen and not repeated silently every night.
+ */
+function noteOnce(ctx: JobContext, notes: string[], note: string, warn = true): void {
+  if (notes.includes(note)) return;
+  notes.push(note);
+  if (warn) ctx.out.warn(note);
+  else ctx.out.info(note);
+}
+
 function startRun(ctx: JobContext, kind: SnapshotKind): Run {
-  return { kind, command: `l2backup ${kind}`, started: Date.now(), records: new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)), alerter: new Alerter(ctx.cfg, ctx.out, 'l2backup') };
+  return { kind, command: `l2backup ${kind}`, started: Date.now(), records: new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)), alerter: new Alerter(ctx.cfg, ctx.out, 'l2backup'), notes: [] };
 }
 
 export async function removeLeftovers(ctx: JobContext): Promise<void> {
@@ -169,6 +183,7 @@ async function queueAndUpload(ctx: JobContext, run: Run, snap: Captured, uploadC
   if (run.kind === 'emergency-pre-restore' && !uploadCapture) return { state: 'not uploaded (pre-restore capture)', skipped: 0 };
   await run.records.setRemote({ id: snap.id, state: 'pending', kind: run.kind, pendingSince: snap.manifest.finishedAt, attempts: 0, bucket: settings.bucket });
   const sync = await uploadPending(ctx, run.records);
+  run.notes.push(...sync.notes.filter((n) => !run.notes.includes(n)));
   const mine = await run.records.remote(snap.id);
   const state = mine?.state === 'uploaded' ? 'uploaded' : mine?.state === 'skipped' ? 'skipped (cannot be uploaded)' : 'pending';
   return { state, error: sync.error, skipped: sync.skipped.length };
@@ -198,6 +213,7 @@ async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: Uplo
     remote: upload.state,
     ...(pendingSince ? { remotePendingSince: pendingSince } : {}),
     warnings: manifest.warnings.length,
+    ...(run.notes.length ? { notes: run.notes } : {}),
     ...(upload.error ? { error: upload.error } : {}),
   };
   await records.writeRun(rec);
@@ -222,6 +238,8 @@ export interface SyncResult {
   skipped: { id: string; reason: string }[];
   /** the upload that failed for a reason that may pass (network, server, credentials): the rest waits */
   error?: string;
+  /** notes said once (see noteOnce) */
+  notes: string[];
 }
 
 /**
@@ -231,7 +249,7 @@ export interface SyncResult {
  */
 export async function uploadPending(ctx: JobContext, records: BackupRecords): Promise<SyncResult> {
   const { cfg, out } = ctx;
-  const result: SyncResult = { uploaded: [], skipped: [] };
+  const result: SyncResult = { uploaded: [], skipped: [], notes: [] };
   const settings = remoteSettings(cfg);
   if (!settings) return result;
   const pending = (await records.allRemote()).filter((r) => r.state === 'pending');
@@ -286,6 +304,9 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
             onProgress: (done, total, sent) => progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`),
           });
           progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
+          if (res.copyFallback && !result.notes.some((n) => n.startsWith('server-side copy failed'))) {
+            noteOnce(ctx, result.notes, `server-side copy failed for ${res.copyFallback.count} unchanged object(s) of ${rec.id}, uploaded again instead (first: ${res.copyFallback.first}); check that the server and key allow CopyObject and UploadPartCopy`);
+          }
           await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
           result.uploaded.push(rec.id);
           continue;
@@ -336,12 +357,14 @@ async function remoteBase(remote: Remote, records: BackupRecords, id: string, lo
 }
 
 /** Remote retention after a backup's successful upload round; a failure is a warning. Caller holds the lock. */
-export async function applyRemoteRetention(ctx: JobContext, records: BackupRecords): Promise<void> {
+export async function applyRemoteRetention(ctx: JobContext, records: BackupRecords, notes: string[] = []): Promise<void> {
   const settings = remoteSettings(ctx.cfg);
   if (!settings) return;
   const remote = await Remote.open(settings);
   try {
-    await pruneRemote(ctx, remote, records);
+    const plan = await pruneRemote(ctx, remote, records);
+    // A least-privilege nightly key may not delete: not a failure, the prune job does it.
+    if (plan.denied) noteOnce(ctx, notes, `remote prune is left to the prune job ('l2backup prune --remote' with S3_PRUNE_ACCESS_KEY_ID): ${plan.denied}`, false);
   } catch (err) {
     ctx.out.warn(`remote retention skipped: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
   } finally {

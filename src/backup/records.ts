@@ -28,6 +28,8 @@ export interface RunRecord {
   remotePendingSince?: string;
   error?: string;
   warnings?: number;
+  /** things the operator was told once that are not failures (issue 12: copy fallback, prune left to the prune job) */
+  notes?: string[];
 }
 
 export type RemoteState = 'pending' | 'uploaded' | 'skipped';

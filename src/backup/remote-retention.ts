@@ -5,7 +5,7 @@
  * skipped upload) that are not pending locally are removed.
  */
 import type { JobContext } from './jobs.js';
-import type { Remote } from './remote.js';
+import { DeleteDeniedError, LockedError, type Remote } from './remote.js';
 import type { BackupRecords } from './records.js';
 import { remoteCatalog } from './catalog.js';
 import { planRetention } from './retention.js';
@@ -15,6 +15,10 @@ export interface RemotePrunePlan {
   delete: { id: string; why: string }[];
   keep: string[];
   refused?: string;
+  /** planned deletes that object lock refused: kept, with the date the lock ends */
+  locked?: { id: string; until?: string }[];
+  /** the key may not delete: the deletes were left (to the prune job) */
+  denied?: string;
 }
 
 export async function planRemotePrune(remote: Remote, records: BackupRecords, days: number, now: number): Promise<RemotePrunePlan> {
@@ -34,7 +38,22 @@ export async function pruneRemote(ctx: JobContext, remote: Remote, records: Back
   if (dryRun) return plan;
   const local = new Set((await listLocal(ctx.cfg.BACKUP_ROOT, true)).map((r) => r.id));
   for (const d of plan.delete) {
-    await remote.deleteSnapshot(d.id);
+    try {
+      await remote.deleteSnapshot(d.id);
+    } catch (err) {
+      // Object lock holds it (not a failure: the server does what it was asked to), or this key
+      // may not delete at all (a least-privilege nightly key): nothing more to try this run.
+      if (err instanceof LockedError) {
+        (plan.locked ??= []).push({ id: d.id, until: err.until });
+        ctx.out.info(`remote retention: kept ${d.id} (locked until ${err.until ?? 'a later date'})`);
+        continue;
+      }
+      if (err instanceof DeleteDeniedError) {
+        plan.denied = err.message;
+        break;
+      }
+      throw err;
+    }
     const rec = await records.remote(d.id);
     // Gone on both sides: nothing left to remember (kept only while the id lives somewhere).
     if (rec && !local.has(d.id)) await records.removeRemote(d.id);

@@ -4,7 +4,9 @@
  *   s3://bucket[/prefix]/snapshots/<id>/.l2-files.jsonl.gz
  *   s3://bucket[/prefix]/snapshots/<id>/.l2-manifest.json   uploaded last: marks it complete
  * so `aws s3 sync s3://bucket/snapshots/<id>/models/ ./models/` restores a source with the stock
- * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject).
+ * CLI. Objects unchanged since the base remote snapshot are copied server-side (CopyObject, or
+ * UploadPartCopy in ranges from S3_COPY_PART_THRESHOLD_BYTES up). Every write asks for the
+ * configured encryption and object lock (writeProtection); deletes use the prune key if set.
  * The AWS SDK is loaded only here, and only by commands that need it.
  */
 import { constants, createReadStream, promises as fs } from 'node:fs';
@@ -52,6 +54,13 @@ export interface RemoteSettings {
   concurrency: number;
   multipartBytes: number;
   timeoutMs: number;
+  /** issue 12: multipart server-side copies, encryption, object lock, a key for deletes */
+  copyPartThreshold: number;
+  copyPartBytes: number;
+  sse?: 'AES256' | 'aws:kms';
+  sseKmsKeyId?: string;
+  lock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
+  pruneCredentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 export function remoteSettings(cfg: Config): RemoteSettings | undefined {
@@ -66,13 +75,46 @@ export function remoteSettings(cfg: Config): RemoteSettings | undefined {
     concurrency: cfg.BACKUP_UPLOAD_CONCURRENCY,
     multipartBytes: cfg.BACKUP_MULTIPART_MB * 1024 * 1024,
     timeoutMs: cfg.S3_TIMEOUT_MS,
+    copyPartThreshold: cfg.S3_COPY_PART_THRESHOLD_BYTES,
+    copyPartBytes: cfg.S3_COPY_PART_BYTES,
+    ...(cfg.S3_SSE ? { sse: cfg.S3_SSE } : {}),
+    ...(cfg.S3_SSE_KMS_KEY_ID ? { sseKmsKeyId: cfg.S3_SSE_KMS_KEY_ID } : {}),
+    ...(cfg.S3_OBJECT_LOCK_MODE && cfg.S3_OBJECT_LOCK_DAYS ? { lock: { mode: cfg.S3_OBJECT_LOCK_MODE, days: cfg.S3_OBJECT_LOCK_DAYS } } : {}),
+    ...(cfg.S3_PRUNE_ACCESS_KEY_ID && cfg.S3_PRUNE_SECRET_ACCESS_KEY ? { pruneCredentials: { accessKeyId: cfg.S3_PRUNE_ACCESS_KEY_ID, secretAccessKey: cfg.S3_PRUNE_SECRET_ACCESS_KEY } } : {}),
   };
 }
+
+/**
+ * What every write asks of the server (issue 12): encryption and object lock. Each PutObject,
+ * CreateMultipartUpload and CopyObject carries it: a copy that does not ask again loses it.
+ */
+export function writeProtection(settings: RemoteSettings, now = Date.now()) {
+  return {
+    ...(settings.sse ? { ServerSideEncryption: settings.sse } : {}),
+    ...(settings.sse === 'aws:kms' && settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
+    ...(settings.lock ? { ObjectLockMode: settings.lock.mode, ObjectLockRetainUntilDate: new Date(now + settings.lock.days * 86_400_000) } : {}),
+  };
+}
+
+/** An object that object lock keeps until `until` (a delete refused before then). */
+export class LockedError extends L2Error {
+  constructor(
+    readonly key: string,
+    readonly until: string | undefined,
+  ) {
+    super(`${key} is under object lock${until ? ` until ${until}` : ''}`);
+  }
+}
+
+/** The key in use may not delete (AccessDenied on a delete of an object no lock holds). */
+export class DeleteDeniedError extends L2Error {}
 
 export interface UploadResult {
   bytesSent: number;
   copied: number;
   uploaded: number;
+  /** server-side copies that failed and were uploaded instead: how many, and the first reason */
+  copyFallback?: { count: number; first: string };
 }
 
 export interface UploadOptions {
@@ -161,6 +203,8 @@ export class Remote {
     readonly settings: RemoteSettings,
     readonly client: S3Client,
     private readonly sdk: SDK,
+    /** the client for deletes: the prune key's when one is set (issue 12) */
+    private readonly deleteClient: S3Client = client,
   ) {
     this.base = settings.prefix ? `${settings.prefix}/snapshots/` : 'snapshots/';
   }
@@ -170,10 +214,16 @@ export class Remote {
     // otherwise land in every cron log.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const sdk = await import('@aws-sdk/client-s3');
-    const client = new sdk.S3Client({
+    const client = Remote.makeClient(sdk, settings, settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined);
+    const deleteClient = settings.pruneCredentials ? Remote.makeClient(sdk, settings, settings.pruneCredentials) : client;
+    return new Remote(settings, client, sdk, deleteClient);
+  }
+
+  private static makeClient(sdk: SDK, settings: RemoteSettings, credentials: { accessKeyId: string; secretAccessKey: string } | undefined): S3Client {
+    return new sdk.S3Client({
       region: settings.region,
       ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
-      ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
+      ...(credentials ? { credentials } : {}),
       requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       maxAttempts: S3_ATTEMPTS,
@@ -188,7 +238,6 @@ export class Remote {
         throwOnRequestTimeout: true,
       },
     });
-    return new Remote(settings, client, sdk);
   }
 
   /** One call's whole bound: S3_ATTEMPTS answers of REQUEST_TIMEOUTS x S3_TIMEOUT_MS each. */
@@ -430,15 +479,50 @@ export class Remote {
     return there.filesSha256 === manifest.filesSha256 && there.finishedAt === manifest.finishedAt ? 'same' : 'other';
   }
 
-  /** Deletes a remote snapshot, manifest first so that it never looks complete half-deleted. */
+  /**
+   * Deletes a remote snapshot, manifest first so that it never looks complete half-deleted, with
+   * the prune key when one is set. A delete refused for an object under object lock throws
+   * LockedError (with the date); one refused for want of permission throws DeleteDeniedError.
+   */
   async deleteSnapshot(id: string): Promise<void> {
     const manifestKey = this.key(id, MANIFEST);
-    await this.bounded('DELETE', (abortSignal) => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: manifestKey }), { abortSignal }));
+    try {
+      await this.bounded('DELETE', (abortSignal) => this.deleteClient.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: manifestKey }), { abortSignal }));
+    } catch (err) {
+      const e = err as { name?: string; Code?: string };
+      if ((e.name ?? e.Code) === 'AccessDenied') throw await this.whyDenied(manifestKey);
+      throw err;
+    }
     const keys = (await this.listKeys(`${this.base}${id}/`)).map((o) => o.key);
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
-      const res = await this.bounded('DeleteObjects', (abortSignal) => this.client.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal }));
+      const res = await this.bounded('DeleteObjects', (abortSignal) => this.deleteClient.send(new this.sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal }));
+      const denied = res.Errors?.find((x) => x.Code === 'AccessDenied');
+      if (denied?.Key) throw await this.whyDenied(denied.Key);
       if (res.Errors?.length) throw new L2Error(`could not delete ${res.Errors.length} object(s) of remote snapshot ${id}: ${res.Errors[0]?.Code ?? 'error'}`);
+    }
+  }
+
+  /** A delete of `key` was refused: under object lock (until when), or the key may not delete. */
+  private async whyDenied(key: string): Promise<L2Error> {
+    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => undefined);
+    const until = head?.ObjectLockRetainUntilDate;
+    if (until && until.getTime() > Date.now()) return new LockedError(key, until.toISOString());
+    const which = this.settings.pruneCredentials ? 'S3_PRUNE_ACCESS_KEY_ID' : 'S3_ACCESS_KEY_ID';
+    return new DeleteDeniedError(`S3 denied the delete of ${key.slice(0, 120)}: the key in ${which} may not delete objects`);
+  }
+
+  /** The bucket's default encryption ('none' when it has none), for check-remote. */
+  async bucketEncryption(): Promise<string> {
+    try {
+      const res = await this.bounded('GetBucketEncryption', (abortSignal) => this.client.send(new this.sdk.GetBucketEncryptionCommand({ Bucket: this.settings.bucket }), { abortSignal }));
+      const rule = res.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+      if (!rule?.SSEAlgorithm) return 'none';
+      return rule.KMSMasterKeyID ? `${rule.SSEAlgorithm} (key ${rule.KMSMasterKeyID})` : rule.SSEAlgorithm;
+    } catch (err) {
+      const e = err as { name?: string; Code?: string };
+      if ((e.name ?? e.Code) === 'ServerSideEncryptionConfigurationNotFoundError') return 'none';
+      throw err;
     }
   }
 
@@ -456,6 +540,7 @@ export class Remote {
               // The server checks the body against this: a corrupted upload is refused, not stored.
               ContentMD5: createHash('md5').update(data).digest('base64'),
               Metadata: { sha256 },
+              ...writeProtection(this.settings),
             }),
             { abortSignal },
           ),
@@ -504,7 +589,7 @@ export class Remote {
     source.on('error', (err) => checked.destroy(new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`)));
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.settings.bucket, Key: key, Body: source.pipe(checked), Metadata: { sha256 } },
+      params: { Bucket: this.settings.bucket, Key: key, Body: source.pipe(checked), Metadata: { sha256 }, ...writeProtection(this.settings) },
       partSize,
       queueSize: Math.max(1, Math.min(4, this.settings.concurrency)),
       leavePartsOnError: false,
@@ -548,11 +633,50 @@ export class Remote {
             Key: toKey,
             CopySource: `${this.settings.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
             MetadataDirective: 'COPY',
+            ...writeProtection(this.settings),
           }),
           { abortSignal },
         ),
       signal,
     );
+  }
+
+  /**
+   * A server-side copy of a large object in parts (CreateMultipartUpload, UploadPartCopy with
+   * x-amz-copy-source-range, CompleteMultipartUpload): CopyObject stops at 5 GiB. The source must
+   * be the object the manifest describes: its size, and the sha256 recorded on it at upload.
+   */
+  async copyLarge(fromKey: string, toKey: string, size: number, sha256: string, signal: AbortSignal): Promise<void> {
+    const { bucket } = this.settings;
+    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: bucket, Key: fromKey }), { abortSignal }), signal);
+    if (head.ContentLength !== size || head.Metadata?.sha256 !== sha256) {
+      throw new L2Error(`the base object ${fromKey.slice(0, 120)} is not the one the manifest describes (${head.ContentLength} bytes, recorded sha256 ${(head.Metadata?.sha256 ?? 'none').slice(0, 12)}; expected ${size} bytes, ${sha256.slice(0, 12)}…)`);
+    }
+    const created = await this.bounded('CreateMultipartUpload', (abortSignal) => this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: toKey, Metadata: { sha256 }, ...writeProtection(this.settings) }), { abortSignal }), signal);
+    const uploadId = created.UploadId!;
+    const copySource = `${bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`;
+    // At most 10,000 parts (S3's limit), each at least S3_COPY_PART_BYTES.
+    const partBytes = Math.max(this.settings.copyPartBytes, Math.ceil(size / 10_000));
+    const ranges = Array.from({ length: Math.max(1, Math.ceil(size / partBytes)) }, (_, i) => ({ n: i + 1, first: i * partBytes, last: Math.min(size, (i + 1) * partBytes) - 1 }));
+    const etags: { PartNumber: number; ETag: string }[] = [];
+    try {
+      await pool(ranges, Math.max(1, Math.min(4, this.settings.concurrency)), signal, async (r) => {
+        const res = await this.bounded(
+          'UploadPartCopy',
+          (abortSignal) => this.client.send(new this.sdk.UploadPartCopyCommand({ Bucket: bucket, Key: toKey, UploadId: uploadId, PartNumber: r.n, CopySource: copySource, CopySourceRange: `bytes=${r.first}-${r.last}` }), { abortSignal }),
+          signal,
+        );
+        if (!res.CopyPartResult?.ETag) throw new L2Error(`UploadPartCopy of part ${r.n} of ${toKey.slice(0, 120)} returned no ETag`);
+        etags.push({ PartNumber: r.n, ETag: res.CopyPartResult.ETag });
+      });
+      etags.sort((a, b) => a.PartNumber - b.PartNumber);
+      await this.bounded('CompleteMultipartUpload', (abortSignal) => this.client.send(new this.sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: toKey, UploadId: uploadId, MultipartUpload: { Parts: etags } }), { abortSignal }), signal);
+    } catch (err) {
+      await this.bounded('AbortMultipartUpload', (abortSignal) => this.client.send(new this.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: toKey, UploadId: uploadId }), { abortSignal })).catch(() => {});
+      throw err;
+    }
+    const done = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: bucket, Key: toKey }), { abortSignal }), signal);
+    if (done.ContentLength !== size) throw new L2Error(`copied ${toKey.slice(0, 120)} has ${done.ContentLength} bytes on S3, expected ${size}`);
   }
 
   /** Uploads a local snapshot: objects (copied server-side when unchanged), file list, manifest last. */
@@ -565,14 +689,19 @@ export class Remote {
     await pool(files, this.settings.concurrency, opts.signal, async (e) => {
       const key = this.sourceKey(opts.id, e.s, remoteName(e));
       if (opts.base && baseSha.get(entryBytesKey(e)) === e.sha256) {
+        const from = this.sourceKey(opts.base.id, e.s, remoteName(e));
         try {
-          await this.copy(this.sourceKey(opts.base.id, e.s, remoteName(e)), key, opts.signal);
+          if ((e.size ?? 0) >= this.settings.copyPartThreshold) await this.copyLarge(from, key, e.size ?? 0, e.sha256!, opts.signal);
+          else await this.copy(from, key, opts.signal);
           result.copied++;
           opts.onProgress?.(++done, files.length, result.bytesSent);
           return;
         } catch (err) {
           if (opts.signal.aborted) throw err;
-          // The base object is gone or the server refuses copies: upload instead.
+          // The base object is gone or the server refuses copies: upload instead, and say so
+          // (the caller reports it once per run and records it).
+          const why = `${e.s}/${e.p}: ${err instanceof L2Error ? err.message : this.describe(err).split(';')[0]}`;
+          result.copyFallback = { count: (result.copyFallback?.count ?? 0) + 1, first: result.copyFallback?.first ?? why };
         }
       }
       const path = Buffer.concat([Buffer.from(`${join(opts.dir, e.s)}/`), entryPath(e)]);
@@ -601,5 +730,6 @@ export class Remote {
 
   destroy(): void {
     this.client.destroy();
+    if (this.deleteClient !== this.client) this.deleteClient.destroy();
   }
 }

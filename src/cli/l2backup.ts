@@ -193,7 +193,12 @@ export function buildProgram() {
             const remote = await openRemote(ctx.cfg);
             try {
               const plan = await pruneRemote(ctx, remote, records, Boolean(opts.dryRun));
-              ctx.out.print(`remote ${opts.dryRun ? 'would delete' : 'deleted'}: ${plan.delete.length ? plan.delete.map((d) => `${d.id} (${d.why})`).join(', ') : 'nothing'}`);
+              const held = new Set((plan.locked ?? []).map((l) => l.id));
+              const gone = plan.delete.filter((d) => !held.has(d.id));
+              ctx.out.print(`remote ${opts.dryRun ? 'would delete' : 'deleted'}: ${gone.length ? gone.map((d) => `${d.id} (${d.why})`).join(', ') : 'nothing'}`);
+              for (const l of plan.locked ?? []) ctx.out.print(`remote kept ${l.id} (locked until ${l.until ?? 'a later date'})`);
+              // The prune job's own key must be able to delete: that is a failed prune.
+              if (plan.denied) throw new L2Error(`remote prune failed: ${plan.denied}; give the prune job a key that may delete (S3_PRUNE_ACCESS_KEY_ID/S3_PRUNE_SECRET_ACCESS_KEY)`);
             } catch (err) {
               if (err instanceof L2Error) throw err;
               throw new L2Error(remote.describe(err));
@@ -225,6 +230,10 @@ export function buildProgram() {
       try {
         const ids = await remote.listIds();
         out.print(`remote OK: ${remote.url} answers; ${ids.length} snapshot folder(s)`);
+        // Issue 12: whether the bucket encrypts by default (a key without the right to ask is not a failed check).
+        const encryption = await remote.bucketEncryption().catch((err) => `unknown (${remote.describe(err).split(';')[0]})`);
+        const asked = cfg.S3_SSE ? `; l2backup asks for ${cfg.S3_SSE} on every write (S3_SSE)` : '; l2backup asks for none (S3_SSE unset)';
+        out.print(`bucket default encryption: ${encryption}${asked}`);
         return EXIT.OK;
       } catch (err) {
         throw new L2Error(`remote check failed: ${remote.describe(err)}`);

@@ -148,6 +148,19 @@ function checkBackupRoot(cfg: Config): void {
   throw new ConfigError(`${from(cfg, 'BACKUP_ROOT')}=${cfg.BACKUP_ROOT} is not a folder (${code}); point BACKUP_ROOT at the backups volume's folder`);
 }
 
+/** Issue 12's pairs: prune keys, encryption and object lock settings that need each other. */
+function checkRemoteProtection(cfg: Config): void {
+  if (Boolean(cfg.S3_PRUNE_ACCESS_KEY_ID) !== Boolean(cfg.S3_PRUNE_SECRET_ACCESS_KEY)) {
+    const missing = cfg.S3_PRUNE_ACCESS_KEY_ID ? 'S3_PRUNE_SECRET_ACCESS_KEY' : 'S3_PRUNE_ACCESS_KEY_ID';
+    throw new ConfigError(`${missing} is not set but its partner is; set both S3_PRUNE_ACCESS_KEY_ID and S3_PRUNE_SECRET_ACCESS_KEY, or neither`);
+  }
+  if (cfg.S3_SSE_KMS_KEY_ID && cfg.S3_SSE !== 'aws:kms') throw new ConfigError(`${from(cfg, 'S3_SSE_KMS_KEY_ID')} is set but S3_SSE is not aws:kms; set S3_SSE=aws:kms or unset the key id`);
+  if (Boolean(cfg.S3_OBJECT_LOCK_MODE) !== Boolean(cfg.S3_OBJECT_LOCK_DAYS)) {
+    const missing = cfg.S3_OBJECT_LOCK_MODE ? 'S3_OBJECT_LOCK_DAYS' : 'S3_OBJECT_LOCK_MODE';
+    throw new ConfigError(`${missing} is not set but its partner is; object lock needs both S3_OBJECT_LOCK_MODE (GOVERNANCE|COMPLIANCE) and S3_OBJECT_LOCK_DAYS`);
+  }
+}
+
 /** Checks that involve more than one setting: contradictions are errors, oddities warnings. */
 function crossCheck(cfg: Config, want: Set<Group>): void {
   checkBackupRoot(cfg);
@@ -162,6 +175,7 @@ function crossCheck(cfg: Config, want: Set<Group>): void {
       const missing = cfg.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID';
       throw new ConfigError(`${missing} is not set but its partner is; set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither`);
     }
+    checkRemoteProtection(cfg);
     for (const src of cfg.BACKUP_SOURCES) {
       if (inside(cfg.BACKUP_ROOT, src.path) || inside(src.path, cfg.BACKUP_ROOT)) {
         throw new ConfigError(`${from(cfg, 'BACKUP_SOURCES')}: source ${src.name}=${src.path} overlaps BACKUP_ROOT=${cfg.BACKUP_ROOT}; a backup must not contain itself`);

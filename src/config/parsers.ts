@@ -59,6 +59,16 @@ export function oneOf<T extends string>(...choices: T[]) {
   };
 }
 
+/** One of `choices`, in any case, returned as spelled in `choices` (AES256, aws:kms, GOVERNANCE...). */
+export function choice<T extends string>(...choices: T[]) {
+  return (raw: string): T => {
+    const v = raw.trim().toLowerCase();
+    const found = choices.find((c) => c.toLowerCase() === v);
+    if (!found) throw new Invalid(`one of ${choices.join(', ')}`);
+    return found;
+  };
+}
+
 export function list(raw: string): string[] {
   return raw
     .split(',')

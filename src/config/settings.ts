@@ -51,6 +51,15 @@ export const SETTINGS = {
   BACKUP_UPLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel uploads (objects and multipart parts)' }),
   S3_TIMEOUT_MS: def({ group: 'backup', default: '60000', parse: p.int(1000, 3_600_000), doc: 'Timeout of one S3 request (a server that accepts and never answers)' }),
   BACKUP_MULTIPART_MB: def({ group: 'backup', default: '16', parse: p.int(5, 5120), doc: 'Files from this size up are uploaded in parts of this size' }),
+  // issue 12: large-object copies, server-side encryption, object lock, prune keys
+  S3_COPY_PART_THRESHOLD_BYTES: def({ group: 'backup', default: '5368709120', parse: p.int(1, 5 * 1024 ** 4), doc: 'Unchanged objects from this size up are copied server-side in parts (UploadPartCopy); CopyObject stops at 5 GiB' }),
+  S3_COPY_PART_BYTES: def({ group: 'backup', default: '536870912', parse: p.int(5 * 1024 ** 2, 5 * 1024 ** 3), doc: 'Part size of a multipart server-side copy (5 MiB to 5 GiB)' }),
+  S3_SSE: opt({ group: 'backup', parse: p.choice('AES256', 'aws:kms'), doc: 'Ask the server to encrypt every object written (PutObject, multipart uploads, copies); unset: nothing asked' }),
+  S3_SSE_KMS_KEY_ID: opt({ group: 'backup', parse: p.nonEmpty, doc: 'KMS key for S3_SSE=aws:kms (unset: the account default key)' }),
+  S3_OBJECT_LOCK_MODE: opt({ group: 'backup', parse: p.choice('GOVERNANCE', 'COMPLIANCE'), doc: 'Object lock mode set on every object written (the bucket must have object lock enabled)' }),
+  S3_OBJECT_LOCK_DAYS: opt({ group: 'backup', parse: p.int(1, 36500), doc: 'Days each object written stays locked (with S3_OBJECT_LOCK_MODE)' }),
+  S3_PRUNE_ACCESS_KEY_ID: opt({ group: 'backup', secret: true, parse: p.nonEmpty, doc: 'Access key used only for remote deletes (prune); unset: S3_ACCESS_KEY_ID' }),
+  S3_PRUNE_SECRET_ACCESS_KEY: opt({ group: 'backup', secret: true, parse: p.nonEmpty, doc: 'Secret of S3_PRUNE_ACCESS_KEY_ID' }),
 
   HEALTH_ENDPOINTS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url HTTP health endpoints' }),
   HEALTH_SSE_STREAMS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url SSE streams' }),
