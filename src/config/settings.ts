@@ -51,6 +51,7 @@ export const SETTINGS = {
   BACKUP_UPLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel uploads (objects and multipart parts)' }),
   S3_TIMEOUT_MS: def({ group: 'backup', default: '60000', parse: p.int(1000, 3_600_000), doc: 'Timeout of one S3 request (a server that accepts and never answers)' }),
   BACKUP_MULTIPART_MB: def({ group: 'backup', default: '16', parse: p.int(5, 5120), doc: 'Files from this size up are uploaded in parts of this size' }),
+  BACKUP_DRILL_DIR: def({ group: 'backup', default: '${BACKUP_ROOT}/.l2/drill', parse: p.absPath, doc: 'Where `l2backup drill` restores (then removes) the latest snapshot; needs free space for it (or for its --sample share)' }),
 
   HEALTH_ENDPOINTS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url HTTP health endpoints' }),
   HEALTH_SSE_STREAMS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url SSE streams' }),
