@@ -212,7 +212,9 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
   } catch (err) {
     thrown = err;
     rec.status = ctx.signal.aborted ? 'interrupted' : 'failed';
-    rec.error = err instanceof L2Error ? err.message : snap?.remote ? snap.remote.describe(err) : errorMessage(err);
+    // Interrupted: say so, not what the aborted request or copy reported on its way out.
+    const cause = ctx.signal.aborted ? ctx.signal.reason : err;
+    rec.error = cause instanceof L2Error ? cause.message : snap?.remote ? snap.remote.describe(cause) : errorMessage(cause);
     if (!rec.restoreMs) rec.restoreMs = Date.now() - started;
   } finally {
     snap?.remote?.destroy();
