@@ -6,15 +6,15 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { tracked, waitFor } from '../helpers/cleanup.js';
-import { treeBytes } from '../helpers/snap.js';
+import { testUser, tracked, waitFor } from '../helpers/cleanup.js';
+import { holdBackupLock, treeBytes } from '../helpers/snap.js';
 
 let s3: TestS3;
 let hook: Receiver;
@@ -168,15 +168,24 @@ test('a drill stopped by SIGTERM removes its folder, frees the lock and records 
     expect(existsSync(join(s.root, '.l2/locks/backup.lock'))).toBe(false);
     expect(lastDrill(s.root)).toMatchObject({ status: 'interrupted', from: 'remote', error: 'interrupted by SIGTERM' });
 
-    // SIGKILL leaves the folder (and a dead owner's lock); the next nightly removes it.
-    const killed = tracked(execa('node', [bin('l2backup'), 'drill', '--from', 'remote'], { env, extendEnv: false, reject: false, all: true }));
-    await waitFor('the second drill to reach the held object', () => leftovers(s.root).length === 1 && existsSync(join(drillDir(s.root), leftovers(s.root)[0]!, 'models/model.bin')));
-    killed.kill('SIGKILL');
-    await killed;
-    expect(leftovers(s.root)).toHaveLength(1);
+    // SIGKILL leaves the folder (and a dead owner's lock); the next nightly, or the next drill, removes it.
+    const killDrill = async () => {
+      const killed = tracked(execa('node', [bin('l2backup'), 'drill', '--from', 'remote'], { env, extendEnv: false, reject: false, all: true }));
+      await waitFor('a drill to reach the held object', () => leftovers(s.root).length === 1 && existsSync(join(drillDir(s.root), leftovers(s.root)[0]!, 'models/model.bin')));
+      killed.kill('SIGKILL');
+      await killed;
+      expect(leftovers(s.root)).toHaveLength(1);
+      return leftovers(s.root)[0]!;
+    };
+    const first = await killDrill();
     const nightly = await run('l2backup', ['nightly'], s.env);
     expect(nightly.exitCode).toBe(0);
-    expect(nightly.stderr).toMatch(/removed the folder of a drill that did not finish/);
+    expect(nightly.stderr).toContain(`removed the folder of a drill that did not finish: ${join(drillDir(s.root), first)}`);
+    expect(leftovers(s.root)).toEqual([]);
+    const second = await killDrill();
+    const next = await run('l2backup', ['drill'], s.env);
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr).toContain(`removed the folder of an earlier drill that did not finish: ${join(drillDir(s.root), second)}`);
     expect(leftovers(s.root)).toEqual([]);
   } finally {
     await proxy.close();
@@ -206,4 +215,53 @@ test('bad --sample or --from: exit 2 with one line naming the option; nothing is
   expect(inside.exitCode).toBe(2);
   expect(inside.stderr).toMatch(/BACKUP_DRILL_DIR=.* overlaps source models/);
   expect(existsSync(join(s.data, 'models/drill'))).toBe(false);
+});
+
+test('the drill waits for nobody: while another run holds the backup lock it exits 75 and writes nothing', async () => {
+  const s = setup();
+  expect((await run('l2backup', ['snapshot'], s.env)).exitCode).toBe(0);
+  const holder = await holdBackupLock(s.root);
+  try {
+    const res = await run('l2backup', ['drill'], s.env);
+    expect(res.exitCode).toBe(75);
+    expect(existsSync(join(s.root, '.l2/backup/last-drill.json'))).toBe(false);
+    expect(leftovers(s.root)).toEqual([]);
+  } finally {
+    await holder.kill();
+  }
+});
+
+test('not enough room in BACKUP_DRILL_DIR: exit 1 before restoring, alert, record, nothing left behind', async () => {
+  const s = setup();
+  expect((await run('l2backup', ['snapshot'], s.env)).exitCode).toBe(0);
+  const small = join(s.dir, 'small');
+  mkdirSync(small);
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', small]);
+  try {
+    const res = await run('l2backup', ['drill'], { ...s.env, BACKUP_DRILL_DIR: join(small, 'drill') });
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toMatch(/not enough space for the drill in .*small\/drill.* free, the restore needs about .*; .*--sample/);
+    expect(res.stderr).toMatch(/ALERT l2backup: \[error\] restore drill FAILED/);
+    expect(lastDrill(s.root)).toMatchObject({ status: 'failed', files: 0 });
+    expect(readdirSync(join(small, 'drill'))).toEqual([]);
+  } finally {
+    await execa('umount', [small]);
+  }
+});
+
+test('as the non-root job user, a snapshot with read-only folders and files is drilled and removed completely', async () => {
+  const user = await testUser();
+  const s = setup();
+  mkdirSync(join(s.data, 'configs/locked/inner'), { recursive: true });
+  writeFileSync(join(s.data, 'configs/locked/inner/key.pem'), 'k\n');
+  await execa('chmod', ['-R', 'a-w', join(s.data, 'configs/locked')]);
+  await execa('chmod', ['755', s.dir]);
+  await execa('chown', ['-R', `${user}:${user}`, s.dir]);
+  const asUser = (args: string[]) =>
+    execa('setpriv', ['--reuid', user, '--regid', user, '--init-groups', 'env', '-i', ...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), 'node', bin('l2backup'), ...args], { reject: false, all: true });
+  expect((await asUser(['snapshot'])).exitCode).toBe(0);
+  const res = await asUser(['drill', '--json']);
+  expect([res.exitCode, String(res.all)]).toEqual([0, expect.stringContaining('drill OK')]);
+  expect(JSON.parse(String(res.stdout)).files).toBeGreaterThan(20);
+  expect(leftovers(s.root)).toEqual([]);
 });
