@@ -22,6 +22,10 @@ beforeAll(async () => {
   s3 = await startS3();
   hook = await startReceiver();
 });
+// Nightlies in different tests may get the same id (a nightly names its minute): each test reads only its own alerts.
+beforeEach(() => {
+  hook.received.length = 0;
+});
 afterAll(async () => {
   await s3.stop();
   await hook.close();

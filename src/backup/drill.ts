@@ -15,10 +15,10 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { formatBytes, formatDuration } from '../output/index.js';
+import { formatBytes } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { appendLines, ensureDir, isObject, readJsonState, writeJsonAtomic, type Reporter } from '../state/files.js';
+import { ensureDir } from '../state/files.js';
 import { statePaths } from '../state/paths.js';
 import { withBackupLock, type JobContext } from './jobs.js';
 import { resolveSnapshot, type Origin, type ResolvedSnapshot } from './catalog.js';
@@ -27,48 +27,11 @@ import { entryPath, entryTarget, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
 import { overlap, within } from './realpath.js';
 import { DRILL_PREFIX, removeDrillLeftovers, removeTree } from './drill-dir.js';
+import { describeDrill, writeDrillRecord, type DrillRecord } from './drill-record.js';
 
-export interface DrillRecord {
-  /** 'failed': a mismatch, a missing object, or an error; 'interrupted': SIGTERM/SIGINT */
-  status: 'ok' | 'failed' | 'interrupted';
-  from: Origin;
-  startedAt: string;
-  finishedAt: string;
-  /** the snapshot restored (absent when none could be resolved) */
-  id?: string;
-  /** fraction of the snapshot's files restored (1: all) */
-  sample: number;
-  /** time to restore: from finding the snapshot to the last file in place, hash-checked as written */
-  restoreMs: number;
-  /** reading every restored file back and checking it against the manifest */
-  checkMs: number;
-  files: number;
-  bytes: number;
-  /** the whole snapshot, for a sampled drill */
-  totalFiles?: number;
-  totalBytes?: number;
-  /** a sampled drill: restoreMs scaled to the whole snapshot by bytes (an estimate) */
-  estimatedFullRestoreMs?: number;
-  mismatches: number;
-  missing: number;
-  /** the first few culprits, for the status page and the alert */
-  problems?: string[];
-  error?: string;
-}
+export { readLastDrill, drillRecordPath, describeDrill, type DrillRecord } from './drill-record.js';
 
 const PROBLEMS_KEPT = 20;
-
-/** Where the last drill's record lives (the status page reads it through readLastDrill). */
-export function drillRecordPath(root: string): string {
-  return join(statePaths(root).backup, 'last-drill.json');
-}
-
-const isDrillRecord = (v: unknown) => isObject(v) && typeof v.status === 'string' && typeof v.finishedAt === 'string';
-
-/** The last drill's record, or undefined (never run, or unreadable: `report` says so). */
-export function readLastDrill(root: string, report: Reporter): Promise<DrillRecord | undefined> {
-  return readJsonState<DrillRecord>(drillRecordPath(root), report, isDrillRecord);
-}
 
 /** `--sample`: a fraction (0.1) or a percentage (10%), more than 0 and at most 1 (100%). */
 export function parseSample(raw: string): number {
@@ -236,21 +199,10 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
 
 async function recordDrill(cfg: Config, rec: DrillRecord, warn: (m: string) => void): Promise<void> {
   try {
-    await writeJsonAtomic(drillRecordPath(cfg.BACKUP_ROOT), rec);
-    await appendLines(join(statePaths(cfg.BACKUP_ROOT).backup, 'drills.jsonl'), [JSON.stringify(rec)]);
+    await writeDrillRecord(cfg.BACKUP_ROOT, rec);
   } catch (err) {
     warn(`drill record not written: ${errorMessage(err)}`);
   }
-}
-
-/** One line with the three figures, and the alert. */
-export function describeDrill(rec: DrillRecord): string {
-  if (!rec.id) return `no snapshot to restore from ${rec.from}${rec.error ? `: ${rec.error}` : ''}`;
-  const what = `snapshot ${rec.id} from ${rec.from}`;
-  const figures = `${rec.files} files, ${formatBytes(rec.bytes)} restored in ${formatDuration(rec.restoreMs)}`;
-  const sample = rec.totalFiles !== undefined ? ` (a ${Math.round(rec.sample * 1000) / 10}% sample of ${rec.totalFiles} files, ${formatBytes(rec.totalBytes ?? 0)}${rec.estimatedFullRestoreMs !== undefined ? `; full restore estimated at ${formatDuration(rec.estimatedFullRestoreMs)}` : ''})` : '';
-  const problems = rec.mismatches || rec.missing ? `; ${rec.mismatches} changed, ${rec.missing} missing` : '';
-  return `${what}: ${figures}${sample}; read back and checked in ${formatDuration(rec.checkMs)}${problems}${rec.error ? `; ${rec.error}` : ''}`;
 }
 
 async function report(ctx: JobContext, rec: DrillRecord, scratch: string | undefined, quiet: boolean): Promise<void> {

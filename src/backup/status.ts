@@ -7,7 +7,7 @@ import { readManifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { remoteSettings } from './remote.js';
 import { backupLockPath } from './jobs.js';
-import { readLastDrill, type DrillRecord } from './drill.js';
+import { readLastDrill, type DrillRecord } from './drill-record.js';
 
 export interface LocalRow {
   id: string;
