@@ -61,12 +61,16 @@ test('the crontab passes crontab, installs for the non-root user and reads back 
     ['0 2 * * *', '"$L2_APP/backup.sh"', 'nightly'],
     ['*/5 * * * *', '"$L2_APP/health-monitor.sh"', 'once'],
     ['0 3 * * 1', '"$L2_APP/backup.sh"', 'cleanup-logs'],
+    ['0 4 1 * *', '"$L2_APP/backup.sh"', 'drill'],
   ]);
+  expect(tab.jobs[3]!.command).toContain('drill --from remote');
   expect(tab.vars).toMatchObject({ SHELL: '/bin/sh', TZ: 'UTC', L2_ENV_FILE: '/app/.env' });
   const next = await nextRunFrom(CRONTAB, 'nightly', /backup\.sh"? nightly/, new Date('2025-10-03T21:00:00Z'));
   expect(next.next).toBe('2025-10-04T02:00:00.000Z');
   const cleanup = await nextRunFrom(CRONTAB, 'cleanup', /cleanup-logs/, new Date('2025-10-03T21:00:00Z'));
   expect(cleanup.next).toBe('2025-10-06T03:00:00.000Z');
+  const drill = await nextRunFrom(CRONTAB, 'drill', /drill --from remote/, new Date('2025-10-03T21:00:00Z'));
+  expect(drill.next).toBe('2025-11-01T04:00:00.000Z');
 });
 
 test("crontab's own syntax check rejects a broken line", async () => {
@@ -94,12 +98,14 @@ test("every job line runs the way cron runs it: sh -c, cron's environment, as th
     expect(res.all).toBe('');
     codes.push(res.exitCode ?? -1);
   }
-  // nightly ok; health once finds the target down (exit 1, as documented); cleanup ok
-  expect(codes).toEqual([0, 1, 0]);
+  // nightly ok; health once finds the target down (exit 1, as documented); cleanup ok; the
+  // remote drill says there is no remote configured (exit 2)
+  expect(codes).toEqual([0, 1, 0, 2]);
   const log = readFileSync(join(dir, 'cron.log'), 'utf8');
   expect(log).toMatch(/INFO {2}l2backup: nightly \d{8}-\d{6}: \d+ files/);
   expect(log).toMatch(/ALERT l2health: \[error\] self DOWN|self .*DOWN/);
   expect(log).toMatch(/deleted 0 log file\(s\)/);
+  expect(log).toMatch(/ERROR l2backup: BACKUP_BUCKET is not set, so there is no remote to use/);
   expect(log).not.toContain(String.fromCharCode(27));
   const snap = (await execa('ls', [root])).stdout.trim().split('\n')[0]!;
   expect(existsSync(join(root, snap, 'models/model.bin'))).toBe(true);
@@ -157,7 +163,7 @@ test('install-crontab.sh adds a marked block, keeps other lines, is idempotent, 
   expect(once).toContain(`L2_APP=${join(ROOT, 'scripts')}`);
   expect(once).toContain('L2_ENV_FILE=/etc/l2ops.env');
   expect(once.match(/# BEGIN l2ops/g)).toHaveLength(1);
-  expect(parseCrontab(once).jobs).toHaveLength(4);
+  expect(parseCrontab(once).jobs).toHaveLength(5);
   await execa(script, ['--user', USER, '--remove']);
   expect((await execa('crontab', ['-u', USER, '-l'])).stdout.trim()).toBe(mine.trim());
 });

@@ -23,6 +23,7 @@ import { Remote, UnuploadableError, remoteSettings } from './remote.js';
 import { baseOf, localCatalog, readLocalEntries } from './catalog.js';
 import { cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan } from './retention.js';
 import { pruneRemote } from './remote-retention.js';
+import { removeDrillLeftovers } from './drill-dir.js';
 
 export interface JobContext {
   cfg: Config;
@@ -127,6 +128,7 @@ function startRun(ctx: JobContext, kind: SnapshotKind): Run {
 export async function removeLeftovers(ctx: JobContext): Promise<void> {
   const removed = await cleanLeftovers([ctx.cfg.BACKUP_ROOT, join(ctx.cfg.BACKUP_ROOT, PRE_RESTORE_DIR)]);
   for (const r of removed) ctx.out.warn(`removed leftover of an interrupted run: ${r}`);
+  for (const r of await removeDrillLeftovers(ctx.cfg)) ctx.out.warn(`removed the folder of a drill that did not finish: ${r}`);
 }
 
 /**

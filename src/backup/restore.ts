@@ -123,7 +123,7 @@ export async function preflight(ctx: JobContext, idArg: string, from: Origin): P
   }
 }
 
-interface Plan {
+export interface Plan {
   roots: Map<string, string>;
   entries: Entry[];
   files: number;
@@ -283,7 +283,23 @@ function copyLocal(file: Buffer, outFd: number): string {
   }
 }
 
-async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Promise<number> {
+/**
+ * What writeAll did, for a caller that reports it itself (the drill): given one, writeAll sends
+ * no alert, and an object or stored file that is missing is recorded and the restore goes on.
+ */
+export interface WriteReport {
+  files: number;
+  bytes: number;
+  mismatches: string[];
+  missing: string[];
+}
+
+const isMissing = (err: unknown) => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 || errnoCode(err) === 'ENOENT';
+};
+
+export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, report?: WriteReport): Promise<number> {
   const { out } = ctx;
   const started = Date.now();
   const progress = await out.progress(`restoring ${snap.id}`);
@@ -355,11 +371,17 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
           } catch {
             // not created, or already renamed
           }
+          if (report && isMissing(err) && !ctx.signal.aborted) {
+            report.missing.push(show(e));
+            out.error(`${show(e)}: missing from the snapshot (${snap.origin === 'remote' ? 'no such object' : 'no such file'})`);
+            continue;
+          }
           if (err instanceof L2Error) throw err;
           throw new L2Error(`restoring ${show(e)} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
         }
         done++;
         doneBytes += e.size ?? 0;
+        if (report) Object.assign(report, { files: done, bytes: doneBytes });
         progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
       }
       folders.leave();
@@ -374,6 +396,12 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
     }
   }
   const summary = `restored snapshot ${snap.id} (${snap.origin}): ${done} files, ${formatBytes(doneBytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
+  if (report) {
+    report.mismatches.push(...mismatches);
+    if (mismatches.length || report.missing.length) progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest, ${report.missing.length} missing`);
+    else progress.succeed(`${summary}; every file matched its sha256`);
+    return mismatches.length || report.missing.length ? EXIT.FAILED : EXIT.OK;
+  }
   const alerter = new Alerter(ctx.cfg, out, 'l2backup');
   if (mismatches.length) {
     progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);

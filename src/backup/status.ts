@@ -7,6 +7,7 @@ import { readManifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { remoteSettings } from './remote.js';
 import { backupLockPath } from './jobs.js';
+import { readLastDrill, type DrillRecord } from './drill-record.js';
 
 export interface LocalRow {
   id: string;
@@ -56,6 +57,8 @@ export interface BackupStatus {
   remote: { configured: boolean; url: string | null; pending: string[]; pendingSince: string | null; skipped: string[]; uploaded: number; lastError: string | null };
   disk: { freeBytes: number; totalBytes: number } | null;
   lock: { pid: number; host: string; command: string; startedAt: string; stale?: string } | null;
+  /** the last `l2backup drill` (restore test): when, from where, result, restore time, bytes, files */
+  lastDrill: DrillRecord | null;
 }
 
 export async function backupStatus(cfg: Config, report: (m: string) => void): Promise<BackupStatus> {
@@ -84,6 +87,7 @@ export async function backupStatus(cfg: Config, report: (m: string) => void): Pr
       lastError: pendingRecs.find((r) => r.lastError)?.lastError ?? null,
     },
     disk,
+    lastDrill: (await readLastDrill(cfg.BACKUP_ROOT, report)) ?? null,
     lock: holder ? { pid: holder.pid, host: holder.host, command: holder.command, startedAt: holder.startedAt, ...(holder.stale ? { stale: holder.stale } : {}) } : null,
   };
 }

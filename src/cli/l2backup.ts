@@ -9,6 +9,7 @@ import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
 import { checkExportTarget, exportSnapshot } from '../backup/export.js';
 import { cleanupLogs } from '../backup/cleanup-logs.js';
+import { describeDrill, drill, parseSample, readLastDrill } from '../backup/drill.js';
 import { pruneRemote } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
 import { describeNextRun, nextRun } from '../schedule/index.js';
@@ -43,6 +44,7 @@ export function buildProgram() {
         out.print(`remote:         ${st.remote.configured ? `${st.remote.url} (${st.remote.uploaded} uploaded, ${st.remote.pending.length} pending${st.remote.pending.length ? `: ${st.remote.pending.join(', ')}` : ''}${st.remote.skipped.length ? `, ${st.remote.skipped.length} could not be uploaded: ${st.remote.skipped.join(', ')}` : ''})` : 'off (BACKUP_BUCKET not set)'}`);
         if (st.remote.pendingSince) out.print(`remote copy:    local ok, remote pending since ${st.remote.pendingSince} (${formatAge(st.remote.pendingSince)})`);
         if (st.remote.lastError) out.print(`remote error:   ${st.remote.lastError}`);
+        out.print(`last drill:     ${st.lastDrill ? `${st.lastDrill.status.toUpperCase()} ${formatAge(st.lastDrill.finishedAt)} ago: ${describeDrill(st.lastDrill)}` : "never (run 'l2backup drill' to test a restore)"}`);
         out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
         out.print(describeNextRun(next));
         if (next.warning) out.warn(next.warning);
@@ -103,6 +105,18 @@ export function buildProgram() {
       action(spec, async (ctx, id: string, opts: { only?: string[]; from: 'local' | 'remote'; target?: string; dryRun?: boolean; preRestore: boolean }) =>
         restore(ctx, id, { only: opts.only, from: opts.from, target: opts.target, dryRun: Boolean(opts.dryRun), preRestore: opts.preRestore }),
       ),
+    );
+
+  subcommand(program, 'drill', 'restore test: restore the latest snapshot into a scratch folder, check every file, record the time, then remove it')
+    .addOption(new Option('--from <where>', 'restore from').choices(['local', 'remote']).default('local'))
+    .option('--sample <share>', 'restore only a random share of the files: a fraction (0.1) or a percentage (10%)', parseSample, 1)
+    .addOption(jsonOption())
+    .action(
+      action(spec, async (ctx, opts: { from: 'local' | 'remote'; sample: number; json?: boolean }) => {
+        const code = await drill(ctx, { from: opts.from, sample: opts.sample });
+        if (opts.json) ctx.out.json((await readLastDrill(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m))) ?? null);
+        return code;
+      }),
     );
 
   subcommand(program, 'verify', 're-hash a snapshot against its manifest; exit 1 on any missing, changed or extra file')

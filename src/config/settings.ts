@@ -60,6 +60,7 @@ export const SETTINGS = {
   S3_OBJECT_LOCK_DAYS: opt({ group: 'backup', parse: p.int(1, 36500), doc: 'Days each object written stays locked (with S3_OBJECT_LOCK_MODE)' }),
   S3_PRUNE_ACCESS_KEY_ID: opt({ group: 'backup', secret: true, parse: p.nonEmpty, doc: 'Access key used only for remote deletes (prune); unset: S3_ACCESS_KEY_ID' }),
   S3_PRUNE_SECRET_ACCESS_KEY: opt({ group: 'backup', secret: true, parse: p.nonEmpty, doc: 'Secret of S3_PRUNE_ACCESS_KEY_ID' }),
+  BACKUP_DRILL_DIR: def({ group: 'backup', default: '${BACKUP_ROOT}/.l2/drill', parse: p.absPath, doc: 'Where `l2backup drill` restores (then removes) the latest snapshot; needs free space for it (or for its --sample share)' }),
 
   HEALTH_ENDPOINTS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url HTTP health endpoints' }),
   HEALTH_SSE_STREAMS: def({ group: 'health', default: '', parse: p.namedUrls, doc: 'name=url SSE streams' }),
