@@ -100,7 +100,7 @@ test('a flapping target: its 24-hour strip has down buckets between up ones; upt
   const html = renderReport(buildModel(raw({ health: { targets: [{ name: 'flappy', ...s!, history: s!.history, latency: s!.latency }] } }), NOW));
   expect(html.match(/data-level="down"/g)!.length).toBeGreaterThanOrEqual(10);
   expect(html).toMatch(/<polyline points="[^"]+"/);
-  expect(html).toMatch(/\d+\.\d% · \d+ down/);
+  expect(html).toMatch(/\d+\.\d% up <span class="nowrap">· \d+ down/);
 });
 
 test('latency history is bounded and old state without it still validates', () => {

@@ -240,7 +240,8 @@ export function buildModel(raw: RawState, now: number): ReportModel {
   const runs = raw.runs.slice(-LIMITS.runs).map(runBar);
   const all = raw.runs.map(runBar);
   const lastSuccess = [...all].reverse().find((r) => r.status !== 'failed' && r.status !== 'unknown' && (r.kind === 'nightly' || r.kind === 'snapshot'));
-  const sizeOf = new Map(raw.snapshots.map((s) => [s.id, s.bytes]));
+  // A remote copy's size: its local snapshot's, else what its run recorded (the local copy may be gone).
+  const sizeOf = new Map<string, number | undefined>([...all.map((r) => [r.id, r.bytes] as const), ...raw.snapshots.map((s) => [s.id, s.bytes] as const)]);
   const targets = (raw.health?.targets ?? [])
     .map((t) => targetView(t, raw.openIncidents[t.name], now))
     .sort((a, b) => ORDER[a.status] - ORDER[b.status] || a.name.localeCompare(b.name));

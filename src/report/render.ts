@@ -69,7 +69,7 @@ interface Metric {
 }
 
 const METRICS: Metric[] = [
-  { key: 'durationMs', title: 'Duration', fmt: formatDuration, height: 90 },
+  { key: 'durationMs', title: 'Duration', fmt: formatDuration, height: 80 },
   { key: 'bytes', title: 'Snapshot size', fmt: formatBytes, height: 60 },
   { key: 'newBytes', title: 'New bytes (not linked from the previous snapshot)', fmt: formatBytes, height: 60 },
 ];
@@ -104,6 +104,7 @@ function runChart(runs: RunBar[], m: Metric, now: number): string {
       const label = text(runLabel(r, now));
       return (
         `<g class="run s-${r.status}" data-status="${r.status}" data-id="${text(r.id)}" role="img" aria-label="${label}"><title>${label}</title>` +
+        (r.status === 'failed' ? `<rect class="fail-bg" x="${i * SLOT + 1}" y="${top}" width="${SLOT - 2}" height="${h}"/>` : '') +
         `<rect class="bar" x="${x}" y="${y}" width="${BAR}" height="${bh}"/>` +
         (r.status === 'failed' || r.status === 'partial' ? `<rect class="hatch" x="${x}" y="${y}" width="${BAR}" height="${bh}"/>` : '') +
         (mark ? `<text class="mark" x="${x + BAR / 2}" y="${Math.min(y - 3, top + h - 5)}" text-anchor="middle">${mark}</text>` : '') +
@@ -129,26 +130,29 @@ function runsSection(m: ReportModel): string {
     `<span class="key s-failed"><svg viewBox="0 0 10 10"><rect class="bar" width="10" height="10"/><rect class="hatch" width="10" height="10"/></svg> ✕ failed</span></p>`;
   const first = m.runs[0]!;
   const last = m.runs[m.runs.length - 1]!;
-  const axis = `<p class="axis-labels"><span>${text(first.id)}</span><span>${text(last.id)}</span></p>`;
+  const day = (r: RunBar) => (r.finishedAt ? text(r.finishedAt.slice(0, 10)) : text(r.id));
+  const axis = `<p class="axis-labels"><span>← ${day(first)}</span><span>${day(last)} →</span></p>`;
   const recent = [...m.runs].reverse().slice(0, 8);
-  const table =
-    `<table class="runs"><thead><tr><th>Run</th><th>Status</th><th class="wide">Took</th><th>Size</th><th class="wide">New</th></tr></thead><tbody>` +
+  const list =
+    `<ul class="runlist">` +
     recent
       .map(
         (r) =>
-          `<tr class="s-${r.status}"><td><span class="id">${text(r.id)}</span> <span class="muted">${text(r.kind)}</span><br><span class="muted small">${when(r.finishedAt, m.now)}</span></td><td>${badge(r.status, RUN_WORD[r.status])}${r.error ? `<div class="err">${text(r.error)}</div>` : ''}</td><td class="wide num">${r.durationMs === undefined ? '—' : formatDuration(r.durationMs)}</td><td class="num">${bytes(r.bytes)}</td><td class="wide num">${bytes(r.newBytes)}</td></tr>`,
+          `<li class="s-${r.status}"><div class="row1">${badge(r.status, RUN_WORD[r.status])} <span class="id">${text(r.id)}</span> <span class="muted">${text(r.kind)}</span></div>` +
+          `<div class="row2 small"><span>${when(r.finishedAt, m.now)}</span><span>took ${r.durationMs === undefined ? '—' : formatDuration(r.durationMs)}</span><span>size ${bytes(r.bytes)}</span><span>new ${bytes(r.newBytes)}</span></div>` +
+          `${r.error ? `<div class="err">${text(r.error)}</div>` : ''}</li>`,
       )
       .join('') +
-    `</tbody></table>`;
+    `</ul>`;
   const charts = METRICS.map((metric) => runChart(m.runs, metric, m.now)).join('');
-  return section('runs', 'Backup runs', summary + legend + charts + axis + `<h3>Latest runs</h3>` + table);
+  return section('runs', 'Backup runs', summary + legend + charts + axis + `<h3>Latest runs, newest first</h3>` + list);
 }
 
 // ---------- snapshots ----------
 
 function snapshotsSection(m: ReportModel): string {
   const local = m.snapshots.length
-    ? `<table><thead><tr><th>Snapshot</th><th>Size</th><th class="wide">New</th><th class="wide">Files</th><th>Remote</th></tr></thead><tbody>` +
+    ? `<div class="tw"><table><thead><tr><th>Snapshot</th><th class="num">Size</th><th class="wide num">New</th><th class="wide num">Files</th><th>Remote</th></tr></thead><tbody>` +
       m.snapshots
         .map((s) => {
           const remote = m.remote.rows.find((r) => r.id === s.id)?.state ?? (s.preRestore ? 'not uploaded' : '—');
@@ -156,20 +160,20 @@ function snapshotsSection(m: ReportModel): string {
           return `<tr><td><span class="id">${text(s.id)}</span> <span class="muted">${kind}</span></td><td class="num">${bytes(s.bytes)}</td><td class="wide num">${bytes(s.newBytes)}</td><td class="wide num">${s.files ?? '—'}</td><td>${text(remote)}</td></tr>`;
         })
         .join('') +
-      `</tbody></table>${m.snapshotsTotal > m.snapshots.length ? `<p class="muted">and ${m.snapshotsTotal - m.snapshots.length} older</p>` : ''}`
+      `</tbody></table></div>${m.snapshotsTotal > m.snapshots.length ? `<p class="muted">and ${m.snapshotsTotal - m.snapshots.length} older</p>` : ''}`
     : '<p>No local snapshot.</p>';
   const remoteRows = m.remote.rows;
   const states = ['uploaded', 'pending', 'skipped'].map((s) => [s, remoteRows.filter((r) => r.state === s).length] as const);
   const remote = m.remote.total
     ? `<p>${m.remote.url ? `<span class="id">${text(m.remote.url)}</span>: ` : ''}${states.map(([s, n]) => `${n} ${s}`).join(', ')}.</p>` +
-      `<table><thead><tr><th>Snapshot</th><th>Remote state</th><th>Size</th><th class="wide">Uploaded</th></tr></thead><tbody>` +
+      `<div class="tw"><table><thead><tr><th>Snapshot</th><th>Remote state</th><th class="num">Size</th><th class="wide">Uploaded</th></tr></thead><tbody>` +
       remoteRows
         .map(
           (r) =>
             `<tr><td class="id">${text(r.id)}</td><td>${r.state === 'uploaded' ? '✓ uploaded' : r.state === 'pending' ? '↑ pending' : `✕ ${text(r.state)}`}${r.lastError && r.state !== 'uploaded' ? `<div class="err">${text(r.lastError)}</div>` : ''}</td><td class="num">${bytes(r.bytes)}</td><td class="wide">${when(r.uploadedAt, m.now)}</td></tr>`,
         )
         .join('') +
-      `</tbody></table>`
+      `</tbody></table></div>`
     : `<p>${m.remote.configured ? `${m.remote.url ? `<span class="id">${text(m.remote.url)}</span>: ` : ''}nothing recorded on the remote yet.` : 'No remote configured (BACKUP_BUCKET not set), or none recorded on this volume.'}</p>`;
   const disk = m.disk ? `<p>Volume: ${formatBytes(m.disk.freeBytes)} free of ${formatBytes(m.disk.totalBytes)}${meter(1 - m.disk.freeBytes / Math.max(1, m.disk.totalBytes))}</p>` : '';
   const forecast = m.forecast ? record(m.forecast) : '<p class="muted">Storage forecast: not available (no forecast recorded on this volume).</p>';
@@ -214,7 +218,7 @@ function uptimeStrip(levels: Level[], label: string, window: string): string {
 
 function sparkline(t: TargetView): string {
   const pts = t.latency;
-  if (pts.length < 2) return `<p class="muted small">Latency: ${t.lastLatencyMs !== undefined ? `${t.lastLatencyMs} ms (last check); ` : ''}no history yet</p>`;
+  if (pts.length < 2) return `<span class="lbl">latency</span><span class="muted small">${t.lastLatencyMs !== undefined ? `${t.lastLatencyMs} ms at the last check` : 'not measured'}</span><span></span>`;
   const sorted = pts.map((p) => p.ms).sort((a, b) => a - b);
   const max = Math.max(1, sorted[sorted.length - 1]!);
   const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -222,8 +226,8 @@ function sparkline(t: TargetView): string {
   const span = Math.max(1, pts[pts.length - 1]!.t - t0);
   const line = pts.map((p) => `${(((p.t - t0) / span) * 100).toFixed(1)},${(23 - (p.ms / max) * 22).toFixed(1)}`).join(' ');
   return (
-    `<div class="spark"><svg viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label="latency over the last 24 hours: median ${median} ms, highest ${max} ms"><polyline points="${line}" vector-effect="non-scaling-stroke"/></svg>` +
-    `<span class="small">latency 24 h: last <b>${pts[pts.length - 1]!.ms} ms</b>, median ${median} ms, highest ${max} ms</span></div>`
+    `<span class="lbl">latency</span><svg class="spark" viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label="latency over the last 24 hours: median ${median} ms, highest ${max} ms"><title>latency over the last 24 hours: last ${pts[pts.length - 1]!.ms} ms, median ${median} ms, highest ${max} ms</title><polyline points="${line}" vector-effect="non-scaling-stroke"/></svg>` +
+    `<span class="val">last <b>${pts[pts.length - 1]!.ms} ms</b><br><span class="muted">median ${median} <span class="nowrap">max ${max}</span></span></span>`
   );
 }
 
@@ -239,10 +243,10 @@ function targetCard(t: TargetView, now: number): string {
     `<article class="target s-${t.status}" data-target="${text(t.name)}">` +
     `<header><h3>${text(t.name)}</h3> <span class="muted">${text(t.kind)}</span> ${badge(t.status, TARGET_WORD[t.status])} <span class="muted small">since ${when(t.since, now)}</span></header>` +
     incident +
-    `<div class="strips"><span class="lbl">24 h</span>${uptimeStrip(t.strip24h, label24, '24h')}<span class="val">${pct(t.uptime24h)}${t.downChecks24h ? ` · ${t.downChecks24h} down` : ''}</span>` +
-    `<span class="lbl">7 d</span>${uptimeStrip(t.strip7d, label7, '7d')}<span class="val">${pct(t.uptime7d)}</span></div>` +
+    `<div class="strips"><span class="lbl">24 h</span>${uptimeStrip(t.strip24h, label24, '24h')}<span class="val">${pct(t.uptime24h)} up${t.downChecks24h ? ` <span class="nowrap">· ${t.downChecks24h} down</span>` : ''}</span>` +
+    `<span class="lbl">7 d</span>${uptimeStrip(t.strip7d, label7, '7d')}<span class="val">${pct(t.uptime7d)} up</span>` +
     sparkline(t) +
-    `</article>`
+    `</div></article>`
   );
 }
 
@@ -265,7 +269,7 @@ function alertsSection(m: ReportModel): string {
   const head =
     `<p>${a.bufferedTotal === 0 ? '✓ No buffered alerts.' : `<b>! ${a.bufferedTotal} buffered</b> (not yet delivered${a.spilled.length ? `, ${a.spilled.length} spilled` : ''})`} · ${a.deadTotal === 0 ? 'no dead letters' : `<b>✕ ${a.deadTotal} dead-lettered</b> (rejected by the webhook for good)`}` +
     `${a.droppedTotal ? ` · ${a.droppedTotal} dropped over the cap` : ''}</p>` +
-    `<p class="small muted">Last delivery: ${when(a.lastSuccessAt, m.now)}${a.lastError ? ` · last error: ${text(a.lastError)} ${when(a.lastErrorAt, m.now)}` : ''}</p>`;
+    `<p class="small muted">Last delivery to the webhook: ${a.lastSuccessAt ? when(a.lastSuccessAt, m.now) : 'never'}${a.lastError ? ` · last error: ${text(a.lastError)} ${when(a.lastErrorAt, m.now)}` : ''}</p>`;
   const buffered = a.bufferedShown.length ? `<h3>Buffered, newest first</h3>${list(a.bufferedShown)}` : '';
   const dead = a.deadShown.length ? `<h3>Dead letters, newest first</h3>${list(a.deadShown.map((d) => ({ ...d, extra: `rejected ${d.status ? `with HTTP ${d.status}` : ''} ${d.rejectedAt ? when(d.rejectedAt, m.now) : ''}${d.error ? `: ${text(d.error)}` : ''}` })))}` : '';
   return section('alerts', 'Alerts', head + buffered + dead);
@@ -291,7 +295,7 @@ function section(id: string, title: string, body: string): string {
 function overview(m: ReportModel): string {
   const lr = m.lastRun;
   const items: string[] = [];
-  items.push(`<div class="tile"><div class="k">Last backup run</div>${lr ? `${badge(lr.status, RUN_WORD[lr.status])}<div class="small">${text(lr.id)} ${when(lr.finishedAt, m.now)}</div>` : '<div>never</div>'}</div>`);
+  items.push(`<div class="tile"><div class="k">Last backup run</div>${lr ? `${badge(lr.status, RUN_WORD[lr.status])}<div class="small">${text(lr.id)}<br>${when(lr.finishedAt, m.now)}</div>` : '<div>never</div>'}</div>`);
   items.push(`<div class="tile"><div class="k">Last successful backup</div>${m.lastSuccess ? `<div>${text(m.lastSuccess.id)}</div><div class="small">${when(m.lastSuccess.finishedAt, m.now)}</div>` : '<div><b>✕ none recorded</b></div>'}</div>`);
   if (m.health) {
     const down = m.health.targets.filter((t) => t.status === 'down' || t.status === 'degraded').length;
@@ -305,7 +309,8 @@ const CSS = `
 :root{--bg:#fff;--fg:#1b1f24;--muted:#5b6470;--card:#f5f7f9;--line:#d3d8de;--ok:#1a7f37;--warn:#9a6700;--bad:#c4262e;--pend:#2f6fb3;--none:#b8bfc7;--hatch:rgba(255,255,255,.55)}
 @media (prefers-color-scheme:dark){:root{--bg:#0f1216;--fg:#e6e9ed;--muted:#9aa4af;--card:#181c22;--line:#2c333b;--ok:#3fb950;--warn:#d29922;--bad:#f85149;--pend:#58a6ff;--none:#4a525c;--hatch:rgba(0,0,0,.5)}}
 *{box-sizing:border-box}html{-webkit-text-size-adjust:100%}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;overflow-wrap:anywhere}
+body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;overflow-wrap:break-word}
+.tw{overflow-x:auto}td .id{white-space:nowrap}h3,.incident,.err,li,dd{overflow-wrap:anywhere}
 main{max-width:980px;margin:0 auto;padding:12px}
 h1{font-size:1.35rem;margin:.2em 0}h2{font-size:1.15rem;margin:0 0 .5em;border-bottom:2px solid var(--line);padding-bottom:.2em}h3{font-size:1rem;margin:1em 0 .4em}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:12px 0}
@@ -314,26 +319,27 @@ p{margin:.4em 0}.muted{color:var(--muted)}.small{font-size:.85rem}code,.id{font-
 .badge.s-ok,.badge.s-up{color:var(--ok)}.badge.s-partial,.badge.s-degraded{color:var(--warn)}.badge.s-failed,.badge.s-down{color:var(--bad)}.badge.s-pending{color:var(--pend)}.badge.s-unknown{color:var(--muted)}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:8px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 10px}.tile .k{font-size:.8rem;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
-.chart{margin:.6em 0 0}.chart figcaption{font-size:.9rem}.chart svg{display:block;width:100%;height:auto;max-height:160px}
+.chart{margin:.6em 0 0}.chart figcaption{font-size:.9rem}.chart svg{display:block;width:100%;height:auto}
 .run .bar{fill:var(--ok)}.run.s-pending .bar{fill:var(--pend)}.run.s-partial .bar{fill:var(--warn)}.run.s-failed .bar{fill:var(--bad)}.run.s-unknown .bar{fill:var(--none)}
-.hatch{fill:url(#hatch)}.mark{font:bold 14px system-ui,sans-serif;fill:var(--fg)}.axis{stroke:var(--muted);stroke-width:1}
+.hatch{fill:url(#hatch)}.fail-bg{fill:var(--bad);fill-opacity:.14;stroke:var(--bad);stroke-opacity:.5;stroke-dasharray:3 2}.mark{font:bold 14px system-ui,sans-serif;fill:var(--fg)}.axis{stroke:var(--muted);stroke-width:1}
 .axis-labels{display:flex;justify-content:space-between;font-size:.8rem;color:var(--muted);font-family:ui-monospace,monospace}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:.85rem}.key{white-space:nowrap}.key svg{width:14px;height:14px;vertical-align:-2px;margin-right:3px}
 .key.s-ok .bar{fill:var(--ok)}.key.s-pending .bar{fill:var(--pend)}.key.s-partial .bar{fill:var(--warn)}.key.s-failed .bar{fill:var(--bad)}
-table{width:100%;border-collapse:collapse;font-size:.9rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.8rem;color:var(--muted)}td.num{text-align:right;white-space:nowrap}
+table{width:100%;border-collapse:collapse;font-size:.9rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.8rem;color:var(--muted)}td.num,th.num{text-align:right;white-space:nowrap}
 .err{color:var(--bad);font-size:.85rem}
+ul.runlist{list-style:none;margin:0;padding:0}ul.runlist li{border-top:1px solid var(--line);padding:6px 0}.row2{display:flex;flex-wrap:wrap;gap:2px 14px;color:var(--muted)}.row2 span,.nowrap{white-space:nowrap}
 .target{border-top:1px solid var(--line);padding:8px 0}.target header{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 8px}.target h3{margin:0;font-size:1rem}
 .incident{border-left:4px solid var(--bad);padding-left:8px;font-size:.9rem}
-.strips{display:grid;grid-template-columns:2.6em 1fr auto;gap:4px 8px;align-items:center;margin:.4em 0}.strips .lbl{font-size:.8rem;color:var(--muted)}.strips .val{font-size:.85rem;white-space:nowrap}
+.strips{display:grid;grid-template-columns:3.8em 1fr 9.5em;gap:5px 8px;align-items:center;margin:.4em 0}.strips .lbl{font-size:.8rem;color:var(--muted)}.strips .val{font-size:.85rem;line-height:1.25}
 .strip{width:100%;height:20px;display:block}
 .seg.l-up{fill:var(--ok)}.seg.l-degraded{fill:var(--warn)}.seg.l-down{fill:var(--bad)}.seg.l-none{fill:var(--none)}
-.spark{display:flex;align-items:center;gap:8px;flex-wrap:wrap}.spark svg{width:160px;max-width:45%;height:26px;border-bottom:1px solid var(--line)}.spark polyline{fill:none;stroke:var(--pend);stroke-width:1.5}
+.spark{width:100%;height:30px;display:block;border-bottom:1px solid var(--line);border-left:1px solid var(--line)}.spark polyline{fill:none;stroke:var(--fg);stroke-width:1.5}
 .meter{width:120px;height:10px;vertical-align:middle}.meter-bg{fill:var(--none)}.meter-fg{fill:var(--fg)}
 ul.alerts{list-style:none;padding:0;margin:0}ul.alerts li{border-top:1px solid var(--line);padding:5px 0}.lvl{font-weight:700;font-size:.75rem;border:1px solid currentColor;border-radius:4px;padding:0 4px}
 dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:.4em 0}dt{color:var(--muted)}dd{margin:0}
 .problems{border-left:4px solid var(--warn)}
 footer{font-size:.8rem;color:var(--muted);text-align:center;padding:8px}
-@media (max-width:520px){body{font-size:14px}main{padding:6px}section{padding:8px;margin:8px 0}.wide{display:none}.tiles{grid-template-columns:1fr 1fr}.spark svg{width:110px}}
+@media (max-width:520px){body{font-size:14px}main{padding:6px}section{padding:8px;margin:8px 0}.wide{display:none}.tiles{grid-template-columns:1fr 1fr}.strips{grid-template-columns:3.4em 1fr 6.6em}}
 @media print{section{break-inside:avoid}}
 `;
 
@@ -346,7 +352,7 @@ export function renderReport(m: ReportModel): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="color-scheme" content="light dark">
 <title>l2ops status${m.host ? ` · ${text(m.host, 80)}` : ''}</title><style>${CSS}</style></head>
 <body>${DEFS}<main>
-<header><h1>l2ops status</h1><p class="muted small">Volume <span class="id">${text(m.root)}</span>${m.host ? ` on ${text(m.host, 80)}` : ''} · written ${when(m.generatedAt, m.now)}. The page does not refresh itself: reload after the next run.</p></header>
+<header><h1>l2ops status</h1><p class="muted small">Volume <span class="id">${text(m.root)}</span>${m.host ? ` on ${text(m.host, 80)}` : ''} · written <time datetime="${m.generatedAt}">${m.generatedAt.slice(0, 19).replace('T', ' ')} UTC</time>. The page does not refresh itself: reload after the next run.</p></header>
 ${overview(m)}
 ${problems}${runsSection(m)}${healthSection(m)}${alertsSection(m)}${snapshotsSection(m)}${drillSection(m)}${scheduleSection(m)}
 <footer>l2ops · <code>l2backup report -o FILE</code> writes this page on demand</footer>
