@@ -58,11 +58,29 @@ export function buildProgram() {
     ['nightly', 'the nightly backup (cron, 02:00 UTC)'],
     ['snapshot', 'a backup by hand'],
   ] as const) {
-    subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`).action(action(spec, async (ctx) => runBackup(ctx, kind)));
+    subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`).action(action(spec, async (ctx) => withStatusPage(ctx, () => runBackup(ctx, kind))));
   }
   subcommand(program, 'emergency-pre-restore', 'fast capture of the current state into .pre-restore/ (kept 7 days, not uploaded)')
     .option('--upload', 'upload the capture too')
-    .action(action(spec, async (ctx, opts: { upload?: boolean }) => runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload })));
+    .action(action(spec, async (ctx, opts: { upload?: boolean }) => withStatusPage(ctx, () => runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload }))));
+
+  subcommand(program, 'report', 'write the status page (HTML) from the state files on the volume; works on a copy of a volume too')
+    .option('-o, --output <file>', "where to write it ('-' for stdout); default $BACKUP_ROOT/.l2/report/index.html")
+    .action(
+      action(spec, async ({ cfg, out }, opts: { output?: string }) => {
+        const { buildStatusPage, statusPagePath } = await import('../report/index.js');
+        const { checkReportTarget, writeReportFile } = await import('../report/target.js');
+        const file = opts.output === undefined ? statusPagePath(cfg.BACKUP_ROOT) : opts.output === '-' ? '-' : await checkReportTarget(opts.output);
+        const html = await buildStatusPage(cfg);
+        if (file === '-') {
+          process.stdout.write(html);
+          return EXIT.OK;
+        }
+        await writeReportFile(file, html, opts.output !== undefined);
+        out.print(`status page written: ${file} (${formatBytes(Buffer.byteLength(html))})`);
+        return EXIT.OK;
+      }),
+    );
 
   subcommand(program, 'list', 'list snapshots (local, or on the remote with --remote)')
     .option('--remote', 'list the remote snapshots')
@@ -277,6 +295,15 @@ export function buildProgram() {
     await program.commands.find((c) => c.name() === 'status')!.parseAsync([], { from: 'user' });
   });
   return program;
+}
+
+/** Runs a backup job, then writes the status page (never failing or holding up the job). */
+async function withStatusPage(ctx: JobContext, job: () => Promise<number>): Promise<number> {
+  try {
+    return await job();
+  } finally {
+    await (await import('../report/index.js')).refreshStatusPage(ctx.cfg, ctx.out);
+  }
 }
 
 function printSnapshots(out: import('../output/index.js').Output, rows: Awaited<ReturnType<typeof localRows>>): void {

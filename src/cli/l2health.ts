@@ -36,7 +36,12 @@ export function buildProgram() {
             throw new UsageError(`no targets configured for ${mode}: set ${what} (name=url,...) or HEALTH_CONFIG in the env file`);
           }
           const started = Date.now();
-          const res = await runChecks(ctx, mode);
+          let res;
+          try {
+            res = await runChecks(ctx, mode);
+          } finally {
+            await (await import('../report/index.js')).refreshStatusPage(ctx.cfg, ctx.out);
+          }
           if (opts.json) ctx.out.json({ mode, durationMs: Date.now() - started, results: res.results, alertsRaised: res.alerts });
           else printResults(ctx.out, res.results);
           return res.results.every((r) => r.status === 'up') ? EXIT.OK : EXIT.FAILED;

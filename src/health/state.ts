@@ -29,6 +29,11 @@ export interface TargetState {
   lastAlert?: { kind: string; level: string; at: string };
   /** [unix seconds, 0 up | 1 degraded | 2 down], 7 days at most */
   history: [number, number][];
+  /**
+   * [unix seconds, latency ms] of the checks that measured one, 7 days and LATENCY_MAX entries
+   * at most (the status page's sparkline). Optional: state written before it existed lacks it.
+   */
+  latency?: [number, number][];
 }
 
 export interface HealthState {
@@ -53,6 +58,7 @@ export interface Thresholds {
 
 const HISTORY_SECONDS = 7 * 86_400;
 const HISTORY_MAX = 2100;
+const LATENCY_MAX = 2100;
 
 export function emptyTarget(kind: CheckResult['kind'], now: number): TargetState {
   return { kind, status: 'unknown', since: new Date(now).toISOString(), consecutiveBad: 0, consecutiveGood: 0, history: [] };
@@ -74,13 +80,20 @@ function alertFor(name: string, r: CheckResult, kind: 'down' | 'degraded' | 'rem
 
 export function transition(name: string, prev: TargetState | undefined, open: OpenAlert | undefined, r: CheckResult, now: number, th: Thresholds): TransitionOutcome {
   const iso = new Date(now).toISOString();
-  const s: TargetState = prev ? { ...prev, history: [...prev.history] } : emptyTarget(r.kind, now);
+  const s: TargetState = prev ? { ...prev, history: [...prev.history], ...(prev.latency ? { latency: [...prev.latency] } : {}) } : emptyTarget(r.kind, now);
   s.kind = r.kind;
   s.lastCheckAt = iso;
   s.lastLatencyMs = r.latencyMs;
   s.history.push([Math.floor(now / 1000), r.status === 'up' ? 0 : r.status === 'degraded' ? 1 : 2]);
   const cutoff = Math.floor(now / 1000) - HISTORY_SECONDS;
   while (s.history.length > HISTORY_MAX || (s.history.length && s.history[0]![0] < cutoff)) s.history.shift();
+  if (r.latencyMs !== undefined && Number.isFinite(r.latencyMs)) {
+    const latency = s.latency ?? [];
+    latency.push([Math.floor(now / 1000), Math.round(r.latencyMs)]);
+    let drop = Math.max(0, latency.length - LATENCY_MAX);
+    while (drop < latency.length && latency[drop]![0] < cutoff) drop++;
+    s.latency = drop ? latency.slice(drop) : latency;
+  }
 
   if (r.status === 'up') {
     s.consecutiveGood++;
@@ -156,6 +169,7 @@ export function isTargetState(v: unknown): v is TargetState {
     optional(t.streak, (s) => Boolean(s && typeof s === 'object' && STATUSES.has((s as { status: string }).status) && isCount((s as { count: unknown }).count))) &&
     optional(t.lastCheckAt, isTime) &&
     optional(t.lastLatencyMs, (n) => typeof n === 'number') &&
+    optional(t.latency, (l) => Array.isArray(l) && l.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'number' && typeof h[1] === 'number')) &&
     optional(t.lastError, (e) => typeof e === 'string') &&
     optional(t.lastAlert, (a) => Boolean(a && typeof a === 'object' && isTime((a as { at: unknown }).at)))
   );
