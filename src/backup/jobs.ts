@@ -21,7 +21,7 @@ import { readManifest, type Manifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { Remote, UnuploadableError, remoteSettings } from './remote.js';
 import { baseOf, localCatalog, readLocalEntries } from './catalog.js';
-import { cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan } from './retention.js';
+import { PENDING, cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan, type RetentionPolicy } from './retention.js';
 import { pruneRemote } from './remote-retention.js';
 
 export interface JobContext {
@@ -349,12 +349,15 @@ export async function applyRemoteRetention(ctx: JobContext, records: BackupRecor
   }
 }
 
+/** The local policy from the settings: BACKUP_LOCAL_KEEP wins over BACKUP_LOCAL_RETENTION_DAYS. */
+export const localPolicy = (cfg: Config): RetentionPolicy => ({ days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS, ...(cfg.BACKUP_LOCAL_KEEP ? { keep: cfg.BACKUP_LOCAL_KEEP } : {}) });
+
 /** Applies local retention (the planner's plan); `dryRun` only plans. Caller holds the lock. */
 export async function applyRetention(ctx: JobContext, records: BackupRecords, dryRun: boolean): Promise<RetentionPlan> {
   const { cfg, out } = ctx;
   // With no remote configured nothing is waiting to go up: "pending" protects nothing then.
   const catalog = await localCatalog(cfg.BACKUP_ROOT, remoteSettings(cfg) ? await records.allRemote() : []);
-  const plan = planRetention(catalog, { days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS }, Date.now());
+  const plan = planRetention(catalog, localPolicy(cfg), Date.now());
   if (plan.refused) out.warn(`retention: ${plan.refused}`);
   if (dryRun) return plan;
   const dirs = new Map(catalog.map((e) => [e.id, e]));
@@ -372,6 +375,6 @@ export async function applyRetention(ctx: JobContext, records: BackupRecords, dr
       out.warn(`retention: could not delete ${e.dir}: ${errorMessage(err)}`);
     }
   }
-  for (const k of plan.keep) if (k.why === 'remote upload still pending') out.warn(`retention: kept ${k.id} past its age: its remote upload is still pending`);
+  for (const k of plan.keep) if (k.why === PENDING) out.warn(`retention: kept ${k.id} past its age: its remote upload is still pending`);
   return { ...plan, delete: deleted };
 }

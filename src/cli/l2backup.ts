@@ -1,7 +1,8 @@
 /** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
 import { EXIT, L2Error, UsageError, errorMessage } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
-import { runBackup, applyRetention, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
+import { runBackup, applyRetention, localPolicy, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
+import type { Decision, RetentionPolicy } from '../backup/retention.js';
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
 import { preflight, restore } from '../backup/restore.js';
@@ -9,7 +10,7 @@ import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
 import { checkExportTarget, exportSnapshot } from '../backup/export.js';
 import { cleanupLogs } from '../backup/cleanup-logs.js';
-import { pruneRemote } from '../backup/remote-retention.js';
+import { pruneRemote, remotePolicy } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
 import { describeNextRun, nextRun } from '../schedule/index.js';
 import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
@@ -179,21 +180,24 @@ export function buildProgram() {
       }),
     );
 
-  subcommand(program, 'prune', 'apply retention now (local; remote too with --remote)')
-    .option('--dry-run', 'show what would be deleted')
+  subcommand(program, 'prune', 'apply retention now (local; remote too with --remote): each snapshot with keep (reasons) or delete')
+    .option('--dry-run', 'show what would be kept and deleted, and change nothing')
     .option('--remote', 'also apply remote retention')
+    .addOption(jsonOption())
     .action(
-      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean }) =>
+      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean; json?: boolean }) =>
         withBackupLock(ctx, 'l2backup prune', async () => {
+          const dryRun = Boolean(opts.dryRun);
           const records = new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m));
-          const res = await applyRetention(ctx, records, Boolean(opts.dryRun));
-          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'}: ${res.delete.length ? res.delete.map((d) => d.id).join(', ') : 'nothing'}`);
-          for (const k of res.keep) ctx.out.print(`kept ${k.id}: ${k.why}`);
+          const local = await applyRetention(ctx, records, dryRun);
+          const report: Record<string, PruneReport> = { local: pruneReport(localPolicy(ctx.cfg), local, dryRun) };
+          if (!opts.json) printPrune(ctx.out, 'local', report.local!);
           if (opts.remote) {
             const remote = await openRemote(ctx.cfg);
             try {
-              const plan = await pruneRemote(ctx, remote, records, Boolean(opts.dryRun));
-              ctx.out.print(`remote ${opts.dryRun ? 'would delete' : 'deleted'}: ${plan.delete.length ? plan.delete.map((d) => `${d.id} (${d.why})`).join(', ') : 'nothing'}`);
+              const plan = await pruneRemote(ctx, remote, records, dryRun);
+              report.remote = pruneReport(remotePolicy(ctx.cfg), plan, dryRun);
+              if (!opts.json) printPrune(ctx.out, `remote ${remote.url}`, report.remote);
             } catch (err) {
               if (err instanceof L2Error) throw err;
               throw new L2Error(remote.describe(err));
@@ -201,6 +205,7 @@ export function buildProgram() {
               remote.destroy();
             }
           }
+          if (opts.json) ctx.out.json(report);
           return EXIT.OK;
         }),
       ),
@@ -265,6 +270,32 @@ function printSnapshots(out: import('../output/index.js').Output, rows: Awaited<
     ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'],
     rows.map((r) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote]),
   );
+}
+
+interface PruneReport {
+  policy: string;
+  dryRun: boolean;
+  refused?: string;
+  snapshots: { id: string; action: 'keep' | 'delete'; reasons: string[]; why: string }[];
+}
+
+function pruneReport(policy: RetentionPolicy | Omit<RetentionPolicy, 'preRestoreDays'>, plan: { keep: Decision[]; delete: Decision[]; refused?: string }, dryRun: boolean): PruneReport {
+  const rows = [...plan.keep.map((d) => ({ ...d, action: 'keep' as const })), ...plan.delete.map((d) => ({ ...d, action: 'delete' as const }))];
+  // Newest first, as restic lists them (ids are UTC times).
+  rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  return {
+    policy: policy.keep ? policy.keep.text : `${policy.days} day(s) from now`,
+    dryRun,
+    ...(plan.refused ? { refused: plan.refused } : {}),
+    snapshots: rows.map((r) => ({ id: r.id, action: r.action, reasons: r.reasons, why: r.why })),
+  };
+}
+
+function printPrune(out: import('../output/index.js').Output, where: string, r: PruneReport): void {
+  out.print(`${where}: policy ${r.policy}${r.dryRun ? ' (dry run: nothing changed)' : ''}`);
+  for (const s of r.snapshots) out.print(`  ${s.id}  ${s.action === 'keep' ? `keep (${s.why})` : `delete (${s.why})`}`);
+  const deleted = r.snapshots.filter((s) => s.action === 'delete').map((s) => s.id).reverse();
+  out.print(`${where}: ${r.dryRun ? 'would delete' : 'deleted'}: ${deleted.length ? deleted.join(', ') : 'nothing'}`);
 }
 
 export function main(argv: string[]): Promise<void> {
