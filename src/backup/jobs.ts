@@ -21,6 +21,7 @@ import { readManifest, type Manifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { Remote, UnuploadableError, remoteSettings } from './remote.js';
 import { baseOf, localCatalog, readLocalEntries } from './catalog.js';
+import { recordUsage, snapshotObjectBytes } from './usage.js';
 import { PENDING, cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan, type RetentionPolicy } from './retention.js';
 import { pruneRemote } from './remote-retention.js';
 
@@ -67,6 +68,7 @@ export async function backupJob(ctx: JobContext, kind: 'nightly' | 'snapshot'): 
   // Retention only now that a new snapshot is complete, and only after a backup (never a capture).
   if (upload.state === 'uploaded') await applyRemoteRetention(ctx, run.records);
   await applyRetention(ctx, run.records, false);
+  await sampleUsage(ctx, run);
   return finishRun(ctx, run, snap, upload);
 }
 
@@ -286,7 +288,8 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
             onProgress: (done, total, sent) => progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`),
           });
           progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
-          await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
+          const storedBytes = await snapshotObjectBytes(ref.dir).catch(() => undefined);
+          await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined, ...(storedBytes === undefined ? {} : { storedBytes }) });
           result.uploaded.push(rec.id);
           continue;
         } catch (err) {
@@ -346,6 +349,18 @@ export async function applyRemoteRetention(ctx: JobContext, records: BackupRecor
     ctx.out.warn(`remote retention skipped: ${err instanceof L2Error ? err.message : remote.describe(err)}`);
   } finally {
     remote.destroy();
+  }
+}
+
+/** Appends tonight's storage sample (usage.ts) and alerts when a forecast passes its budget; a failure is a warning. */
+async function sampleUsage(ctx: JobContext, run: Run): Promise<void> {
+  try {
+    const usage = await recordUsage(ctx.cfg, (m) => ctx.out.warn(m));
+    for (const [where, t] of [['local', usage.local], ['remote', usage.remote]] as const) {
+      if (t?.overBudget) await run.alerter.send({ level: 'warning', title: `backup storage over budget (${where})`, message: `${where} backups: ${t.overBudget}. Tighten BACKUP_${where.toUpperCase()}_KEEP or raise the budget; see 'l2backup status'.`, key: `l2backup:budget:${where}` });
+    }
+  } catch (err) {
+    ctx.out.warn(`storage usage not recorded: ${errorMessage(err)}`);
   }
 }
 

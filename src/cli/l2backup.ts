@@ -5,6 +5,7 @@ import { runBackup, applyRetention, localPolicy, uploadPending, withBackupLock, 
 import type { Decision, RetentionPolicy } from '../backup/retention.js';
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
+import { storageUsage, type LocalSnapshotUsage, type StorageUsage, type Trend } from '../backup/usage.js';
 import { preflight, restore } from '../backup/restore.js';
 import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js';
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
@@ -32,8 +33,9 @@ export function buildProgram() {
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
         const st = await backupStatus(cfg, (m) => out.warn(m));
         const next = await nextRun('nightly', /(l2backup|backup\.sh)"?\s+nightly/);
+        const usage = await storageUsage(cfg, (m) => out.warn(m));
         if (opts.json) {
-          out.json({ ...st, nextRun: next });
+          out.json({ ...st, nextRun: next, usage });
           return EXIT.OK;
         }
         const lr = st.lastRun;
@@ -47,8 +49,10 @@ export function buildProgram() {
         out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
         out.print(describeNextRun(next));
         if (next.warning) out.warn(next.warning);
+        printUsage(out, usage);
         out.print('');
-        printSnapshots(out, st.snapshots);
+        const own = new Map(usage.local.snapshots.map((u) => [u.id + (u.preRestore ? '+' : ''), u]));
+        printSnapshots(out, st.snapshots, (r) => own.get(r.id + (r.preRestore ? '+' : '')));
         return EXIT.OK;
       }),
     );
@@ -261,15 +265,33 @@ export function buildProgram() {
   return program;
 }
 
-function printSnapshots(out: import('../output/index.js').Output, rows: Awaited<ReturnType<typeof localRows>>): void {
+type Row = Awaited<ReturnType<typeof localRows>>[number];
+
+/** `usage`: status adds each snapshot's bytes on the volume, du-style (own, and shared by hard links with older ones). */
+function printSnapshots(out: import('../output/index.js').Output, rows: Row[], usage?: (r: Row) => LocalSnapshotUsage | undefined): void {
   if (rows.length === 0) {
     out.print('no snapshots yet');
     return;
   }
+  const cols = (r: Row) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote];
+  if (!usage) return out.table(['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'], rows.map(cols));
   out.table(
-    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'],
-    rows.map((r) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote]),
+    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE', 'ON DISK', 'SHARED'],
+    rows.map((r) => {
+      const u = usage(r);
+      return [...cols(r), u ? formatBytes(u.ownBytes) : '-', u ? formatBytes(u.sharedBytes) : '-'];
+    }),
   );
+}
+
+/** The cost lines: bytes now, growth over 30 days, the 30-day forecast against the budget. */
+function printUsage(out: import('../output/index.js').Output, u: StorageUsage): void {
+  const sign = (n: number) => (n < 0 ? `-${formatBytes(-n)}` : `+${formatBytes(n)}`);
+  const line = (t: Trend, what: string) =>
+    `${formatBytes(t.bytes)} ${what}; ${t.growth30d === null ? 'growth: no history yet' : `${sign(t.growth30d)} over ${t.growthDays} day(s)`}; ${t.forecast30d === null ? 'forecast: needs 2 nightly samples' : `forecast in 30 days ${formatBytes(t.forecast30d)}`}${t.budget === null ? '' : ` (budget ${formatBytes(t.budget)})`}${t.overBudget ? ': OVER BUDGET' : ''}`;
+  out.print(`local storage:  ${line(u.local, `on the volume in ${u.local.snapshots.length} snapshot(s) (du, hard links once)`)}`);
+  if (u.remote) out.print(`remote storage: ${line(u.remote, `stored in ${u.remote.snapshots.length} snapshot(s)${u.remote.unknown.length ? ` (+${u.remote.unknown.length} of unknown size: ${u.remote.unknown.join(', ')})` : ''}`)}`);
+  for (const [where, t] of [['local', u.local], ['remote', u.remote]] as const) if (t?.overBudget) out.warn(`${where} storage over budget: ${t.overBudget}`);
 }
 
 interface PruneReport {
