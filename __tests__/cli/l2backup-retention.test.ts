@@ -59,7 +59,7 @@ test('a models source missing for nights does not cost the last copy of the mode
   for (let night = 0; night < 3; night++) expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(3);
   expect(snapshots(s.root)).toContain(old);
   const dry = await run('l2backup', ['prune', '--dry-run'], s.env);
-  expect(dry.stdout).toContain(`kept ${old}: newest complete copy of models`);
+  expect(dry.stdout).toContain(`${old}  keep (newest complete copy of models`);
   const target = join(s.dir, 'restored');
   const res = await run('l2backup', ['restore', 'latest', '--only', 'models', '--target', target], s.env);
   expect(res.exitCode).toBe(0);

@@ -197,8 +197,8 @@ test('remote prune keeps a snapshot under object lock ("locked until ...") and t
   expect(existsSync(plain.objectPath(`${s.prefix}/snapshots/${expired}/.l2-manifest.json`))).toBe(false);
   const prune = await run('l2backup', ['prune', '--remote'], s.env);
   expect(prune.exitCode).toBe(0);
-  expect(prune.all).toMatch(new RegExp(`remote kept ${held} \\(locked until`));
-  expect(prune.all).toMatch(/remote deleted: nothing/);
+  expect(prune.all).toMatch(new RegExp(`${held}  keep \\(locked until`));
+  expect(prune.all).toMatch(/: deleted: nothing/);
 });
 
 test('the objects of an incomplete remote snapshot under lock are kept too (DeleteObjects refused per object)', async () => {

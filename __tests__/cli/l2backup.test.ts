@@ -166,7 +166,7 @@ test('retention: old snapshots go only after a new one completes; the newest com
   // A streak with no successful snapshot: prune keeps the newest complete one, whatever its age.
   const dry = await run('l2backup', ['prune', '--dry-run'], s.env);
   expect(dry.stdout).toContain(`would delete: ${old[0]}, ${old[1]}`);
-  expect(dry.stdout).toMatch(new RegExp(`kept ${old[2]}: newest complete copy of`));
+  expect(dry.stdout).toMatch(new RegExp(`${old[2]}  keep \\(newest complete copy of`));
   expect(snapshots(s.root)).toEqual(old);
   const res = await run('l2backup', ['nightly'], s.env);
   expect(res.exitCode).toBe(0);

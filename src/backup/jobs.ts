@@ -21,7 +21,8 @@ import { readManifest, type Manifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { Remote, UnuploadableError, remoteSettings } from './remote.js';
 import { baseOf, localCatalog, readLocalEntries } from './catalog.js';
-import { cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan } from './retention.js';
+import { recordUsage, snapshotObjectBytes } from './usage.js';
+import { PENDING, cleanLeftovers, planRetention, removeSnapshotDir, type RetentionPlan, type RetentionPolicy } from './retention.js';
 import { pruneRemote } from './remote-retention.js';
 import { removeDrillLeftovers } from './drill-dir.js';
 
@@ -68,6 +69,7 @@ export async function backupJob(ctx: JobContext, kind: 'nightly' | 'snapshot'): 
   // Retention only now that a new snapshot is complete, and only after a backup (never a capture).
   if (upload.state === 'uploaded') await applyRemoteRetention(ctx, run.records, run.notes);
   await applyRetention(ctx, run.records, false);
+  await sampleUsage(ctx, run);
   return finishRun(ctx, run, snap, upload);
 }
 
@@ -309,7 +311,8 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
           if (res.copyFallback && !result.notes.some((n) => n.startsWith('server-side copy failed'))) {
             noteOnce(ctx, result.notes, `server-side copy failed for ${res.copyFallback.count} unchanged object(s) of ${rec.id}, uploaded again instead (first: ${res.copyFallback.first}); check that the server and key allow CopyObject and UploadPartCopy`);
           }
-          await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined });
+          const storedBytes = await snapshotObjectBytes(ref.dir).catch(() => undefined);
+          await records.setRemote({ ...rec, state: 'uploaded', attempts: rec.attempts + 1, lastAttemptAt: attemptAt, uploadedAt: new Date().toISOString(), bytesSent: res.bytesSent, objectsCopied: res.copied, objectsUploaded: res.uploaded, lastError: undefined, ...(storedBytes === undefined ? {} : { storedBytes }) });
           result.uploaded.push(rec.id);
           continue;
         } catch (err) {
@@ -374,12 +377,27 @@ export async function applyRemoteRetention(ctx: JobContext, records: BackupRecor
   }
 }
 
+/** Appends tonight's storage sample (usage.ts) and alerts when a forecast passes its budget; a failure is a warning. */
+async function sampleUsage(ctx: JobContext, run: Run): Promise<void> {
+  try {
+    const usage = await recordUsage(ctx.cfg, (m) => ctx.out.warn(m));
+    for (const [where, t] of [['local', usage.local], ['remote', usage.remote]] as const) {
+      if (t?.overBudget) await run.alerter.send({ level: 'warning', title: `backup storage over budget (${where})`, message: `${where} backups: ${t.overBudget}. Tighten BACKUP_${where.toUpperCase()}_KEEP or raise the budget; see 'l2backup status'.`, key: `l2backup:budget:${where}` });
+    }
+  } catch (err) {
+    ctx.out.warn(`storage usage not recorded: ${errorMessage(err)}`);
+  }
+}
+
+/** The local policy from the settings: BACKUP_LOCAL_KEEP wins over BACKUP_LOCAL_RETENTION_DAYS. */
+export const localPolicy = (cfg: Config): RetentionPolicy => ({ days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS, ...(cfg.BACKUP_LOCAL_KEEP ? { keep: cfg.BACKUP_LOCAL_KEEP } : {}) });
+
 /** Applies local retention (the planner's plan); `dryRun` only plans. Caller holds the lock. */
 export async function applyRetention(ctx: JobContext, records: BackupRecords, dryRun: boolean): Promise<RetentionPlan> {
   const { cfg, out } = ctx;
   // With no remote configured nothing is waiting to go up: "pending" protects nothing then.
   const catalog = await localCatalog(cfg.BACKUP_ROOT, remoteSettings(cfg) ? await records.allRemote() : []);
-  const plan = planRetention(catalog, { days: cfg.BACKUP_LOCAL_RETENTION_DAYS, preRestoreDays: cfg.BACKUP_PRE_RESTORE_RETENTION_DAYS }, Date.now());
+  const plan = planRetention(catalog, localPolicy(cfg), Date.now());
   if (plan.refused) out.warn(`retention: ${plan.refused}`);
   if (dryRun) return plan;
   const dirs = new Map(catalog.map((e) => [e.id, e]));
@@ -397,6 +415,6 @@ export async function applyRetention(ctx: JobContext, records: BackupRecords, dr
       out.warn(`retention: could not delete ${e.dir}: ${errorMessage(err)}`);
     }
   }
-  for (const k of plan.keep) if (k.why === 'remote upload still pending') out.warn(`retention: kept ${k.id} past its age: its remote upload is still pending`);
+  for (const k of plan.keep) if (k.why === PENDING) out.warn(`retention: kept ${k.id} past its age: its remote upload is still pending`);
   return { ...plan, delete: deleted };
 }

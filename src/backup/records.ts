@@ -47,6 +47,8 @@ export interface RemoteRecord {
   bytesSent?: number;
   objectsCopied?: number;
   objectsUploaded?: number;
+  /** bytes the remote copy stores (every object: files, manifest, file list) */
+  storedBytes?: number;
   bucket?: string;
 }
 

@@ -1,19 +1,19 @@
 /**
  * Remote retention, after a successful upload round: the same pure planner as local retention
  * over the remote catalog (complete remote snapshots and their recorded finish times), with
- * BACKUP_REMOTE_RETENTION_DAYS. Incomplete remote snapshots (no manifest: an interrupted or
+ * BACKUP_REMOTE_KEEP (or BACKUP_REMOTE_RETENTION_DAYS). Incomplete remote snapshots (no manifest: an interrupted or
  * skipped upload) that are not pending locally are removed.
  */
 import type { JobContext } from './jobs.js';
 import { DeleteDeniedError, LockedError, type Remote } from './remote.js';
 import type { BackupRecords } from './records.js';
 import { remoteCatalog } from './catalog.js';
-import { planRetention } from './retention.js';
+import { planRetention, type Decision, type RetentionPolicy } from './retention.js';
 import { listLocal } from './layout.js';
 
 export interface RemotePrunePlan {
-  delete: { id: string; why: string }[];
-  keep: string[];
+  delete: Decision[];
+  keep: Decision[];
   refused?: string;
   /** planned deletes that object lock refused: kept, with the date the lock ends */
   locked?: { id: string; until?: string }[];
@@ -21,19 +21,23 @@ export interface RemotePrunePlan {
   denied?: string;
 }
 
-export async function planRemotePrune(remote: Remote, records: BackupRecords, days: number, now: number): Promise<RemotePrunePlan> {
+export async function planRemotePrune(remote: Remote, records: BackupRecords, policy: Omit<RetentionPolicy, 'preRestoreDays'>, now: number): Promise<RemotePrunePlan> {
   const { catalog, incomplete } = await remoteCatalog(remote);
   const pending = new Set((await records.allRemote()).filter((r) => r.state === 'pending').map((r) => r.id));
-  const plan = planRetention(catalog, { days, preRestoreDays: days }, now);
+  const plan = planRetention(catalog, { ...policy, preRestoreDays: policy.days }, now);
+  const uploading = incomplete.filter((id) => pending.has(id)).map((id) => ({ id, why: 'upload in progress (pending)', reasons: ['upload in progress (pending)'] }));
   return {
-    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: 'incomplete (interrupted or skipped upload)' })), ...plan.delete],
-    keep: plan.keep.map((k) => k.id),
+    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: 'incomplete (interrupted or skipped upload)', reasons: [] })), ...plan.delete],
+    keep: [...plan.keep, ...uploading],
     ...(plan.refused ? { refused: plan.refused } : {}),
   };
 }
 
+/** The remote policy from the settings: BACKUP_REMOTE_KEEP wins over BACKUP_REMOTE_RETENTION_DAYS. */
+export const remotePolicy = (cfg: JobContext['cfg']) => ({ days: cfg.BACKUP_REMOTE_RETENTION_DAYS, ...(cfg.BACKUP_REMOTE_KEEP ? { keep: cfg.BACKUP_REMOTE_KEEP } : {}) });
+
 export async function pruneRemote(ctx: JobContext, remote: Remote, records: BackupRecords, dryRun = false): Promise<RemotePrunePlan> {
-  const plan = await planRemotePrune(remote, records, ctx.cfg.BACKUP_REMOTE_RETENTION_DAYS, Date.now());
+  const plan = await planRemotePrune(remote, records, remotePolicy(ctx.cfg), Date.now());
   if (plan.refused) ctx.out.warn(`remote retention: ${plan.refused}`);
   if (dryRun) return plan;
   const local = new Set((await listLocal(ctx.cfg.BACKUP_ROOT, true)).map((r) => r.id));

@@ -1,16 +1,18 @@
 /** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
 import { EXIT, L2Error, UsageError, errorMessage } from '../errors.js';
 import { formatAge, formatBytes } from '../output/index.js';
-import { runBackup, applyRetention, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
+import { runBackup, applyRetention, localPolicy, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
+import type { Decision, RetentionPolicy } from '../backup/retention.js';
 import { BackupRecords } from '../backup/records.js';
 import { backupStatus, localRows } from '../backup/status.js';
+import { storageUsage, type LocalSnapshotUsage, type StorageUsage, type Trend } from '../backup/usage.js';
 import { preflight, restore } from '../backup/restore.js';
 import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js';
 import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
 import { checkExportTarget, exportSnapshot } from '../backup/export.js';
 import { cleanupLogs } from '../backup/cleanup-logs.js';
 import { describeDrill, drill, parseSample, readLastDrill } from '../backup/drill.js';
-import { pruneRemote } from '../backup/remote-retention.js';
+import { pruneRemote, remotePolicy } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
 import { describeNextRun, nextRun } from '../schedule/index.js';
 import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
@@ -32,8 +34,9 @@ export function buildProgram() {
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
         const st = await backupStatus(cfg, (m) => out.warn(m));
         const next = await nextRun('nightly', /(l2backup|backup\.sh)"?\s+nightly/);
+        const usage = await storageUsage(cfg, (m) => out.warn(m));
         if (opts.json) {
-          out.json({ ...st, nextRun: next });
+          out.json({ ...st, nextRun: next, usage });
           return EXIT.OK;
         }
         const lr = st.lastRun;
@@ -48,8 +51,10 @@ export function buildProgram() {
         out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
         out.print(describeNextRun(next));
         if (next.warning) out.warn(next.warning);
+        printUsage(out, usage);
         out.print('');
-        printSnapshots(out, st.snapshots);
+        const own = new Map(usage.local.snapshots.map((u) => [u.id + (u.preRestore ? '+' : ''), u]));
+        printSnapshots(out, st.snapshots, (r) => own.get(r.id + (r.preRestore ? '+' : '')));
         return EXIT.OK;
       }),
     );
@@ -211,24 +216,24 @@ export function buildProgram() {
       }),
     );
 
-  subcommand(program, 'prune', 'apply retention now (local; remote too with --remote)')
-    .option('--dry-run', 'show what would be deleted')
+  subcommand(program, 'prune', 'apply retention now (local; remote too with --remote): each snapshot with keep (reasons) or delete')
+    .option('--dry-run', 'show what would be kept and deleted, and change nothing')
     .option('--remote', 'also apply remote retention')
+    .addOption(jsonOption())
     .action(
-      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean }) =>
+      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean; json?: boolean }) =>
         withBackupLock(ctx, 'l2backup prune', async () => {
+          const dryRun = Boolean(opts.dryRun);
           const records = new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m));
-          const res = await applyRetention(ctx, records, Boolean(opts.dryRun));
-          ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'}: ${res.delete.length ? res.delete.map((d) => d.id).join(', ') : 'nothing'}`);
-          for (const k of res.keep) ctx.out.print(`kept ${k.id}: ${k.why}`);
+          const local = await applyRetention(ctx, records, dryRun);
+          const report: Record<string, PruneReport> = { local: pruneReport(localPolicy(ctx.cfg), local, dryRun) };
+          if (!opts.json) printPrune(ctx.out, 'local', report.local!);
           if (opts.remote) {
             const remote = await openRemote(ctx.cfg);
             try {
-              const plan = await pruneRemote(ctx, remote, records, Boolean(opts.dryRun));
-              const held = new Set((plan.locked ?? []).map((l) => l.id));
-              const gone = plan.delete.filter((d) => !held.has(d.id));
-              ctx.out.print(`remote ${opts.dryRun ? 'would delete' : 'deleted'}: ${gone.length ? gone.map((d) => `${d.id} (${d.why})`).join(', ') : 'nothing'}`);
-              for (const l of plan.locked ?? []) ctx.out.print(`remote kept ${l.id} (locked until ${l.until ?? 'a later date'})`);
+              const plan = await pruneRemote(ctx, remote, records, dryRun);
+              report.remote = pruneReport(remotePolicy(ctx.cfg), plan, dryRun);
+              if (!opts.json) printPrune(ctx.out, `remote ${remote.url}`, report.remote);
               // The prune job's own key must be able to delete: that is a failed prune.
               if (plan.denied) throw new L2Error(`remote prune failed: ${plan.denied}; give the prune job a key that may delete (S3_PRUNE_ACCESS_KEY_ID/S3_PRUNE_SECRET_ACCESS_KEY)`);
             } catch (err) {
@@ -238,6 +243,7 @@ export function buildProgram() {
               remote.destroy();
             }
           }
+          if (opts.json) ctx.out.json(report);
           return EXIT.OK;
         }),
       ),
@@ -306,15 +312,64 @@ async function withStatusPage(ctx: JobContext, job: () => Promise<number>): Prom
   }
 }
 
-function printSnapshots(out: import('../output/index.js').Output, rows: Awaited<ReturnType<typeof localRows>>): void {
+type Row = Awaited<ReturnType<typeof localRows>>[number];
+
+/** `usage`: status adds each snapshot's bytes on the volume, du-style (own, and shared by hard links with older ones). */
+function printSnapshots(out: import('../output/index.js').Output, rows: Row[], usage?: (r: Row) => LocalSnapshotUsage | undefined): void {
   if (rows.length === 0) {
     out.print('no snapshots yet');
     return;
   }
+  const cols = (r: Row) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote];
+  if (!usage) return out.table(['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'], rows.map(cols));
   out.table(
-    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'],
-    rows.map((r) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote]),
+    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE', 'ON DISK', 'SHARED'],
+    rows.map((r) => {
+      const u = usage(r);
+      return [...cols(r), u ? formatBytes(u.ownBytes) : '-', u ? formatBytes(u.sharedBytes) : '-'];
+    }),
   );
+}
+
+/** The cost lines: bytes now, growth over 30 days, the 30-day forecast against the budget. */
+function printUsage(out: import('../output/index.js').Output, u: StorageUsage): void {
+  const sign = (n: number) => (n < 0 ? `-${formatBytes(-n)}` : `+${formatBytes(n)}`);
+  const line = (t: Trend, what: string) =>
+    `${formatBytes(t.bytes)} ${what}; ${t.growth30d === null ? 'growth: no history yet' : `${sign(t.growth30d)} over ${t.growthDays} day(s)`}; ${t.forecast30d === null ? 'forecast: needs 2 nightly samples' : `forecast in 30 days ${formatBytes(t.forecast30d)}`}${t.budget === null ? '' : ` (budget ${formatBytes(t.budget)})`}${t.overBudget ? ': OVER BUDGET' : ''}`;
+  out.print(`local storage:  ${line(u.local, `on the volume in ${u.local.snapshots.length} snapshot(s) (du, hard links once)`)}`);
+  if (u.remote) out.print(`remote storage: ${line(u.remote, `stored in ${u.remote.snapshots.length} snapshot(s)${u.remote.unknown.length ? ` (+${u.remote.unknown.length} of unknown size: ${u.remote.unknown.join(', ')})` : ''}`)}`);
+  for (const [where, t] of [['local', u.local], ['remote', u.remote]] as const) if (t?.overBudget) out.warn(`${where} storage over budget: ${t.overBudget}`);
+}
+
+interface PruneReport {
+  policy: string;
+  dryRun: boolean;
+  refused?: string;
+  snapshots: { id: string; action: 'keep' | 'delete'; reasons: string[]; why: string }[];
+}
+
+function pruneReport(policy: RetentionPolicy | Omit<RetentionPolicy, 'preRestoreDays'>, plan: { keep: Decision[]; delete: Decision[]; refused?: string; locked?: { id: string; until?: string }[] }, dryRun: boolean): PruneReport {
+  // A delete the server refused because the objects are under object lock is a keep, not a failure.
+  const lockedUntil = new Map((plan.locked ?? []).map((l) => [l.id, `locked until ${l.until ?? 'a later date'}`]));
+  const rows = [
+    ...plan.keep.map((d) => ({ ...d, action: 'keep' as const })),
+    ...plan.delete.map((d) => (lockedUntil.has(d.id) ? { ...d, why: lockedUntil.get(d.id)!, reasons: [lockedUntil.get(d.id)!], action: 'keep' as const } : { ...d, action: 'delete' as const })),
+  ];
+  // Newest first, as restic lists them (ids are UTC times).
+  rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  return {
+    policy: policy.keep ? policy.keep.text : `${policy.days} day(s) from now`,
+    dryRun,
+    ...(plan.refused ? { refused: plan.refused } : {}),
+    snapshots: rows.map((r) => ({ id: r.id, action: r.action, reasons: r.reasons, why: r.why })),
+  };
+}
+
+function printPrune(out: import('../output/index.js').Output, where: string, r: PruneReport): void {
+  out.print(`${where}: policy ${r.policy}${r.dryRun ? ' (dry run: nothing changed)' : ''}`);
+  for (const s of r.snapshots) out.print(`  ${s.id}  ${s.action === 'keep' ? `keep (${s.why})` : `delete (${s.why})`}`);
+  const deleted = r.snapshots.filter((s) => s.action === 'delete').map((s) => s.id).reverse();
+  out.print(`${where}: ${r.dryRun ? 'would delete' : 'deleted'}: ${deleted.length ? deleted.join(', ') : 'nothing'}`);
 }
 
 export function main(argv: string[]): Promise<void> {

@@ -157,3 +157,15 @@ export function globs(raw: string): string[] {
   }
   return out;
 }
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+
+/** A size: `50GB`, `1.5 TiB`, `123456` (bytes); decimal units are powers of 1000, binary ones of 1024. */
+export function byteSize(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
+  const factor = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || factor === undefined) throw new Invalid('a size such as 50GB, 500MB or 1TiB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)');
+  const n = Math.round(Number(m[1]) * factor);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Invalid('a size above zero, such as 50GB');
+  return n;
+}

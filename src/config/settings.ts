@@ -3,6 +3,7 @@
  * how it is parsed and what it means. The README's variable table follows this file.
  */
 import * as p from './parsers.js';
+import { keepPolicy } from './keep-policy.js';
 
 export type Group = 'core' | 'alert' | 'backup' | 'health';
 
@@ -40,6 +41,10 @@ export const SETTINGS = {
   BACKUP_EXCLUDE: def({ group: 'backup', default: '', parse: p.globs, doc: 'Comma-separated globs (fast-glob syntax, relative to each source) left out of snapshots' }),
   BACKUP_LOCAL_RETENTION_DAYS: def({ group: 'backup', default: '3', parse: p.number(0, 3650), doc: 'Local snapshots older than this are deleted (never the newest complete one)' }),
   BACKUP_REMOTE_RETENTION_DAYS: def({ group: 'backup', default: '90', parse: p.number(0, 36500), doc: 'Remote snapshots older than this are deleted (never the newest complete one)' }),
+  BACKUP_LOCAL_KEEP: opt({ group: 'backup', parse: keepPolicy, doc: 'Calendar retention of local snapshots, restic-style (e.g. within=3d or daily=7,weekly=4); wins over BACKUP_LOCAL_RETENTION_DAYS when set' }),
+  BACKUP_REMOTE_KEEP: opt({ group: 'backup', parse: keepPolicy, doc: 'Calendar retention of remote snapshots, restic-style (e.g. daily=14,weekly=8,monthly=12); wins over BACKUP_REMOTE_RETENTION_DAYS when set' }),
+  BACKUP_LOCAL_BUDGET_BYTES: opt({ group: 'backup', parse: p.byteSize, doc: 'Warn (status line and alert) when the 30-day forecast of local snapshot bytes passes this (e.g. 50GB; units B, KB, MB, GB, TB = powers of 1000, KiB, MiB, GiB, TiB = powers of 1024)' }),
+  BACKUP_REMOTE_BUDGET_BYTES: opt({ group: 'backup', parse: p.byteSize, doc: 'Warn (status line and alert) when the 30-day forecast of remote bytes stored passes this (same units)' }),
   BACKUP_PRE_RESTORE_RETENTION_DAYS: def({ group: 'backup', default: '7', parse: p.number(0, 3650), doc: 'Pre-restore captures older than this are deleted' }),
   LOG_RETENTION_DAYS: def({ group: 'backup', default: '7', parse: p.number(1, 3650), doc: 'cleanup-logs deletes backed-up log files older than this' }),
   BACKUP_BUCKET: opt({ group: 'backup', parse: p.s3Bucket, doc: 'Remote copies: s3://bucket[/prefix]; unset: local only' }),

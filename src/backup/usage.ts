@@ -1,0 +1,199 @@
+/**
+ * What the backups cost: bytes on the local volume and on the remote, growth and a forecast
+ * against the configured budgets. Reads only the volume and the state files (no live LIST), so
+ * `status`, the nightly and the HTML page (src/report/) can all call `storageUsage`.
+ *
+ * Local bytes are counted as `du -sb` counts them (apparent sizes of files, folders and
+ * symlinks; each inode once): each snapshot's `ownBytes` is what it holds that no snapshot before
+ * it in time order holds (du's figure for it when all snapshots are given oldest first), its
+ * `sharedBytes` the rest (hard links into older snapshots), `uniqueBytes` what no other snapshot
+ * holds (freed if it alone is deleted). Remote bytes: every object counts (S3 has no hard
+ * links): each uploaded snapshot's file bytes plus its manifest and file list, from the remote
+ * record (recorded at upload) or else the local manifest.
+ *
+ * Growth and forecast: the nightly appends one sample {at, localBytes, remoteBytes} to
+ * .l2/backup/usage.jsonl; growth is the newest total minus the last sample at least 30 days
+ * older (or the oldest), the forecast a least-squares line over the last 30 days' samples,
+ * 30 days on. A forecast past BACKUP_LOCAL_BUDGET_BYTES / BACKUP_REMOTE_BUDGET_BYTES is a warning.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/index.js';
+import { appendLines } from '../state/files.js';
+import { formatBytes } from '../output/index.js';
+import { statePaths } from '../state/paths.js';
+import { FILES, MANIFEST, listLocal, idTime } from './layout.js';
+import { readManifest } from './manifest.js';
+import { BackupRecords, deletedFromRemote } from './records.js';
+import { remoteSettings } from './remote.js';
+import { walk } from './walk.js';
+
+const DAY = 86_400_000;
+export const WINDOW_DAYS = 30;
+
+export interface LocalSnapshotUsage {
+  id: string;
+  preRestore: boolean;
+  /** du -sb of this snapshot alone */
+  bytes: number;
+  /** du -sb of this snapshot given after every older one: inodes first seen here */
+  ownBytes: number;
+  /** bytes - ownBytes: hard links into older snapshots */
+  sharedBytes: number;
+  /** inodes no other snapshot holds: what deleting only this snapshot frees */
+  uniqueBytes: number;
+}
+
+export interface Trend {
+  /** bytes now */
+  bytes: number;
+  /** change over the last 30 days (null: no sample that old or older... and none at all) */
+  growth30d: number | null;
+  /** days the growth figure spans (less than 30 while the history is young) */
+  growthDays: number | null;
+  /** the least-squares line over the last 30 days' samples, 30 days on (null: fewer than 2 samples) */
+  forecast30d: number | null;
+  budget: number | null;
+  /** set when the forecast (or the figure now) passes the budget */
+  overBudget: string | null;
+}
+
+export interface StorageUsage {
+  at: string;
+  local: Trend & { snapshots: LocalSnapshotUsage[] };
+  remote: (Trend & { snapshots: { id: string; bytes: number }[]; unknown: string[] }) | null;
+  samples: number;
+}
+
+export interface UsageSample {
+  at: string;
+  localBytes: number;
+  remoteBytes: number | null;
+}
+
+const usageFile = (root: string) => join(statePaths(root).backup, 'usage.jsonl');
+
+/** Local bytes, du-style, oldest snapshot first (main snapshots and pre-restore captures by their time). */
+export async function localUsage(root: string): Promise<LocalSnapshotUsage[]> {
+  const refs = (await listLocal(root, true)).sort((a, b) => idTime(a.id) - idTime(b.id) || (a.preRestore === b.preRestore ? 0 : a.preRestore ? 1 : -1));
+  const holders = new Map<string, { size: number; first: number; count: number }>();
+  const rows: LocalSnapshotUsage[] = [];
+  refs.forEach((ref, index) => {
+    let bytes = 0;
+    let own = 0;
+    const seenHere = new Set<string>();
+    for (const ev of walk(ref.dir)) {
+      if (ev.type !== 'entry') continue;
+      const inode = `${ev.st.dev}:${ev.st.ino}`;
+      if (seenHere.has(inode)) continue;
+      seenHere.add(inode);
+      const size = Number(ev.st.size);
+      bytes += size;
+      const h = holders.get(inode);
+      if (h) h.count++;
+      else {
+        holders.set(inode, { size, first: index, count: 1 });
+        own += size;
+      }
+    }
+    rows.push({ id: ref.id, preRestore: ref.preRestore, bytes, ownBytes: own, sharedBytes: bytes - own, uniqueBytes: 0 });
+  });
+  for (const h of holders.values()) if (h.count === 1) rows[h.first]!.uniqueBytes += h.size;
+  return rows;
+}
+
+/** Remote bytes stored, per uploaded snapshot, from the records (and local manifests for older records). */
+export async function remoteUsage(cfg: Config, records: BackupRecords): Promise<{ snapshots: { id: string; bytes: number }[]; unknown: string[] }> {
+  const local = new Map((await listLocal(cfg.BACKUP_ROOT, true)).map((r) => [r.id, r.dir]));
+  const snapshots: { id: string; bytes: number }[] = [];
+  const unknown: string[] = [];
+  for (const rec of await records.allRemote()) {
+    if (rec.state !== 'uploaded' || deletedFromRemote(rec)) continue;
+    let bytes = rec.storedBytes;
+    const dir = local.get(rec.id);
+    if (bytes === undefined && dir) bytes = await snapshotObjectBytes(dir).catch(() => undefined);
+    if (bytes === undefined) unknown.push(rec.id);
+    else snapshots.push({ id: rec.id, bytes });
+  }
+  return { snapshots: snapshots.sort((a, b) => (a.id < b.id ? -1 : 1)), unknown };
+}
+
+/** The bytes a snapshot's remote copy stores: its files' bytes, its manifest and its file list. */
+export async function snapshotObjectBytes(dir: string): Promise<number> {
+  const manifest = await readManifest(dir);
+  const meta = await Promise.all([MANIFEST, FILES].map(async (n) => (await fs.stat(join(dir, n))).size));
+  return manifest.totals.bytes + meta[0]! + meta[1]!;
+}
+
+export async function readSamples(root: string): Promise<UsageSample[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(usageFile(root), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: UsageSample[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      const v = JSON.parse(line) as UsageSample;
+      if (typeof v.at === 'string' && Number.isFinite(Date.parse(v.at)) && typeof v.localBytes === 'number') out.push(v);
+    } catch {
+      // a torn or foreign line: skipped
+    }
+  }
+  return out.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+}
+
+/** Least squares over (t, y), evaluated at `at`; null with fewer than two distinct times. */
+export function linearForecast(points: { t: number; y: number }[], at: number): number | null {
+  if (points.length < 2) return null;
+  const n = points.length;
+  const mt = points.reduce((s, p) => s + p.t, 0) / n;
+  const my = points.reduce((s, p) => s + p.y, 0) / n;
+  const sxx = points.reduce((s, p) => s + (p.t - mt) ** 2, 0);
+  if (sxx === 0) return null;
+  const slope = points.reduce((s, p) => s + (p.t - mt) * (p.y - my), 0) / sxx;
+  return Math.max(0, Math.round(my + slope * (at - mt)));
+}
+
+export function trend(now: number, bytes: number, history: { t: number; y: number }[], budget: number | undefined, budgetName: string): Trend {
+  const points = [...history.filter((p) => p.t <= now && now - p.t <= WINDOW_DAYS * DAY), { t: now, y: bytes }];
+  const older = history.filter((p) => p.t <= now - WINDOW_DAYS * DAY).at(-1) ?? history.find((p) => p.t < now);
+  const forecast = linearForecast(points, now + WINDOW_DAYS * DAY);
+  let overBudget: string | null = null;
+  if (budget !== undefined && bytes > budget) overBudget = `${formatBytes(bytes)} stored now is past ${budgetName} (${formatBytes(budget)})`;
+  else if (budget !== undefined && forecast !== null && forecast > budget) overBudget = `the 30-day forecast ${formatBytes(forecast)} passes ${budgetName} (${formatBytes(budget)})`;
+  return {
+    bytes,
+    growth30d: older ? bytes - older.y : null,
+    growthDays: older ? Math.round(((now - older.t) / DAY) * 10) / 10 : null,
+    forecast30d: forecast,
+    budget: budget ?? null,
+    overBudget,
+  };
+}
+
+/** The cost figures, from the volume and the state files only. */
+export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now()): Promise<StorageUsage> {
+  const records = new BackupRecords(cfg.BACKUP_ROOT, report);
+  const snaps = await localUsage(cfg.BACKUP_ROOT);
+  const localBytes = snaps.reduce((s, r) => s + r.ownBytes, 0);
+  const remote = remoteSettings(cfg) ? await remoteUsage(cfg, records) : null;
+  const remoteBytes = remote ? remote.snapshots.reduce((s, r) => s + r.bytes, 0) : null;
+  const samples = await readSamples(cfg.BACKUP_ROOT);
+  const series = (pick: (s: UsageSample) => number | null) => samples.flatMap((s) => (pick(s) === null ? [] : [{ t: Date.parse(s.at), y: pick(s)! }]));
+  return {
+    at: new Date(now).toISOString(),
+    local: { ...trend(now, localBytes, series((s) => s.localBytes), cfg.BACKUP_LOCAL_BUDGET_BYTES, 'BACKUP_LOCAL_BUDGET_BYTES'), snapshots: snaps },
+    remote: remote ? { ...trend(now, remoteBytes!, series((s) => s.remoteBytes), cfg.BACKUP_REMOTE_BUDGET_BYTES, 'BACKUP_REMOTE_BUDGET_BYTES'), ...remote } : null,
+    samples: samples.length,
+  };
+}
+
+/** After a nightly: appends today's sample (the caller holds the backup lock) and returns the figures. */
+export async function recordUsage(cfg: Config, report: (m: string) => void): Promise<StorageUsage> {
+  const usage = await storageUsage(cfg, report);
+  const sample: UsageSample = { at: usage.at, localBytes: usage.local.bytes, remoteBytes: usage.remote ? usage.remote.bytes : null };
+  await appendLines(usageFile(cfg.BACKUP_ROOT), [JSON.stringify(sample)]);
+  return usage;
+}
