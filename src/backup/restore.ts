@@ -361,6 +361,7 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
         done++;
         doneBytes += e.size ?? 0;
         progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
+        out.status({ phase: 'restore', snapshot_id: snap.id, files_done: done, bytes_done: doneBytes, total_files: plan.files, total_bytes: plan.bytes });
       }
       folders.leave();
       const top = dirEntries.get(`${source}/`);
@@ -375,6 +376,7 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
   }
   const summary = `restored snapshot ${snap.id} (${snap.origin}): ${done} files, ${formatBytes(doneBytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
   const alerter = new Alerter(ctx.cfg, out, 'l2backup');
+  out.addSummary({ snapshot_id: snap.id, origin: snap.origin, files_restored: done, bytes_restored: doneBytes, total_files: plan.files, total_bytes: plan.bytes, mismatches: mismatches.length });
   if (mismatches.length) {
     progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);
     await alerter.send({ level: 'error', title: 'restore incomplete', message: `${summary}; ${mismatches.length} file(s) failed their hash check: ${mismatches.slice(0, 5).join(', ')}`, key: 'l2backup:restore' });
