@@ -168,3 +168,24 @@ test('three programs at once, several rounds: the file is always whole and ends 
     expect(readdirSync(sb.metrics)).toEqual(['l2ops.prom']);
   }
 });
+
+test('a writer frozen while holding the metrics lock does not keep the others from writing theirs', async () => {
+  const sb = await setup();
+  // A live process (a sleeping stand-in for a frozen writer) owns the metrics lock.
+  const sleeper = execa('sleep', ['600'], { reject: false });
+  const pid = sleeper.pid!;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const procStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  mkdirSync(join(sb.root, '.l2/locks'), { recursive: true });
+  writeFileSync(join(sb.root, '.l2/locks/metrics.lock'), JSON.stringify({ pid, host: (await import('node:os')).hostname(), startedAt: new Date().toISOString(), command: 'metrics', token: 'frozen', procStart }) + '\n');
+  try {
+    const res = await run('l2backup', ['nightly'], sb.env);
+    expect(res.exitCode).toBe(0);
+    expect(res.stderr).not.toMatch(/metrics not written/);
+    const s = samples(readFileSync(sb.prom, 'utf8'));
+    expect(s.get('l2backup_last_run_status{status="ok"}')).toBe(1);
+  } finally {
+    sleeper.kill('SIGKILL');
+    await sleeper;
+  }
+});

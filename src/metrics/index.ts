@@ -16,7 +16,8 @@ import { promises as fs, constants as C } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { statePaths } from '../state/paths.js';
-import { withMutex } from '../state/lock.js';
+import { acquireLock } from '../state/lock.js';
+import { LockedError } from '../errors.js';
 import { tempName } from '../state/files.js';
 import { renderFamilies, type Family, type Sample } from './exposition.js';
 
@@ -165,6 +166,34 @@ export async function collectMetrics(cfg: Config): Promise<Family[]> {
   return [...backup, ...alert, ...health];
 }
 
+/** Every state file the metrics read, by size and mtime (ns): equal signatures, equal metrics. */
+async function stateSignature(cfg: Config): Promise<string> {
+  const p = statePaths(cfg.BACKUP_ROOT);
+  const b = cfg.ALERT_BUFFER_FILE;
+  const paths = [p.backupLastRun, p.backupLastSuccess, p.backupRuns, p.backupRemote, b, `${b}.spill`, `${b}.dead`, p.alertDelivery, p.healthState];
+  const stats = await Promise.all(paths.map((f) => fs.lstat(f, { bigint: true }).then((st) => `${st.size}:${st.mtimeNs}:${st.ino}`, () => '-')));
+  return stats.join(' ');
+}
+
+/** temp file in the same folder, then rename(2); the temp name is hidden and does not end in .prom. */
+async function replaceFile(target: string, text: string): Promise<void> {
+  const tmp = tempName(target);
+  try {
+    const fh = await fs.open(tmp, 'wx', METRICS_MODE);
+    try {
+      await fh.writeFile(text);
+      await fh.chmod(METRICS_MODE); // the umask must not hide it from the collector
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
+}
+
 /**
  * Rewrites `$L2_METRICS_DIR/l2ops.prom` from the volume's state. Resolves with a warning line
  * when it could not (the run's own outcome never depends on it), undefined when written or off.
@@ -174,31 +203,26 @@ export async function writeMetrics(cfg: Config, onTakeover?: (m: string) => void
   if (!dir) return undefined;
   const target = join(dir, METRICS_FILE);
   try {
-    await withMutex(
-      statePaths(cfg.BACKUP_ROOT).lock('metrics'),
-      'metrics',
-      async () => {
-        const text = renderFamilies(await collectMetrics(cfg));
-        // `.l2ops.prom.tmp-<pid>-...`: hidden and not ending in .prom, so the collector skips it.
-        const tmp = tempName(target);
-        try {
-          const fh = await fs.open(tmp, 'wx', METRICS_MODE);
-          try {
-            await fh.writeFile(text);
-            await fh.chmod(METRICS_MODE); // the umask must not hide it from the collector
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
-          await fs.rename(tmp, target);
-        } catch (err) {
-          await fs.rm(tmp, { force: true }).catch(() => {});
-          throw err;
-        }
-      },
-      5000,
-      onTakeover,
-    );
+    // A volume that cannot hold the lock (full, read-only) cannot change its state either:
+    // the file is then written without it (acquireLock's 'proceed'), the metrics matter most then.
+    // A holder that keeps the lock past the wait (frozen) is not waited for either: this writer's
+    // file then goes out unlocked, and the holder's re-check below re-renders if it lands later.
+    const lock = await acquireLock(statePaths(cfg.BACKUP_ROOT).lock('metrics'), 'metrics', { waitMs: 5000, onTakeover, ifUnwritable: 'proceed' }).catch((err: unknown) => {
+      if (err instanceof LockedError) return { release: async () => {} };
+      throw err;
+    });
+    try {
+      // Rendered again when the state changed while it was being read and written (a writer
+      // that could not have the lock in time, or one frozen in between): the last file out
+      // always reflects the last state in, at the cost of a re-render now and then.
+      for (let round = 0; round < 3; round++) {
+        const before = await stateSignature(cfg);
+        await replaceFile(target, renderFamilies(await collectMetrics(cfg)));
+        if ((await stateSignature(cfg)) === before) break;
+      }
+    } finally {
+      await lock.release();
+    }
     return undefined;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
