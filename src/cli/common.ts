@@ -12,7 +12,6 @@ export { Command, Option };
 import { EXIT, EXIT_CODES_HELP, L2Error, UNWRITABLE_CODES, errnoCode, errorMessage } from '../errors.js';
 import { becomeUser, handBack, jobUser } from '../state/owner.js';
 import { setStateRoot } from '../state/files.js';
-import { writeMetrics } from '../metrics/index.js';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -129,6 +128,9 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
 
 /** What every run ends with, whatever its outcome: the metrics file. A failure here is a warning. */
 async function afterRun(cfg: Config, out: Output): Promise<void> {
+  if (!cfg.L2_METRICS_DIR) return;
+  // Loaded only when wanted: start-up time of the programs matters (cron runs them often).
+  const { writeMetrics } = await import('../metrics/index.js');
   const warning = await writeMetrics(cfg, (m) => out.warn(m));
   if (warning) out.warn(warning);
 }
