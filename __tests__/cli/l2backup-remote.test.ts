@@ -131,7 +131,7 @@ test('verify --remote detects a flipped byte in a stored object', async () => {
   writeFileSync(obj, bytes);
   const res = await run('l2backup', ['verify', id!, '--remote', '--json'], s.env);
   expect(res.exitCode).toBe(1);
-  expect(JSON.parse(res.stdout).changed).toEqual(['reports/daily.csv']);
+  expect(JSON.parse(res.stdout.trim().split('\n').pop()!).report.changed).toEqual(['reports/daily.csv']);
 });
 
 test('an interrupted remote upload is not listed as complete and is cleaned up by the next run', async () => {

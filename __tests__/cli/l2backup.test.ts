@@ -134,7 +134,8 @@ test('verify detects a flipped byte, a missing file and an extra file', async ()
   writeFileSync(join(s.root, id!, 'reports/intruder.txt'), 'x');
   const res = await run('l2backup', ['verify', id!, '--json'], s.env);
   expect(res.exitCode).toBe(1);
-  const rep = JSON.parse(res.stdout);
+  // --json is NDJSON (README "JSON progress"): the report is in the summary, the last line.
+  const rep = JSON.parse(res.stdout.trim().split('\n').pop()!).report;
   expect(rep.changed).toEqual(['reports/daily.csv']);
   expect(rep.missing).toEqual(['models/empty.txt']);
   expect(rep.extra).toEqual(['reports/intruder.txt']);

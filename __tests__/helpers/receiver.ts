@@ -12,8 +12,18 @@ export interface Received {
   at: number;
 }
 
+/** Every request as it arrived (pings are text, not alerts): method, path, body. */
+export interface Request {
+  method: string;
+  path: string;
+  raw: string;
+  at: number;
+}
+
 export interface Receiver {
   url: string;
+  /** every request, whatever the answer (webhook or ping) */
+  requests: Request[];
   port: number;
   received: Received[];
   /** statuses to answer with, in order; then `fallback` */
@@ -24,13 +34,14 @@ export interface Receiver {
 }
 
 export async function startReceiver(secret?: string, port = 0): Promise<Receiver> {
-  const r: Receiver = { url: '', port: 0, received: [], script: [], fallback: 200, rejected: 0, close: async () => {} };
+  const r: Receiver = { url: '', port: 0, requests: [], received: [], script: [], fallback: 200, rejected: 0, close: async () => {} };
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
+      r.requests.push({ method: req.method ?? '', path: req.url ?? '', raw, at: Date.now() });
       const step = r.script.shift() ?? r.fallback;
       const s = typeof step === 'number' ? { status: step } : step;
       if (s.hang) return;
@@ -45,7 +56,7 @@ export async function startReceiver(secret?: string, port = 0): Promise<Receiver
             return;
           }
         }
-        if (s.status >= 200 && s.status < 300) {
+        if (s.status >= 200 && s.status < 300 && raw.startsWith('{')) {
           r.received.push({ id: String(req.headers['x-l2-alert-id']), body: JSON.parse(raw), raw, headers: req.headers, verified, at: Date.now() });
         }
         res.writeHead(s.status, s.headers ?? {}).end(s.status < 300 ? 'ok' : 'no');

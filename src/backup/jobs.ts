@@ -164,6 +164,7 @@ async function capture(ctx: JobContext, run: Run): Promise<Captured | number> {
       onProgress: (files, bytes) => {
         const secs = (Date.now() - started) / 1000;
         progress.update(`${kind} ${id}: ${files} files, ${formatBytes(bytes)} (${formatBytes(bytes / Math.max(secs, 0.001))}/s)`);
+        out.status({ phase: 'snapshot', snapshot_id: id, files_done: files, bytes_done: bytes });
       },
     });
     const t = res.manifest.totals;
@@ -174,6 +175,7 @@ async function capture(ctx: JobContext, run: Run): Promise<Captured | number> {
     progress.fail(`${kind} ${id} failed: ${msg}`);
     const rec: RunRecord = { command: run.command, status: 'failed', startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), id, kind, durationMs: Date.now() - started, error: msg };
     await run.records.writeRun(rec).catch((e) => out.warn(`run record not written: ${errorMessage(e)}`));
+    if (kind !== 'emergency-pre-restore') out.addSummary({ snapshot_id: id, run_status: 'failed', error: msg });
     await run.alerter.send({ level: 'error', title: `backup ${kind} failed`, message: `${msg}. Earlier snapshots are untouched; check 'docker compose logs cron' and 'l2backup status'.`, key: `l2backup:${kind}:failed` });
     if (err instanceof L2Error && err.exitCode !== EXIT.FAILED) throw err;
     return EXIT.FAILED;
@@ -221,6 +223,9 @@ async function finishRun(ctx: JobContext, run: Run, snap: Captured, upload: Uplo
     ...(upload.error ? { error: upload.error } : {}),
   };
   await records.writeRun(rec);
+  if (kind !== 'emergency-pre-restore') {
+    ctx.out.addSummary({ snapshot_id: id, run_status: status, files: t.files, bytes: t.bytes, new_bytes: t.newBytes, linked_files: t.linkedFiles, remote: upload.state, ...(upload.error ? { error: upload.error } : {}), warnings: manifest.warnings.length });
+  }
   const remoteWords = upload.state === 'pending' ? `local ok, remote pending since ${pendingSince ?? manifest.finishedAt}` : remotePending ? `local ok, ${upload.state}; remote behind since ${pendingSince ?? manifest.finishedAt}` : upload.state;
   const summary = `snapshot ${id} (${kind}): ${t.files} files, ${formatBytes(t.bytes)}, ${formatBytes(t.newBytes)} new, ${formatDuration(rec.durationMs)}; remote: ${remoteWords}; at ${dir}`;
   if (upload.error) {
@@ -305,7 +310,10 @@ export async function uploadPending(ctx: JobContext, records: BackupRecords): Pr
             entries,
             base,
             signal: ctx.signal,
-            onProgress: (done, total, sent) => progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`),
+            onProgress: (done, total, sent) => {
+              progress.update(`uploading ${rec.id}: ${done}/${total} objects, ${formatBytes(sent)} sent`);
+              out.status({ phase: 'upload', snapshot_id: rec.id, files_done: done, total_files: total, bytes_done: sent });
+            },
           });
           progress.succeed(`uploaded ${rec.id}: ${res.uploaded} objects (${formatBytes(res.bytesSent)}), ${res.copied} copied server-side, in ${formatDuration(Date.now() - started)}`);
           if (res.copyFallback && !result.notes.some((n) => n.startsWith('server-side copy failed'))) {

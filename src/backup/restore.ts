@@ -383,6 +383,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
         doneBytes += e.size ?? 0;
         if (report) Object.assign(report, { files: done, bytes: doneBytes });
         progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
+        out.status({ phase: 'restore', snapshot_id: snap.id, files_done: done, bytes_done: doneBytes, total_files: plan.files, total_bytes: plan.bytes });
       }
       folders.leave();
       const top = dirEntries.get(`${source}/`);
@@ -403,6 +404,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
     return mismatches.length || report.missing.length ? EXIT.FAILED : EXIT.OK;
   }
   const alerter = new Alerter(ctx.cfg, out, 'l2backup');
+  out.addSummary({ snapshot_id: snap.id, origin: snap.origin, files_restored: done, bytes_restored: doneBytes, total_files: plan.files, total_bytes: plan.bytes, mismatches: mismatches.length });
   if (mismatches.length) {
     progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);
     await alerter.send({ level: 'error', title: 'restore incomplete', message: `${summary}; ${mismatches.length} file(s) failed their hash check: ${mismatches.slice(0, 5).join(', ')}`, key: 'l2backup:restore' });

@@ -81,6 +81,23 @@ export function subcommand(program: Command, name: string, description: string):
 
 export const jsonOption = (): Option => new Option('--json', 'print JSON instead of text');
 
+/** Commands whose `--json` is NDJSON progress (status, error and summary lines; README "JSON progress"). */
+const ndjsonCommands = new WeakSet<Command>();
+export function withNdjson(cmd: Command): Command {
+  ndjsonCommands.add(cmd);
+  return cmd.addOption(new Option('--json', 'newline-delimited JSON on stdout: status lines while running, error lines, one summary line at the end'));
+}
+
+/**
+ * Runs: commands after which the Prometheus textfile (L2_METRICS_DIR) is rewritten. Read-only
+ * commands (status, list, config, buffer-status...) leave it alone.
+ */
+const RUNS: Record<string, ReadonlySet<string>> = {
+  l2backup: new Set(['nightly', 'snapshot', 'emergency-pre-restore', 'restore', 'verify', 'prune', 'upload', 'cleanup-logs', 'drill']),
+  l2alert: new Set(['test', 'flush', 'send']),
+  l2health: new Set(['once', 'health-only', 'sse-only']),
+};
+
 /**
  * Wraps a subcommand body: loads and validates configuration (exit 2 on a bad value), runs the
  * body, and maps errors to exit codes. The body returns its exit code.
@@ -89,9 +106,13 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
   return async (...args: A): Promise<void> => {
     const out = await createOutput(spec.name);
     installSignals(out);
+    // commander passes the Command last: it says which subcommand this is and its options.
+    const cmd = args[args.length - 1] as Command | undefined;
+    const ndjson = cmd instanceof Command && ndjsonCommands.has(cmd) && cmd.opts().json === true ? out.startNdjson(cmd.name()) : undefined;
     let code: number;
+    let cfg: Config | undefined;
     try {
-      const cfg = loadConfig(spec.groups);
+      cfg = loadConfig(spec.groups);
       out.addSecrets(secretValues(cfg));
       setStateRoot(cfg.BACKUP_ROOT);
       dropRoot(cfg, out);
@@ -99,8 +120,19 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     } catch (err) {
       code = reportError(out, err);
     }
+    if (cfg && cmd instanceof Command && RUNS[spec.name]?.has(cmd.name())) await afterRun(cfg, out);
+    ndjson?.summary(code);
     process.exitCode = code;
   };
+}
+
+/** What every run ends with, whatever its outcome: the metrics file. A failure here is a warning. */
+async function afterRun(cfg: Config, out: Output): Promise<void> {
+  if (!cfg.L2_METRICS_DIR) return;
+  // Loaded only when wanted: start-up time of the programs matters (cron runs them often).
+  const { writeMetrics } = await import('../metrics/index.js');
+  const warning = await writeMetrics(cfg, (m) => out.warn(m));
+  if (warning) out.warn(warning);
 }
 
 /**

@@ -15,7 +15,8 @@ import { describeDrill, drill, parseSample, readLastDrill } from '../backup/dril
 import { pruneRemote, remotePolicy } from '../backup/remote-retention.js';
 import { listLocal } from '../backup/layout.js';
 import { describeNextRun, nextRun } from '../schedule/index.js';
-import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, withNdjson, type ProgramSpec } from './common.js';
+import { withRunPings } from '../backup/ping.js';
 
 const spec: ProgramSpec = { name: 'l2backup', description: 'Snapshots of L2 Dash models, logs, reports and configs: local, incremental, and on S3/MinIO', groups: ['alert', 'backup'] };
 
@@ -63,7 +64,9 @@ export function buildProgram() {
     ['nightly', 'the nightly backup (cron, 02:00 UTC)'],
     ['snapshot', 'a backup by hand'],
   ] as const) {
-    subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`).action(action(spec, async (ctx) => withStatusPage(ctx, () => runBackup(ctx, kind))));
+    withNdjson(subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`)).action(
+      action(spec, async (ctx) => withStatusPage(ctx, () => (kind === 'nightly' ? withRunPings(ctx, 'l2backup nightly', () => runBackup(ctx, kind)) : runBackup(ctx, kind)))),
+    );
   }
   subcommand(program, 'emergency-pre-restore', 'fast capture of the current state into .pre-restore/ (kept 7 days, not uploaded)')
     .option('--upload', 'upload the capture too')
@@ -117,7 +120,7 @@ export function buildProgram() {
       }),
     );
 
-  subcommand(program, 'restore', 'restore a snapshot (id or latest) into the sources or --target, hash-checked')
+  withNdjson(subcommand(program, 'restore', 'restore a snapshot (id or latest) into the sources or --target, hash-checked'))
     .argument('<id>', "snapshot id (YYYYMMDD-HHMMSS) or 'latest'")
     .option('--only <sources>', 'comma-separated sources to restore, e.g. models,configs', list)
     .addOption(new Option('--from <where>', 'restore from').choices(['local', 'remote']).default('local'))
@@ -142,12 +145,11 @@ export function buildProgram() {
       }),
     );
 
-  subcommand(program, 'verify', 're-hash a snapshot against its manifest; exit 1 on any missing, changed or extra file')
+  withNdjson(subcommand(program, 'verify', 're-hash a snapshot against its manifest; exit 1 on any missing, changed or extra file'))
     .argument('[id]', "snapshot id or 'latest'", 'latest')
     .option('--all', 'every local snapshot')
     .option('--remote', 'verify the remote copy (downloads and hashes)')
     .option('--sample <fraction>', 'remote: hash only this fraction of the files (0-1)', parseNumberOption('--sample', 0.0001, 1), 1)
-    .addOption(jsonOption())
     .action(
       action(spec, async (ctx, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
         if (opts.all && opts.remote) throw new UsageError('--all works on local snapshots; verify remote snapshots one id at a time');
@@ -164,7 +166,10 @@ export function buildProgram() {
           const snap = await resolveSnapshot(cfg, id, opts.remote ? 'remote' : 'local');
           try {
             const progress = await out.progress(`verifying ${snap.id} (${snap.origin})`);
-            const rep = await verifySnapshot(snap, opts.remote ? opts.sample : 1, signal, (n, total) => progress.update(`verifying ${snap.id}: ${n}/${total}`));
+            const rep = await verifySnapshot(snap, opts.remote ? opts.sample : 1, signal, (n, total) => {
+              progress.update(`verifying ${snap.id}: ${n}/${total}`);
+              out.status({ phase: 'verify', snapshot_id: snap.id, files_done: n, total_files: total });
+            });
             const line = `${snap.id} (${snap.origin}): ${rep.checked}/${rep.files} files hashed, ${rep.missing.length} missing, ${rep.changed.length} changed, ${rep.extra.length} extra`;
             if (rep.ok) progress.succeed(`${line}: OK`);
             else progress.fail(`${line}: MISMATCH`);
@@ -180,7 +185,8 @@ export function buildProgram() {
             snap.remote?.destroy();
           }
         }
-        if (opts.json) out.json(opts.all ? reports : reports[0]);
+        // --json: the report (every report with --all) is in the summary line.
+        out.addSummary(opts.all ? { reports } : { report: reports[0] });
         return reports.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
   };
 

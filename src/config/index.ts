@@ -161,9 +161,24 @@ function checkRemoteProtection(cfg: Config): void {
   }
 }
 
+/** L2_METRICS_DIR is the collector's folder: it must exist (l2ops never creates it, a typo would write metrics nobody reads). */
+function checkMetricsDir(cfg: Config): void {
+  if (cfg.L2_METRICS_DIR === undefined) return;
+  let why: string;
+  try {
+    if (statSync(cfg.L2_METRICS_DIR).isDirectory()) return;
+    why = 'is not a folder';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`;
+  }
+  throw new ConfigError(`${from(cfg, 'L2_METRICS_DIR')}=${cfg.L2_METRICS_DIR} ${why}; point it at node_exporter's --collector.textfile.directory, or unset it`);
+}
+
 /** Checks that involve more than one setting: contradictions are errors, oddities warnings. */
 function crossCheck(cfg: Config, want: Set<Group>): void {
   checkBackupRoot(cfg);
+  checkMetricsDir(cfg);
   if (want.has('alert')) {
     if (cfg.ALERT_TIMEOUT_MS > cfg.ALERT_BUDGET_MS) {
       throw new ConfigError(`${from(cfg, 'ALERT_TIMEOUT_MS')}=${cfg.ALERT_TIMEOUT_MS} is larger than ${from(cfg, 'ALERT_BUDGET_MS')}=${cfg.ALERT_BUDGET_MS}; make the timeout smaller than the budget`);

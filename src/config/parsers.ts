@@ -29,6 +29,14 @@ export function absPath(raw: string): string {
   return v.replace(/(.)\/+$/, '$1');
 }
 
+/** A switch: 1/true/yes/on or 0/false/no/off. */
+export function flag(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new Invalid('1 or 0 (also true/false, yes/no, on/off)');
+}
+
 export function text(raw: string): string {
   return raw;
 }

@@ -28,6 +28,7 @@ const opt = <T>(s: OptionalSpec<T>): OptionalSpec<T> => s;
 export const SETTINGS = {
   BACKUP_ROOT: def({ group: 'core', default: '/backups', parse: p.absPath, doc: 'The backups volume: snapshots, and all shared state under .l2/' }),
   L2_ENV_FILE: def({ group: 'core', default: '/app/.env', parse: p.absPath, doc: 'Env file read at start-up (process environment wins); only from the environment' }),
+  L2_METRICS_DIR: opt({ group: 'core', parse: p.absPath, doc: "node_exporter textfile collector folder: l2ops.prom is rewritten there after every run (must exist)" }),
 
   ALERT_WEBHOOK_URL: opt({ group: 'alert', secret: true, parse: p.httpUrl, doc: 'Slack/Mattermost-compatible incoming webhook; unset: alerts are ALERT log lines only' }),
   ALERT_WEBHOOK_SECRET: opt({ group: 'alert', secret: true, parse: p.nonEmpty, doc: 'HMAC-SHA256 key for the X-L2-Signature header' }),
@@ -55,6 +56,8 @@ export const SETTINGS = {
   S3_CHECKSUM: opt({ group: 'backup', parse: p.oneOf('when_required', 'when_supported'), doc: 'SDK checksums; default when_required with S3_ENDPOINT (many S3-compatible servers mishandle CRC trailers), else when_supported' }),
   BACKUP_UPLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel uploads (objects and multipart parts)' }),
   S3_TIMEOUT_MS: def({ group: 'backup', default: '60000', parse: p.int(1000, 3_600_000), doc: 'Timeout of one S3 request (a server that accepts and never answers)' }),
+  BACKUP_PING_URL: opt({ group: 'backup', secret: true, parse: p.httpUrl, doc: 'healthchecks.io-style check pinged by nightly: <url>/start, then <url> on success or <url>/<exit code> on failure (summary as the body)' }),
+  BACKUP_PING_TIMEOUT_MS: def({ group: 'backup', default: '5000', parse: p.int(100, 60_000), doc: 'Timeout of one BACKUP_PING_URL ping (a failed ping is a warning)' }),
   BACKUP_MULTIPART_MB: def({ group: 'backup', default: '16', parse: p.int(5, 5120), doc: 'Files from this size up are uploaded in parts of this size' }),
   // issue 12: large-object copies, server-side encryption, object lock, prune keys
   S3_COPY_PART_THRESHOLD_BYTES: def({ group: 'backup', default: '5368709120', parse: p.int(1, 5 * 1024 ** 4), doc: 'Unchanged objects from this size up are copied server-side in parts (UploadPartCopy); CopyObject stops at 5 GiB' }),
@@ -83,6 +86,7 @@ export const SETTINGS = {
   HEALTH_BUFFER_WARN: def({ group: 'health', default: '100', parse: p.int(1, 10_000_000), doc: 'More buffered alerts than this is a problem' }),
   BACKUP_MAX_AGE_HOURS: def({ group: 'health', default: '26', parse: p.number(0.01, 100_000), doc: 'The last successful backup must be younger than this' }),
   HEALTHCHECK_PING_URL: opt({ group: 'health', secret: true, parse: p.httpUrl, doc: "Dead-man's switch pinged after each completed run (healthchecks.io style)" }),
+  HEALTHCHECK_PING_FAIL: def({ group: 'health', default: '0', parse: p.flag, doc: 'With 1, the HEALTHCHECK_PING_URL ping goes to <url>/fail while a target is down' }),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

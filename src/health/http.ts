@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { HealthTarget } from '../config/index.js';
 import type { CheckResult } from './types.js';
-import { networkReason } from './probe-errors.js';
+import { networkReason } from '../net/reason.js';
 
 /** GET `url`, reading the whole body; resolves with the status, rejects on error or timeout. */
 export function httpGet(url: string, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<number> {

@@ -13,8 +13,8 @@ import { statePaths } from '../state/paths.js';
 import { isObject, readJsonState, writeJsonAtomic } from '../state/files.js';
 import { formatDuration } from '../output/index.js';
 import { errorMessage } from '../errors.js';
-import { checkHttp, httpGet } from './http.js';
-import { networkReason } from './probe-errors.js';
+import { checkHttp } from './http.js';
+import { ping } from '../ping/index.js';
 import { checkSse } from './sse.js';
 import { isHealthState, isOpenAlert, isTargetState, transition, validEntries, type HealthState, type OpenAlert, type OpenAlerts, type TargetState } from './state.js';
 import type { CheckResult } from './types.js';
@@ -136,7 +136,7 @@ export async function runChecks(ctx: RunContext, mode: Mode): Promise<RunOutcome
     // The delivery deadline counts from now, within the run's.
     alerter.setDeadline(Math.min(deadline, Date.now() + cfg.ALERT_BUDGET_MS));
     const delivering = alerts.length || (await alerter.buffer.stats()).count > 0 ? deliverWithin(alerter, cfg, out) : undefined;
-    const pinging = cfg.HEALTHCHECK_PING_URL ? ping(cfg.HEALTHCHECK_PING_URL, out, ctx.signal, Math.min(5000, remaining())) : undefined;
+    const pinging = cfg.HEALTHCHECK_PING_URL ? deadManPing(cfg, cfg.HEALTHCHECK_PING_URL, out, ctx.signal, Math.min(5000, remaining()), results, state) : undefined;
     await Promise.all([delivering, pinging]);
     return { results, alerts: alerts.length };
   } finally {
@@ -150,17 +150,16 @@ async function deliverWithin(alerter: Alerter, cfg: Config, out: Output): Promis
   if (res.remaining > 0 && !res.busy) out.warn(`${res.remaining} alert(s) left in the buffer for the next run (${res.error ?? 'not delivered'}; run budget HEALTH_RUN_BUDGET_MS=${cfg.HEALTH_RUN_BUDGET_MS})`);
 }
 
-async function ping(url: string, out: Output, signal: AbortSignal, timeoutMs: number): Promise<void> {
-  if (timeoutMs < 50) {
-    out.warn("dead-man's switch ping (HEALTHCHECK_PING_URL) skipped: the run budget (HEALTH_RUN_BUDGET_MS) was used up");
-    return;
-  }
-  try {
-    const status = await httpGet(url, {}, timeoutMs, signal);
-    if (status < 200 || status >= 300) out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) answered HTTP ${status}`);
-  } catch (err) {
-    out.warn(`dead-man's switch ping (HEALTHCHECK_PING_URL) failed: ${networkReason(err, timeoutMs)}`);
-  }
+/**
+ * The dead-man's switch: the plain URL after every completed run; with HEALTHCHECK_PING_FAIL,
+ * `<url>/fail` while a target is DOWN (by its recorded state, so after the failure threshold,
+ * as the alerts), with the down targets as the body.
+ */
+async function deadManPing(cfg: Config, url: string, out: Output, signal: AbortSignal, timeoutMs: number, results: CheckResult[], state: HealthState): Promise<void> {
+  const down = cfg.HEALTHCHECK_PING_FAIL ? results.filter((r) => state.targets[r.name]?.status === 'down') : [];
+  const body = down.length ? out.scrub(`l2health: ${down.length} target(s) down\n${down.map((r) => `${r.name} (${r.kind}): ${state.targets[r.name]?.lastError ?? r.reason}`).join('\n')}\n`) : undefined;
+  const warning = await ping(url, { suffix: down.length ? 'fail' : undefined, body, timeoutMs, signal, label: "dead-man's switch ping (HEALTHCHECK_PING_URL)" });
+  if (warning) out.warn(warning.replace(' skipped: the run\'s time budget was used up', ' skipped: the run budget (HEALTH_RUN_BUDGET_MS) was used up'));
 }
 
 export async function readHealthState(cfg: Config, report: (m: string) => void): Promise<{ state: HealthState | undefined; open: OpenAlerts }> {

@@ -12,7 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { HealthTarget } from '../config/index.js';
 import type { CheckResult } from './types.js';
-import { networkReason } from './probe-errors.js';
+import { networkReason } from '../net/reason.js';
 
 export async function checkSse(t: HealthTarget, signal: AbortSignal): Promise<CheckResult> {
   const { createParser } = await import('eventsource-parser');

@@ -25,6 +25,8 @@ export interface TargetState {
   streak?: { status: CheckStatus; count: number };
   lastCheckAt?: string;
   lastLatencyMs?: number;
+  /** SSE: the longest gap between frames in the last observation window (the metrics read it) */
+  lastMaxGapMs?: number;
   lastError?: string;
   lastAlert?: { kind: string; level: string; at: string };
   /** [unix seconds, 0 up | 1 degraded | 2 down], 7 days at most */
@@ -84,6 +86,7 @@ export function transition(name: string, prev: TargetState | undefined, open: Op
   s.kind = r.kind;
   s.lastCheckAt = iso;
   s.lastLatencyMs = r.latencyMs;
+  s.lastMaxGapMs = r.sse?.longestGapMs;
   s.history.push([Math.floor(now / 1000), r.status === 'up' ? 0 : r.status === 'degraded' ? 1 : 2]);
   const cutoff = Math.floor(now / 1000) - HISTORY_SECONDS;
   while (s.history.length > HISTORY_MAX || (s.history.length && s.history[0]![0] < cutoff)) s.history.shift();

@@ -7,6 +7,7 @@
  */
 import type { Writable } from 'node:stream';
 import { maskUrlCredentials } from './mask.js';
+import { NdjsonWriter, type StatusEvent } from './ndjson.js';
 
 /** The colours we use; plain identity functions when colour is off, so chalk loads only on a TTY. */
 export interface Paint {
@@ -59,6 +60,8 @@ export class Output {
   private readonly stdout: Writable;
   private readonly stderr: Writable & { isTTY?: boolean };
   private readonly progressIntervalMs: number;
+  /** Set under `--json` on a progress command: status, error and summary lines on stdout. */
+  private ndjson: NdjsonWriter | undefined;
 
   constructor(
     readonly prog: string,
@@ -85,7 +88,24 @@ export class Output {
     return maskUrlCredentials(out);
   }
 
+  /** From now on stdout carries only NDJSON (src/output/ndjson.ts); results and tables go to stderr. */
+  startNdjson(command: string): NdjsonWriter {
+    this.ndjson = new NdjsonWriter(this.stdout, command, (t) => this.scrub(t));
+    return this.ndjson;
+  }
+
+  /** Progress of a long job, for `--json`; nothing otherwise (the human progress line is separate). */
+  status(e: StatusEvent): void {
+    this.ndjson?.status(e);
+  }
+
+  /** Fields for the `--json` summary line. */
+  addSummary(fields: Record<string, unknown>): void {
+    this.ndjson?.addSummary(fields);
+  }
+
   private line(level: LogLevel, msg: string): void {
+    if (level === 'WARN' || level === 'ERROR') this.ndjson?.error(level === 'WARN' ? 'warning' : 'error', this.scrub(msg));
     // One message, one line: a newline or other control character in an alert text or an
     // upstream error is shown escaped, so it cannot forge a log line of its own.
     // eslint-disable-next-line no-control-regex -- control characters are what this escapes
@@ -114,16 +134,18 @@ export class Output {
   }
   /** An alert as a log line: always carries the word ALERT and the level (runbook: `logs cron | grep ALERT`). */
   alert(level: string, text: string): void {
+    // --json: a warning or worse is an error line (level "alert"); an info alert is not an error.
+    if (level !== 'info') this.ndjson?.error('alert', this.scrub(`[${level}] ${text}`));
     this.line('ALERT', `[${level}] ${text}`);
   }
 
   /** Result text on stdout (tables, summaries). */
   print(text = ''): void {
-    this.stdout.write(this.scrub(text) + '\n');
+    (this.ndjson ? this.stderr : this.stdout).write(this.scrub(text) + '\n');
   }
 
   json(value: unknown): void {
-    this.stdout.write(this.scrub(JSON.stringify(value, null, 2)) + '\n');
+    (this.ndjson ? this.stderr : this.stdout).write(this.scrub(JSON.stringify(value, null, 2)) + '\n');
   }
 
   /** A left-aligned text table; colour only on a TTY. */
