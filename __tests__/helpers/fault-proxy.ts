@@ -3,7 +3,7 @@
  * request takes the next fault from `faults` (then passes through): refused connections,
  * a reset in the middle of the request body, a delay past the client's timeout, 500/503,
  * 429 with Retry-After, a truncated response body; or, with `hang` set, a server that accepts
- * every connection and never answers.
+ * every connection and never answers (with `hangIf`, only the requests it picks).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -20,6 +20,10 @@ export interface FaultProxy {
   delayMs: number;
   /** accept and never answer, every request, until cleared */
   hang: boolean;
+  /** accept and never answer the requests this picks (e.g. only UploadPart); every other request as usual */
+  hangIf?: (req: http.IncomingMessage) => boolean;
+  /** requests left hanging so far */
+  hung: number;
   /** false between refuse() and accept() */
   listening: boolean;
   refuse(): Promise<void>;
@@ -30,10 +34,13 @@ export interface FaultProxy {
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   const sockets = new Set<Socket>();
-  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], requests: [], delayMs: 10_000, hang: false, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
+  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], requests: [], delayMs: 10_000, hang: false, hung: 0, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
   const server = http.createServer((req, res) => {
     p.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    if (p.hang) return;
+    if (p.hang || p.hangIf?.(req)) {
+      p.hung++;
+      return;
+    }
     const fault = p.faults.shift() ?? 'pass';
     p.seen.push(fault);
     if (fault === 'reset') {

@@ -5,7 +5,6 @@
  * it are pure functions, so they can be tested over any catalog and any clock.
  * Also: finding a snapshot by id or 'latest', with its manifest and checked file list.
  */
-import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import type { Config } from '../config/index.js';
 import { UsageError, L2Error } from '../errors.js';
 import { FILES, checkId, idTime, listLocal, type LocalSnapshotRef, type SnapshotKind } from './layout.js';
 import { parseEntries, readManifest, type Entry, type Manifest } from './manifest.js';
+import { sha256 } from './hash.js';
 import { Remote, remoteSettings } from './remote.js';
 import { deletedFromRemote, type RemoteRecord, type RemoteState } from './records.js';
 
@@ -143,7 +143,7 @@ export async function openRemote(cfg: Config): Promise<Remote> {
 
 export async function readLocalEntries(dir: string, manifest: Manifest): Promise<Entry[]> {
   const text = gunzipSync(await fs.readFile(join(dir, FILES))).toString('utf8');
-  if (createHash('sha256').update(text).digest('hex') !== manifest.filesSha256) throw new L2Error(`file list of ${manifest.id} does not match its manifest; the snapshot is damaged (run 'l2backup verify ${manifest.id}')`);
+  if (sha256(text) !== manifest.filesSha256) throw new L2Error(`file list of ${manifest.id} does not match its manifest; the snapshot is damaged (run 'l2backup verify ${manifest.id}')`);
   return parseEntries(text, join(dir, FILES));
 }
 

@@ -3,13 +3,14 @@
  * Written to a temp name and renamed when complete, so a half-written archive never looks done;
  * a failed or interrupted export removes its temp file.
  */
-import { createReadStream, createWriteStream, promises as fs, type Stats } from 'node:fs';
+import { constants as C, createReadStream, createWriteStream, openSync, promises as fs, type Stats } from 'node:fs';
 import { join, dirname, basename, resolve } from 'node:path';
 import type { EntryData } from 'archiver';
 import { UsageError } from '../errors.js';
 import { FILES, MANIFEST } from './layout.js';
 import { entryPath, entryTarget, type Entry } from './manifest.js';
 import { overlap } from './realpath.js';
+import { Beneath } from './walk.js';
 
 /** `-o FILE`: not empty, in an existing folder, outside BACKUP_ROOT (real paths). Returns the absolute path. */
 export async function checkExportTarget(root: string, output: string): Promise<string> {
@@ -89,6 +90,7 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
   const skipped: string[] = [];
   let onAbort = () => {};
   let fail: (err: unknown) => void = () => {};
+  let beneath: Beneath | undefined;
   try {
     // Created here first, so a folder that takes no files (/proc, read-only) is one usage line.
     const handle = await fs.open(tmp, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
@@ -116,6 +118,8 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
     signal.addEventListener('abort', onAbort, { once: true });
     archive.pipe(output);
     const used = new Map<string, string>();
+    // Files are opened folder by folder (never by whole path): a tree deeper than PATH_MAX exports too.
+    beneath = new Beneath(dir);
     for (const e of entries) {
       const raw = entryPath(e);
       const rel = archiveName(raw);
@@ -133,12 +137,22 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
       if (e.t === 'd') archive.append('', { name: `${name}/`, type: 'directory', mode: e.mode, date } as EntryData);
       else if (e.t === 'l') archive.symlink(name, archiveName(entryTarget(e)).name, e.mode);
       else {
-        const stream = createReadStream(Buffer.concat([Buffer.from(join(dir, e.s) + '/'), entryPath(e)]));
+        // Opened now: the path through the open folder is valid only until the next entry.
+        let fd: number;
+        try {
+          fd = openSync(beneath.path(Buffer.concat([Buffer.from(`${e.s}/`), raw])), C.O_RDONLY | C.O_NOFOLLOW);
+        } catch (err) {
+          fail(err); // a file gone from the snapshot ends the export
+          throw err;
+        }
+        const stream = createReadStream('', { fd, autoClose: true });
         stream.on('error', (err) => fail(err)); // a file gone from the snapshot ends the export
         archive.append(stream, { name, mode: e.mode, date });
         files++;
       }
     }
+    beneath.close();
+    beneath = undefined;
     archive.file(join(dir, MANIFEST), { name: `${id}/${MANIFEST}` });
     archive.file(join(dir, FILES), { name: `${id}/${FILES}` });
     await Promise.race([archive.finalize(), finished]);
@@ -150,6 +164,7 @@ export async function exportSnapshot(dir: string, id: string, entries: Entry[], 
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw err;
   } finally {
+    beneath?.close();
     signal.removeEventListener('abort', onAbort);
   }
   return { bytes: (await fs.stat(file)).size, files, skipped };

@@ -1,7 +1,7 @@
 /**
  * The one hashing helper: sha256 of bytes, of an open descriptor, or of a file opened without
- * following a symlink. Snapshot, restore, verify and cleanup-logs all hash through here, so
- * "the hash of a file" means the same thing everywhere.
+ * following a symlink. Snapshot, restore, verify, cleanup-logs, the catalog, the file list and
+ * the remote copies all hash through here, so "the hash of a file" means the same thing everywhere.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants as C, promises as fs, openSync, closeSync, readSync } from 'node:fs';
@@ -13,7 +13,12 @@ export function newHash(): Hash {
 }
 
 export function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return newHash().update(data).digest('hex');
+}
+
+/** The base64 MD5 of bytes: the Content-MD5 header S3 checks an upload's body against (transport only, never a content hash of ours). */
+export function md5Base64(data: Buffer): string {
+  return createHash('md5').update(data).digest('base64');
 }
 
 export interface Digest {

@@ -9,13 +9,12 @@
  * carries `pb`, its raw bytes in base64; `p` is then only for display. The same for symlink
  * targets (`target`, `tb`). Lists of format 1 (no `pb`, no ns times) read as before.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { L2Error } from '../errors.js';
-import { newHash } from './hash.js';
+import { newHash, sha256 } from './hash.js';
 import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
 
 export type EntryType = 'f' | 'd' | 'l';
@@ -200,7 +199,7 @@ export function remoteName(e: Pick<Entry, 'p' | 'pb'>): string {
   const raw = Buffer.from(e.pb, 'base64');
   let text = '';
   for (const b of raw) text += b >= 0x80 || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
-  return `${text}~l2raw-${createHash('sha256').update(raw).digest('hex').slice(0, 12)}`;
+  return `${text}~l2raw-${sha256(raw).slice(0, 12)}`;
 }
 
 /** The exact bytes of a symlink entry's target. */

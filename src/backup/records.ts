@@ -55,17 +55,32 @@ export interface RemoteRecord {
 /** A record of a snapshot that went up and was later removed by remote retention. */
 export const deletedFromRemote = (r: RemoteRecord) => r.state === 'skipped' && (r.lastError ?? '').startsWith('deleted from remote');
 
+/** What an unreadable remote record counts as: pending since the snapshot's time ("unknown" must never read as "never meant to go up"). */
+function unreadable(id: string): RemoteRecord {
+  const since = idTime(id);
+  return { id, state: 'pending', attempts: 0, ...(Number.isFinite(since) ? { pendingSince: new Date(since).toISOString() } : {}), lastError: 'remote record is unreadable; the next backup run rebuilds it' };
+}
+
 const STATES = new Set(['pending', 'uploaded', 'skipped']);
 const isRemoteRecord = (v: unknown): boolean => isObject(v) && typeof v.id === 'string' && STATES.has(v.state as string);
 
 export class BackupRecords {
   private readonly paths;
+  /** false: repairs (sets aside, rebuilds) corrupt records; only runs that hold the backup lock may */
+  private readonly readOnly: boolean;
 
+  /**
+   * `readOnly`: for readers without the backup lock (status, list). They report a corrupt record
+   * and count it as pending, but never write: a repair racing a backup run could overwrite or
+   * move aside the record that run has just written.
+   */
   constructor(
     root: string,
     private readonly report: Reporter,
+    opts: { readOnly?: boolean } = {},
   ) {
     this.paths = statePaths(root);
+    this.readOnly = opts.readOnly ?? false;
   }
 
   async writeRun(rec: RunRecord): Promise<void> {
@@ -100,11 +115,11 @@ export class BackupRecords {
   }
 
   lastRun(): Promise<RunRecord | undefined> {
-    return readJsonState<RunRecord>(this.paths.backupLastRun, this.report, isObject);
+    return readJsonState<RunRecord>(this.paths.backupLastRun, this.report, isObject, { repair: !this.readOnly });
   }
 
   lastSuccess(): Promise<RunRecord | undefined> {
-    return readJsonState<RunRecord>(this.paths.backupLastSuccess, this.report, isObject);
+    return readJsonState<RunRecord>(this.paths.backupLastSuccess, this.report, isObject, { repair: !this.readOnly });
   }
 
   remotePath(id: string): string {
@@ -123,14 +138,17 @@ export class BackupRecords {
       () => true,
       () => false,
     );
-    const rec = await readJsonState<RemoteRecord>(path, this.report, isRemoteRecord);
+    const rec = await readJsonState<RemoteRecord>(path, this.report, isRemoteRecord, { repair: !this.readOnly });
     if (rec || !existed) return rec;
-    return this.rebuildPending(id);
+    return this.readOnly ? unreadable(id) : this.rebuildPending(id); // read-only: readJsonState has reported it
   }
 
   private async rebuildPending(id: string): Promise<RemoteRecord> {
-    const since = idTime(id);
-    const rebuilt: RemoteRecord = { id, state: 'pending', attempts: 0, ...(Number.isFinite(since) ? { pendingSince: new Date(since).toISOString() } : {}), lastError: 'remote record was unreadable; rebuilt as pending' };
+    if (this.readOnly) {
+      this.report(`remote record of ${id} was set aside as corrupt and not rebuilt yet; counted as pending here (the next backup run rebuilds it)`);
+      return unreadable(id);
+    }
+    const rebuilt: RemoteRecord = { ...unreadable(id), lastError: 'remote record was unreadable; rebuilt as pending' };
     await this.setRemote(rebuilt);
     this.report(`remote record of ${id} was unreadable; counting the snapshot as pending upload until the next upload round checks it`);
     return rebuilt;

@@ -10,7 +10,6 @@
  * The AWS SDK is loaded only here, and only by commands that need it.
  */
 import { constants, createReadStream, promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +18,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config/index.js';
 import { L2Error, errorMessage } from '../errors.js';
 import { FILES, MANIFEST, isSnapshotId } from './layout.js';
+import { md5Base64, newHash, sha256 as sha256Of } from './hash.js';
 import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
@@ -413,7 +413,7 @@ export class Remote {
   /** The file list, checked against the manifest's hash of it. */
   async readEntries(id: string, manifest: Manifest): Promise<Entry[]> {
     const text = gunzipSync(await this.getBuffer(this.key(id, FILES))).toString('utf8');
-    if (createHash('sha256').update(text).digest('hex') !== manifest.filesSha256) throw new L2Error(`remote file list of ${id} does not match its manifest; the remote snapshot is damaged (run 'l2backup verify ${id} --remote')`);
+    if (sha256Of(text) !== manifest.filesSha256) throw new L2Error(`remote file list of ${id} does not match its manifest; the remote snapshot is damaged (run 'l2backup verify ${id} --remote')`);
     return parseEntries(text, `s3 ${id}/${FILES}`);
   }
 
@@ -423,7 +423,7 @@ export class Remote {
   }
 
   private async saveBody(body: Readable, dest: string): Promise<{ sha256: string; size: number }> {
-    const hash = createHash('sha256');
+    const hash = newHash();
     let size = 0;
     const fh = await fs.open(dest, 'w', 0o600);
     try {
@@ -449,7 +449,7 @@ export class Remote {
     return this.getWith(
       key,
       async (body) => {
-        const hash = createHash('sha256');
+        const hash = newHash();
         let size = 0;
         for await (const c of body) {
           hash.update(c as Buffer);
@@ -538,7 +538,7 @@ export class Remote {
               Body: data,
               ContentLength: data.length,
               // The server checks the body against this: a corrupted upload is refused, not stored.
-              ContentMD5: createHash('md5').update(data).digest('base64'),
+              ContentMD5: md5Base64(data),
               Metadata: { sha256 },
               ...writeProtection(this.settings),
             }),
@@ -568,7 +568,7 @@ export class Remote {
   async putLarge(key: string, path: string | Buffer, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
     const { Upload } = await import('@aws-sdk/lib-storage');
     const partSize = Math.max(this.settings.multipartBytes, Math.ceil(size / 9000));
-    const hash = createHash('sha256');
+    const hash = newHash();
     let seen = 0;
     const mismatch = () => new UnuploadableError(`local file ${path} no longer matches its manifest (${seen} bytes, sha256 ${hash.copy().digest('hex').slice(0, 12)}…; expected ${size} bytes, ${sha256.slice(0, 12)}…); not uploading a damaged copy`);
     let damaged: UnuploadableError | undefined;
@@ -711,7 +711,7 @@ export class Remote {
       } else {
         const data = await readSnapshotFile(path, size, `local snapshot ${opts.id} file ${e.s}/${e.p}`);
         // The bytes checked are the bytes sent (and the server checks them against Content-MD5).
-        if (data.length !== size || createHash('sha256').update(data).digest('hex') !== e.sha256) {
+        if (data.length !== size || sha256Of(data) !== e.sha256) {
           throw new UnuploadableError(`local snapshot ${opts.id} file ${e.s}/${e.p} no longer matches its manifest; not uploading a damaged copy (run 'l2backup verify ${opts.id}')`);
         }
         await this.putSmall(key, data, e.sha256!, opts.signal);
@@ -721,9 +721,9 @@ export class Remote {
       opts.onProgress?.(++done, files.length, result.bytesSent);
     });
     const list = await readSnapshotFile(join(opts.dir, FILES), undefined, `local snapshot ${opts.id} file list`);
-    await this.putSmall(this.key(opts.id, FILES), list, createHash('sha256').update(list).digest('hex'), opts.signal);
+    await this.putSmall(this.key(opts.id, FILES), list, sha256Of(list), opts.signal);
     const manifest = await readSnapshotFile(join(opts.dir, MANIFEST), undefined, `local snapshot ${opts.id} manifest`);
-    await this.putSmall(this.key(opts.id, MANIFEST), manifest, createHash('sha256').update(manifest).digest('hex'), opts.signal);
+    await this.putSmall(this.key(opts.id, MANIFEST), manifest, sha256Of(manifest), opts.signal);
     result.bytesSent += list.length + manifest.length;
     return result;
   }

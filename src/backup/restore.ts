@@ -10,7 +10,7 @@
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as C, openSync, closeSync, fstatSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync, rmSync, readSync, writeSync } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, fstatSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration } from '../output/index.js';
@@ -24,6 +24,7 @@ import { newHash } from './hash.js';
 import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
+import { Beneath, removeTree } from './walk.js';
 
 export interface RestoreOptions {
   only?: string[];
@@ -173,7 +174,7 @@ function removeAt(dirFd: number, name: Buffer): void {
   const p = at(dirFd, name);
   const st = lstatSync(p, { throwIfNoEntry: false });
   if (!st) return;
-  if (st.isDirectory()) rmSync(p, { recursive: true, force: true });
+  if (st.isDirectory()) removeTree(p); // through open folders: a tree deeper than PATH_MAX goes too
   else unlinkSync(p);
 }
 
@@ -325,6 +326,8 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
       fchmodSync(fd, e.mode);
       setTimes(fd, e);
     });
+    // The snapshot's files are reached folder by folder too: a tree deeper than PATH_MAX restores.
+    const stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
     try {
       for (const e of entries) {
         ctx.signal.throwIfAborted();
@@ -346,7 +349,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
           let sha: string;
           if (snap.origin === 'local') {
             fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-            sha = copyLocal(Buffer.concat([Buffer.from(join(snap.dir!, e.s) + '/'), entryPath(e)]), fd);
+            sha = copyLocal(stored!.path(Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)])), fd);
           } else {
             sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
             fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
@@ -392,6 +395,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
         setTimes(rootFd, top);
       }
     } finally {
+      stored?.close();
       folders.leave();
       closeSync(rootFd);
     }

@@ -10,6 +10,7 @@
 import { promises as fs } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { leftovers } from './layout.js';
+import { removeTree } from './walk.js';
 import { byFinishDesc, fromFuture, isBackup, latestOf, type Catalog, type CatalogEntry } from './catalog.js';
 import { applyKeepPolicy } from './keep.js';
 import type { KeepPolicy } from '../config/keep-policy.js';
@@ -124,7 +125,7 @@ export const what = (e: Pick<CatalogEntry, 'kind'>) => (e.kind === 'emergency-pr
 export async function removeSnapshotDir(dir: string): Promise<void> {
   const trash = join(dirname(dir), `.trash-${dir.split('/').pop()}-${process.pid}`);
   await fs.rename(dir, trash);
-  await fs.rm(trash, { recursive: true, force: true });
+  removeTree(trash); // through open folders: a tree deeper than PATH_MAX goes too (fs.rm cannot)
 }
 
 /** Removes temp and trash folders left by crashed runs (caller holds the backup lock). */
@@ -132,7 +133,7 @@ export async function cleanLeftovers(parents: string[]): Promise<string[]> {
   const removed: string[] = [];
   for (const parent of parents) {
     for (const path of await leftovers(parent)) {
-      await fs.rm(path, { recursive: true, force: true });
+      removeTree(path);
       removed.push(path);
     }
   }

@@ -8,14 +8,14 @@
  *   walk (walk.ts) -> decide (link, check or copy) -> save (save.ts) -> file list, in walk order
  *   -> publish (publish.ts: durable, rename, fsync the parent).
  */
-import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, type BigIntStats } from 'node:fs';
+import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, fchmodSync, futimesSync, type BigIntStats } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { overlap } from './realpath.js';
 import { L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { ensureDir } from '../state/files.js';
 import type { NamedPath } from '../config/parsers.js';
-import { atFd, compileExcludes, walk, type WalkEntry } from './walk.js';
+import { atFd, Beneath, compileExcludes, removeTree, walk, type WalkEntry } from './walk.js';
 import { saveFile, nsToSeconds, type Candidate } from './save.js';
 import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
@@ -83,7 +83,11 @@ export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResu
     await publishDir(tmp, finalDir);
     return { ...result, dir: finalDir };
   } catch (err) {
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    try {
+      removeTree(tmp); // through open folders: a tree deeper than PATH_MAX goes too
+    } catch {
+      // best effort: a later run's cleanLeftovers removes what is left
+    }
     if (errnoCode(err) === 'ENOSPC') throw new L2Error(`the backups volume ${opts.root} is full: snapshot ${opts.id} was abandoned and removed; free space (l2backup prune) or grow the volume`);
     if (errnoCode(err) === 'EDQUOT') throw new L2Error(`disk quota exceeded on ${opts.root}: snapshot ${opts.id} was abandoned and removed`);
     throw err;
@@ -213,17 +217,18 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
     throw err;
   }
 
-  // Folder times last (writing into a folder changes its mtime), deepest first.
-  for (const d of run.dirTimes.reverse()) {
-    try {
-      await fs.chmod(d.path, Number(d.st.mode & 0o7777n) | 0o700);
+  // Folder times last (writing into a folder changes its mtime), deepest first; each folder is
+  // reached through its open parents, so one deeper than PATH_MAX under the temp prefix too.
+  const folders = new Beneath(tmp);
+  try {
+    for (const d of run.dirTimes.reverse()) {
+      const fd = folders.dir(d.path.subarray(Buffer.byteLength(tmp) + 1));
+      fchmodSync(fd, Number(d.st.mode & 0o7777n) | 0o700);
       const t = nsToSeconds(d.st.mtimeNs);
-      await fs.utimes(d.path, t, t);
-    } catch (err) {
-      // A folder deeper than PATH_MAX under the temp prefix keeps 0700 and the copy's time: the
-      // file list holds its real mode and time, which restore applies.
-      if (errnoCode(err) !== 'ENAMETOOLONG') throw err;
+      futimesSync(fd, t, t);
     }
+  } finally {
+    folders.close();
   }
 
   const partial = sources.some((s) => s.status !== 'ok');

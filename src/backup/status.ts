@@ -1,4 +1,7 @@
-/** What `l2backup status` and `l2backup list` report, gathered from the volume and state files. */
+/**
+ * What `l2backup status` and `l2backup list` report, gathered from the volume and state files.
+ * They hold no lock, so they only read: a corrupt record is reported, never repaired here.
+ */
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { lockHolder } from '../state/lock.js';
@@ -23,7 +26,7 @@ export interface LocalRow {
 }
 
 export async function localRows(cfg: Config, report: (m: string) => void): Promise<LocalRow[]> {
-  const records = new BackupRecords(cfg.BACKUP_ROOT, report);
+  const records = new BackupRecords(cfg.BACKUP_ROOT, report, { readOnly: true });
   const remote = new Map((await records.allRemote()).map((r) => [r.id, r]));
   const rows: LocalRow[] = [];
   for (const ref of await listLocal(cfg.BACKUP_ROOT, true)) {
@@ -62,7 +65,7 @@ export interface BackupStatus {
 }
 
 export async function backupStatus(cfg: Config, report: (m: string) => void): Promise<BackupStatus> {
-  const records = new BackupRecords(cfg.BACKUP_ROOT, report);
+  const records = new BackupRecords(cfg.BACKUP_ROOT, report, { readOnly: true });
   const remoteRecs = await records.allRemote();
   const settings = remoteSettings(cfg);
   let disk: BackupStatus['disk'] = null;

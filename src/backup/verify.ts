@@ -2,12 +2,11 @@
  * `l2backup verify`: re-hash a snapshot against its manifest and report missing, changed and
  * extra files; remotely, download and hash every object (or a sampled fraction).
  */
-import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { FILES, MANIFEST } from './layout.js';
 import { entryPath, remoteName, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
-import { walk } from './walk.js';
+import { Beneath, walk } from './walk.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
 export interface VerifyReport {
@@ -31,16 +30,22 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
   const report: VerifyReport = { id: snap.id, origin: snap.origin, checkedAt: new Date().toISOString(), files: files.length, checked: 0, missing: [], changed: [], extra: [], ok: true };
   const chosen = sample >= 1 ? files : files.filter(() => Math.random() < sample);
   if (snap.origin === 'local') {
-    for (const e of chosen) {
-      signal.throwIfAborted();
-      try {
-        const got = await hashFile(Buffer.concat([Buffer.from(join(snap.dir!, e.s) + '/'), entryPath(e)]));
-        if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(nameOf(e));
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') report.missing.push(nameOf(e));
-        else report.changed.push(nameOf(e)); // a symlink or folder where a file belongs
+    // Files are reached folder by folder (never by whole path): a tree deeper than PATH_MAX verifies too.
+    const beneath = new Beneath(snap.dir!);
+    try {
+      for (const e of chosen) {
+        signal.throwIfAborted();
+        try {
+          const got = await hashFile(beneath.path(Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)])));
+          if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(nameOf(e));
+        } catch (err) {
+          if (errnoCode(err) === 'ENOENT') report.missing.push(nameOf(e));
+          else report.changed.push(nameOf(e)); // a symlink or folder where a file belongs
+        }
+        onProgress?.(++report.checked, chosen.length);
       }
-      onProgress?.(++report.checked, chosen.length);
+    } finally {
+      beneath.close();
     }
     const key = (s: string, raw: Buffer) => (raw.length === 0 ? s : `${s}/${raw.toString('latin1')}`);
     const known = new Set(snap.entries.map((e) => key(e.s, entryPath(e))));

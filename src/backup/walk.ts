@@ -8,7 +8,7 @@
  * or an entry that vanishes between readdir and lstat, is reported as a problem event and the
  * walk goes on.
  */
-import { constants as C, readdirSync, lstatSync, openSync, fstatSync, closeSync, type BigIntStats } from 'node:fs';
+import { constants as C, readdirSync, lstatSync, openSync, fstatSync, closeSync, unlinkSync, rmdirSync, type BigIntStats } from 'node:fs';
 import picomatch from 'picomatch';
 import { errnoCode } from '../errors.js';
 
@@ -36,11 +36,20 @@ export interface WalkProblem {
 
 export type WalkEvent = WalkEntry | WalkProblem;
 
+/** With `leave: true`: a folder's contents are done (`abs` valid as for its entry), for work that goes bottom up. */
+export interface WalkLeave {
+  type: 'leave';
+  rel: Buffer;
+  abs: Buffer;
+}
+
 export interface WalkOptions {
   /** true: leave this entry (and a folder's whole subtree) out */
   exclude?: (relText: string, isDir: boolean) => boolean;
   /** true: a folder to step over silently by its stat (BACKUP_ROOT bound inside a source) */
   skipDir?: (st: BigIntStats, rel: Buffer) => boolean;
+  /** true: also yield a 'leave' event after each folder's contents (the root's too) */
+  leave?: boolean;
 }
 
 export function kindOf(st: BigIntStats): Kind {
@@ -107,7 +116,9 @@ function openSeenDir(path: Buffer, seen: BigIntStats): number | string {
  * parent: valid while the caller handles the entry (before it asks for the next one), so every
  * open, readlink or unlink a caller makes goes through the folder the walk checked.
  */
-export function* walk(root: string | Buffer, opts: WalkOptions = {}): Generator<WalkEvent> {
+export function walk(root: string | Buffer, opts?: WalkOptions & { leave?: false }): Generator<WalkEvent>;
+export function walk(root: string | Buffer, opts: WalkOptions & { leave: true }): Generator<WalkEvent | WalkLeave>;
+export function* walk(root: string | Buffer, opts: WalkOptions = {}): Generator<WalkEvent | WalkLeave> {
   const rootBuf = typeof root === 'string' ? Buffer.from(root) : root;
   const rootSt = lstatSync(rootBuf, { bigint: true });
   yield { type: 'entry', rel: Buffer.alloc(0), abs: rootBuf, st: rootSt, kind: kindOf(rootSt) };
@@ -118,9 +129,10 @@ export function* walk(root: string | Buffer, opts: WalkOptions = {}): Generator<
     return;
   }
   yield* walkBelow({ rel: Buffer.alloc(0), abs: rootBuf, fd }, opts);
+  if (opts.leave) yield { type: 'leave', rel: Buffer.alloc(0), abs: rootBuf };
 }
 
-function* walkBelow(dir: { rel: Buffer; abs: Buffer; fd: number }, opts: WalkOptions): Generator<WalkEvent> {
+function* walkBelow(dir: { rel: Buffer; abs: Buffer; fd: number }, opts: WalkOptions): Generator<WalkEvent | WalkLeave> {
   try {
     let names: Buffer[];
     try {
@@ -159,11 +171,80 @@ function* walkBelow(dir: { rel: Buffer; abs: Buffer; fd: number }, opts: WalkOpt
         // Depth first: a folder's contents come right after it, before its next sibling.
         opened = false;
         yield* walkBelow({ rel, abs, fd }, opts);
+        if (opts.leave) yield { type: 'leave', rel, abs };
       } finally {
         if (opened) closeSync(fd);
       }
     }
   } finally {
     closeSync(dir.fd);
+  }
+}
+
+/**
+ * Removes a file or a whole tree without following a symlink and without whole paths: the walk
+ * goes bottom up through its open folders, so a tree deeper than PATH_MAX goes too (Node's
+ * fs.rm cannot remove one). Nothing there: nothing to do.
+ */
+export function removeTree(path: string | Buffer): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return;
+  if (!st.isDirectory()) {
+    unlinkSync(path);
+    return;
+  }
+  for (const ev of walk(path, { leave: true })) {
+    if (ev.type === 'problem') {
+      if (ev.code === 'ENOENT') continue;
+      throw Object.assign(new Error(`cannot remove ${Buffer.concat([Buffer.from(String(path)), SLASH, ev.rel]).toString('utf8')} (${ev.code})`), { code: ev.code });
+    }
+    if (ev.type === 'leave') rmdirSync(ev.abs);
+    else if (ev.kind !== 'd') unlinkSync(ev.abs);
+  }
+}
+
+/**
+ * Reaches paths below a root one open folder at a time, as the walk does (O_NOFOLLOW, never a
+ * whole path): a path longer than PATH_MAX works, and a symlink on the way is refused (ELOOP,
+ * ENOTDIR), never followed. The folders of the last path stay open, so callers going in walk
+ * (file list) order open each folder once.
+ */
+export class Beneath {
+  private readonly rootFd: number;
+  private readonly open: { name: Buffer; fd: number }[] = [];
+
+  constructor(root: string | Buffer) {
+    this.rootFd = openSync(root, DIR_FLAGS);
+  }
+
+  /** The open folder `rel` ('/'-separated below the root; empty: the root): valid until the next call. */
+  dir(rel: Buffer): number {
+    const parts: Buffer[] = [];
+    for (let start = 0; start < rel.length; ) {
+      const slash = rel.indexOf(0x2f, start);
+      const end = slash < 0 ? rel.length : slash;
+      if (end > start) parts.push(rel.subarray(start, end));
+      start = end + 1;
+    }
+    let keep = 0;
+    while (keep < this.open.length && keep < parts.length && this.open[keep]!.name.equals(parts[keep]!)) keep++;
+    while (this.open.length > keep) closeSync(this.open.pop()!.fd);
+    for (let i = keep; i < parts.length; i++) {
+      const parent = i === 0 ? this.rootFd : this.open[i - 1]!.fd;
+      const name = Buffer.from(parts[i]!);
+      this.open.push({ name, fd: openSync(atFd(parent, name), DIR_FLAGS) });
+    }
+    return parts.length === 0 ? this.rootFd : this.open[parts.length - 1]!.fd;
+  }
+
+  /** A short path to `rel` through its open parent folder (/proc/self/fd/N/name): valid until the next call. */
+  path(rel: Buffer): Buffer {
+    const slash = rel.lastIndexOf(0x2f);
+    return slash < 0 ? atFd(this.rootFd, rel) : atFd(this.dir(rel.subarray(0, slash)), rel.subarray(slash + 1));
+  }
+
+  close(): void {
+    while (this.open.length > 0) closeSync(this.open.pop()!.fd);
+    closeSync(this.rootFd);
   }
 }

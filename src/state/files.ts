@@ -243,9 +243,11 @@ export type Reporter = (message: string) => void;
 
 /**
  * Reads a JSON state file. Missing: undefined. Corrupt or not passing `valid`: renamed aside,
- * reported, undefined, so a run goes on with fresh state instead of crashing.
+ * reported, undefined, so a run goes on with fresh state instead of crashing. A reader that
+ * holds no lock (a status command) passes `repair: false`: the file is reported and left as it
+ * is, since moving it aside could move away a good record another run has just written there.
  */
-export async function readJsonState<T>(path: string, report: Reporter, valid: (v: unknown) => boolean = () => true): Promise<T | undefined> {
+export async function readJsonState<T>(path: string, report: Reporter, valid: (v: unknown) => boolean = () => true, opts: { repair?: boolean } = {}): Promise<T | undefined> {
   let text: string;
   try {
     text = await readState(path);
@@ -266,6 +268,10 @@ export async function readJsonState<T>(path: string, report: Reporter, valid: (v
     value = undefined;
   }
   if (value === undefined || !valid(value)) {
+    if (opts.repair === false) {
+      report(`state file ${path} is corrupt; left as it is (the next backup run, which holds the lock, sets it aside)`);
+      return undefined;
+    }
     try {
       const aside = await setAside(path);
       report(`state file ${path} was corrupt; moved aside to ${aside} and starting fresh`);
