@@ -34,6 +34,10 @@ test('a nightly writes the page; it shows the run', async () => {
   expect(html).toContain('data-status="ok"');
   expect(statSync(pageOf(box.root)).mode & 0o777).toBe(0o600);
   expect(res.all).not.toMatch(/status page/);
+  // The nightly's storage figures reach the page (issue 12's forecast, issue 13's picture).
+  expect(html).not.toContain('Storage forecast: not available');
+  expect(html).toMatch(/local stored<\/dt><dd>[\d.]+ [KMG]?i?B/);
+  expect(html).toContain('local forecast (in 30 days)');
 });
 
 test('a read-only report folder: the nightly still succeeds, with one warning line', async () => {

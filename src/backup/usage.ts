@@ -19,7 +19,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { appendLines } from '../state/files.js';
+import { appendLines, writeJsonAtomic } from '../state/files.js';
 import { formatBytes } from '../output/index.js';
 import { statePaths } from '../state/paths.js';
 import { FILES, MANIFEST, listLocal, idTime } from './layout.js';
@@ -195,5 +195,23 @@ export async function recordUsage(cfg: Config, report: (m: string) => void): Pro
   const usage = await storageUsage(cfg, report);
   const sample: UsageSample = { at: usage.at, localBytes: usage.local.bytes, remoteBytes: usage.remote ? usage.remote.bytes : null };
   await appendLines(usageFile(cfg.BACKUP_ROOT), [JSON.stringify(sample)]);
+  await writeJsonAtomic(forecastFile(cfg.BACKUP_ROOT), forecastSummary(usage));
   return usage;
+}
+
+/**
+ * The status page shows the storage figures without walking the snapshots (it is drawn after
+ * every health run): the nightly leaves them, worded for a person, in backup/forecast.json.
+ */
+export const forecastFile = (root: string) => join(statePaths(root).backup, 'forecast.json');
+
+export function forecastSummary(u: StorageUsage): Record<string, string> {
+  const growth = (t: Trend) => (t.growth30d === null ? 'no history yet' : `${t.growth30d >= 0 ? '+' : '-'}${formatBytes(Math.abs(t.growth30d))} over ${t.growthDays} day(s)`);
+  const side = (name: string, t: Trend): Record<string, string> => ({
+    [`${name} stored`]: formatBytes(t.bytes),
+    [`${name} growth (last 30 days)`]: growth(t),
+    [`${name} forecast (in 30 days)`]: t.forecast30d === null ? 'needs two nightlies' : formatBytes(t.forecast30d),
+    [`${name} budget`]: t.budget === null ? 'none set' : `${formatBytes(t.budget)}${t.overBudget ? ` - OVER: ${t.overBudget}` : ' - within'}`,
+  });
+  return { 'figures from': u.at, ...side('local', u.local), ...(u.remote ? side('remote', u.remote) : { remote: 'not configured' }) };
 }
