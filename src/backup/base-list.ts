@@ -31,8 +31,8 @@ export interface Prev {
   file: Buffer;
 }
 
-/** Lines of a gzipped text file, streamed (a chunk at a time). */
-async function* gzLines(path: string): AsyncGenerator<string> {
+/** Lines of a gzipped text file, streamed a chunk's worth at a time. */
+async function* gzLines(path: string): AsyncGenerator<string[]> {
   const source = createReadStream(path, { highWaterMark: 1 << 16 });
   const gunzip = createGunzip();
   source.on('error', (err) => gunzip.destroy(err));
@@ -40,14 +40,16 @@ async function* gzLines(path: string): AsyncGenerator<string> {
   let rest = '';
   for await (const chunk of gunzip as AsyncIterable<string>) {
     const text = rest + chunk;
+    const lines: string[] = [];
     let start = 0;
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      yield text.slice(start, nl);
+      lines.push(text.slice(start, nl));
       start = nl + 1;
     }
     rest = text.slice(start);
+    yield lines;
   }
-  if (rest !== '') yield rest;
+  if (rest !== '') yield [rest];
 }
 
 /** The uncompressed list's sha256, streamed. */
@@ -96,80 +98,93 @@ export class BaseList {
     const inWalkOrder = this.manifest.listFormat === 2;
     const root = Buffer.from(join(this.dir, name) + '/');
     const toPrev = (e: Entry, raw: Buffer): Prev => ({ size: e.size!, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256: e.sha256!, file: Buffer.concat([root, raw]) });
-    async function* entries(): AsyncGenerator<{ raw: Buffer; prev: Prev }> {
+    /** Batches of entries (one per chunk of the list), so the join awaits once a batch, not once a file. */
+    async function* entries(): AsyncGenerator<Item[]> {
       let n = 0;
       let seen = false;
       const sorted: { raw: Buffer; e: Entry }[] = [];
-      for await (const line of gzLines(path)) {
-        n++;
-        if (line === '') continue;
-        // Most lines start with the source name (entries are written {s, p, ...}): others are skipped unparsed.
-        const ours = line.startsWith(prefix);
-        if (!ours && line.startsWith('{"s":')) {
-          if (seen && inWalkOrder) return; // this source's run is over
-          continue;
+      for await (const lines of gzLines(path)) {
+        const batch: Item[] = [];
+        for (const line of lines) {
+          n++;
+          if (line === '') continue;
+          // Most lines start with the source name (entries are written {s, p, ...}): others are skipped unparsed.
+          const ours = line.startsWith(prefix);
+          if (!ours && line.startsWith('{"s":')) {
+            if (seen && inWalkOrder) {
+              yield batch; // this source's run is over
+              return;
+            }
+            continue;
+          }
+          const e = parseLine(line, path, n);
+          if (e.s !== name) continue;
+          seen = true;
+          if (!linkable(e)) continue;
+          const raw = entryPath(e);
+          if (inWalkOrder) batch.push({ raw, prev: toPrev(e, raw) });
+          else sorted.push({ raw, e });
         }
-        const e = parseLine(line, path, n);
-        if (e.s !== name) continue;
-        seen = true;
-        if (!linkable(e)) continue;
-        const raw = entryPath(e);
-        if (inWalkOrder) yield { raw, prev: toPrev(e, raw) };
-        else sorted.push({ raw, e });
+        if (batch.length > 0) yield batch;
       }
       sorted.sort((a, b) => comparePaths(a.raw, b.raw));
-      for (const s of sorted) yield { raw: s.raw, prev: toPrev(s.e, s.raw) };
+      if (sorted.length > 0) yield sorted.map((s) => ({ raw: s.raw, prev: toPrev(s.e, s.raw) }));
     }
     return new BaseCursor(entries(), (err) => warn(`previous snapshot ${this.id}: ${err instanceof Error ? err.message : String(err)}; the rest of the source ${name} is copied, not linked`));
   }
 }
 
+interface Item {
+  raw: Buffer;
+  prev: Prev;
+}
+
 /** Merge-join of a stream of base entries (in walk order) with the walk's files. */
 export class BaseCursor {
-  private head: { raw: Buffer; prev: Prev } | undefined;
+  private batch: Item[] = [];
+  private at = 0;
   private done = false;
   private last: Buffer | undefined;
 
   constructor(
-    private readonly it: AsyncGenerator<{ raw: Buffer; prev: Prev }>,
+    private readonly it: AsyncGenerator<Item[]>,
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  private async next(): Promise<void> {
+  private async refill(): Promise<void> {
     try {
-      for (;;) {
-        const r = await this.it.next();
-        if (r.done) {
-          this.done = true;
-          this.head = undefined;
-          return;
-        }
-        // Out of walk order (not in a list this tool wrote): skipped, so the join never stalls.
-        if (this.last && comparePaths(r.value.raw, this.last) <= 0) continue;
-        this.last = r.value.raw;
-        this.head = r.value;
-        return;
-      }
+      const r = await this.it.next();
+      this.batch = r.done ? [] : r.value;
+      this.at = 0;
+      if (r.done) this.done = true;
     } catch (err) {
       this.done = true;
-      this.head = undefined;
+      this.batch = [];
       this.onError(err);
     }
   }
 
-  /** The base entry for `rel`; calls must come in walk order (comparePaths ascending). */
-  async find(rel: Buffer): Promise<Prev | undefined> {
+  /**
+   * The base entry for `rel`; calls must come in walk order (comparePaths ascending). Answers
+   * at once while the current batch lasts (a promise only when the next batch must be read).
+   */
+  find(rel: Buffer): Prev | undefined | Promise<Prev | undefined> {
     for (;;) {
-      if (!this.head) {
+      if (this.at >= this.batch.length) {
         if (this.done) return undefined;
-        await this.next();
+        return this.refill().then(() => this.find(rel));
+      }
+      const head = this.batch[this.at]!;
+      // Out of walk order (not in a list this tool wrote): skipped, so the join never stalls.
+      if (this.last && comparePaths(head.raw, this.last) <= 0) {
+        this.at++;
         continue;
       }
-      const c = comparePaths(this.head.raw, rel);
+      const c = comparePaths(head.raw, rel);
       if (c > 0) return undefined;
-      const hit = c === 0 ? this.head.prev : undefined;
-      this.head = undefined;
-      if (hit) return hit;
+      this.last = head.raw;
+      this.at++;
+      if (c === 0) return head.prev;
     }
   }
 

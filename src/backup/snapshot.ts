@@ -297,7 +297,8 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       } else if (ev.kind === 'l') {
         await pool.push(Promise.resolve(saveSymlink(run, src.name, ev, dest, fileOf(ev))));
       } else if (ev.kind === 'f') {
-        const prev = baseFiles ? await baseFiles.find(ev.rel) : undefined;
+        const found = baseFiles?.find(ev.rel);
+        const prev = found instanceof Promise ? await found : found;
         await pool.push(saveRegular(run, res, ev, dest, fileOf(ev), prev));
       } else {
         const what = ev.st.isSocket() ? 'socket' : ev.st.isFIFO() ? 'fifo' : 'device';
