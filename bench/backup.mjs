@@ -4,7 +4,13 @@
  * reports, 100 configs; SCALE=0.1 for a quick run) and prints, each as a ratio against its
  * peer measured in the same run (medians of RUNS runs):
  *   full snapshot vs `cp -a`                                          target <= 1.25
+ *   first full backup vs `rsync -a --link-dest` (no previous)         target <= 1.5
  *   nightly after 1 % of the bytes changed vs `rsync -a --link-dest`  target <= 1.0
+ *   nightly after 0.1 % changed, SMALL_FILES small files, vs rsync    target <= 0.9
+ *   restore latest (every hash checked) vs `cp -a` of the snapshot    target <= 1.0
+ *   restic (backup to a local repo, restore) is measured beside each, for reference
+ *   peak memory of a nightly at MEM_SIZES files (100k, 300k; --million adds 1M) target <= 256 MiB
+ * --local skips the remote part. The machine's load average is printed with each ratio.
  *   extra disk used by that nightly vs the changed bytes              target <= 1.05
  *   first remote upload vs `aws s3 sync` to the same local server     target >= 1.0 (throughput)
  *   bytes sent by a remote nightly vs the changed bytes               target <= 1.05
@@ -15,10 +21,15 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, time, median, report } from './lib.mjs';
+import { ROOT, time, median, report, measure, load } from './lib.mjs';
 
 const SCALE = Number(process.env.SCALE ?? 1);
 const RUNS = Number(process.env.RUNS ?? 3);
+const LOCAL_ONLY = process.argv.includes('--local');
+const SMALL_FILES = Number(process.env.SMALL_FILES ?? 100_000);
+const MEM_SIZES = (process.env.MEM_SIZES ?? '100000,300000').split(',').map(Number).filter((n) => n > 0);
+if (process.argv.includes('--million') || process.env.MILLION === '1') MEM_SIZES.push(1_000_000);
+const RESTIC = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: '' };
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'l2bench-backup-'));
 const data = join(work, 'data');
 const MiB = 1024 * 1024;
@@ -83,11 +94,13 @@ const total = treeBytes(data);
 console.log(`tree: ${(total / MiB).toFixed(0)} MiB`);
 execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
 
-// 1. Full snapshot vs cp -a
+// 1. Full snapshot vs cp -a, rsync -a (first run of --link-dest: nothing to link), restic
 {
   const ours = [];
   const cp = [];
   const cpSync = [];
+  const rs = [];
+  const rc = [];
   for (let i = 0; i < RUNS; i++) {
     const root = join(work, `full-${i}`);
     mkdirSync(root);
@@ -99,9 +112,18 @@ execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
     // What cp would pay to be as durable as a published snapshot (which syncs before its rename).
     cpSync.push(copied + time('sync', ['--file-system', dest]));
     rmSync(dest, { recursive: true });
+    rs.push(time('rsync', ['-a', `${data}/`, `${dest}/`]));
+    rmSync(dest, { recursive: true });
+    const repo = join(work, `restic-full-${i}`);
+    time('restic', ['init', '-q', '--repo', repo], { env: RESTIC });
+    rc.push(time('restic', ['backup', '-q', '--repo', repo, data], { env: RESTIC }));
+    rmSync(repo, { recursive: true });
   }
+  console.log(`load average: ${load()}`);
   results = report('full snapshot / cp -a', median(ours), median(cp), 1.25) && results;
   report('full snapshot / (cp -a + sync -f), both durable', median(ours), median(cpSync), 1.25);
+  results = report('first full backup / rsync -a --link-dest', median(ours), median(rs), 1.5) && results;
+  report('first full backup / restic backup (for reference)', median(ours), median(rc), Infinity);
 }
 
 // 2. Nightly after 1 % changed vs rsync --link-dest; extra disk vs changed bytes
@@ -113,8 +135,12 @@ execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
   mkdirSync(rs);
   time('rsync', ['-a', `${data}/`, join(rs, 'base/')]);
   let prevRsync = join(rs, 'base');
+  const repo = join(work, 'restic-inc');
+  time('restic', ['init', '-q', '--repo', repo], { env: RESTIC });
+  time('restic', ['backup', '-q', '--repo', repo, data], { env: RESTIC });
   const ours = [];
   const peer = [];
+  const rc = [];
   const extra = [];
   let lastChanged = 1;
   for (let i = 0; i < RUNS; i++) {
@@ -130,8 +156,12 @@ execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
     const next = join(rs, `n${i}`);
     peer.push(time('rsync', ['-a', `--link-dest=${prevRsync}`, `${data}/`, `${next}/`]));
     prevRsync = next;
+    rc.push(time('restic', ['backup', '-q', '--repo', repo, data], { env: RESTIC }));
   }
+  console.log(`load average: ${load()}`);
   results = report('nightly after 1% changed / rsync -a --link-dest', median(ours), median(peer), 1.0) && results;
+  report('nightly after 1% changed / restic backup (for reference)', median(ours), median(rc), Infinity);
+  restoreLatest(root, prevRsync, repo);
   const e = median(extra);
   console.log(`extra disk used / changed bytes: ${e.toFixed(3)} (target <= 1.05; du of the new snapshot: folders, changed files, file list) ${e <= 1.05 ? 'OK' : 'MISSED'}`);
   if (RUNS >= 2) {
@@ -141,6 +171,7 @@ execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
   results = e <= 1.05 && results;
 }
 
+if (!LOCAL_ONLY) {
 // 3. Remote: first upload throughput vs aws s3 sync; bytes sent by a remote nightly
 {
   const port = 19_000 + Math.floor(Math.random() * 1000);
@@ -170,20 +201,98 @@ execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
   server.kill();
 }
 
-// 4. Peak memory for 100,000 small files
-{
-  const small = join(work, 'small');
-  for (let d = 0; d < 100; d++) {
-    mkdirSync(join(small, 'logs', String(d)), { recursive: true });
-    for (let i = 0; i < 1000; i++) writeFileSync(join(small, 'logs', String(d), `f${i}.log`), `line ${d}/${i}\n`);
+}
+
+/**
+ * Restore latest into an empty folder, every hash checked, vs `cp -a` of the same snapshot
+ * (rsync's newest copy) and `restic restore latest`.
+ */
+function restoreLatest(root, rsyncCopy, repo) {
+  const ours = [];
+  const cp = [];
+  const rc = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = join(work, `restore-${i}`);
+    ours.push(time('node', [l2backup, 'restore', 'latest', '--target', t, '--no-pre-restore'], { env: env(root) }));
+    rmSync(t, { recursive: true });
+    cp.push(time('cp', ['-a', rsyncCopy, t]));
+    rmSync(t, { recursive: true });
+    rc.push(time('restic', ['restore', '-q', '--repo', repo, 'latest', '--target', t], { env: RESTIC }));
+    rmSync(t, { recursive: true });
   }
-  const root = join(work, 'mem');
+  console.log(`load average: ${load()}`);
+  results = report('restore latest (hashes checked) / cp -a', median(ours), median(cp), 1.0) && results;
+  report('restore latest / restic restore (for reference)', median(ours), median(rc), Infinity);
+}
+
+/** `n` small files, 1,000 to a folder. */
+function smallTree(dir, n) {
+  for (let i = 0; i < n; i++) {
+    const d = join(dir, String(Math.floor(i / 1000)));
+    if (i % 1000 === 0) mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, `f${i}.log`), `line ${i}\n`);
+  }
+}
+
+/** Rewrites 0.1 % of a small tree's files (new content, same size class). */
+function touchSmall(dir, n, round) {
+  for (let i = round * 101; i < n; i += 1000) writeFileSync(join(dir, String(Math.floor(i / 1000)), `f${i}.log`), `changed ${round} ${i}\n`);
+}
+
+// 4. Nightly after 0.1 % changed on SMALL_FILES small files vs rsync --link-dest and restic
+{
+  const small = join(work, 'small', 'logs');
+  smallTree(small, SMALL_FILES);
+  const smallEnv = (root) => ({ ...env(root), BACKUP_SOURCES: `logs=${small}` });
+  const root = join(work, 'small-ours');
   mkdirSync(root);
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', l2backup, 'nightly'], { env: { ...env(root), BACKUP_SOURCES: `logs=${join(small, 'logs')}` }, encoding: 'utf8' });
-  const kb = Number(r.stderr.trim().split('\n').pop());
-  const mib = kb / 1024;
-  console.log(`peak memory, 100,000 small files: ${mib.toFixed(0)} MiB (target <= 200 MiB) ${mib <= 200 ? 'OK' : 'MISSED'}`);
-  results = mib <= 200 && results;
+  time('node', [l2backup, 'nightly'], { env: smallEnv(root) });
+  const rs = join(work, 'small-rsync');
+  mkdirSync(rs);
+  time('rsync', ['-a', `${small}/`, join(rs, 'base/')]);
+  let prev = join(rs, 'base');
+  const repo = join(work, 'small-restic');
+  time('restic', ['init', '-q', '--repo', repo], { env: RESTIC });
+  time('restic', ['backup', '-q', '--repo', repo, small], { env: RESTIC });
+  const ours = [];
+  const peer = [];
+  const rc = [];
+  for (let i = 0; i < RUNS; i++) {
+    touchSmall(small, SMALL_FILES, i);
+    ours.push(measure('node', [l2backup, 'nightly'], { env: smallEnv(root) }));
+    const next = join(rs, `n${i}`);
+    peer.push(measure('rsync', ['-a', `--link-dest=${prev}`, `${small}/`, `${next}/`]));
+    rmSync(prev, { recursive: true });
+    prev = next;
+    rc.push(measure('restic', ['backup', '-q', '--repo', repo, small], { env: RESTIC }));
+  }
+  console.log(`load average: ${load()}`);
+  const ms = (xs) => median(xs.map((x) => x.ms));
+  const mib = (xs) => Math.max(...xs.map((x) => x.mib));
+  results = report(`nightly after 0.1% changed, ${SMALL_FILES} small files / rsync -a --link-dest`, ms(ours), ms(peer), 0.9) && results;
+  report(`nightly after 0.1% changed, ${SMALL_FILES} small files / restic backup (for reference)`, ms(ours), ms(rc), Infinity);
+  console.log(`  peak memory: ours ${mib(ours).toFixed(0)} MiB, rsync ${mib(peer).toFixed(0)} MiB, restic ${mib(rc).toFixed(0)} MiB`);
+  rmSync(join(work, 'small'), { recursive: true });
+  rmSync(root, { recursive: true });
+  rmSync(rs, { recursive: true });
+  rmSync(repo, { recursive: true });
+}
+
+// 5. Peak memory of a nightly (0.1 % changed) as the tree grows: it must not grow with the tree
+for (const n of MEM_SIZES) {
+  const tree = join(work, `mem-${n}`, 'logs');
+  smallTree(tree, n);
+  const root = join(work, `mem-${n}-root`);
+  mkdirSync(root);
+  const memEnv = { ...env(root), BACKUP_SOURCES: `logs=${tree}` };
+  const first = measure('node', [l2backup, 'nightly'], { env: memEnv });
+  touchSmall(tree, n, 1);
+  const nightlyRun = measure('node', [l2backup, 'nightly'], { env: memEnv });
+  const mib = Math.max(first.mib, nightlyRun.mib);
+  console.log(`peak memory, ${n} small files: first ${first.mib.toFixed(0)} MiB, nightly ${nightlyRun.mib.toFixed(0)} MiB (target <= 256 MiB; load ${load()}) ${mib <= 256 ? 'OK' : 'MISSED'}`);
+  results = mib <= 256 && results;
+  rmSync(join(work, `mem-${n}`), { recursive: true });
+  rmSync(root, { recursive: true });
 }
 
 /** Runs `l2backup nightly` and returns its log (stderr). */

@@ -1,5 +1,7 @@
 /** Shared bits of the benchmarks: timing child processes, medians, ratios. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,4 +26,18 @@ export function report(name, ours, peer, target, better = 'lower') {
   const ok = better === 'lower' ? ratio <= target : ratio >= target;
   console.log(`${name}: ${ratio.toFixed(2)} (ours ${ours.toFixed(1)}, peer ${peer.toFixed(1)}; target ${better === 'lower' ? '<=' : '>='} ${target}) ${ok ? 'OK' : 'MISSED'}`);
   return ok;
+}
+
+/** Runs a command under /usr/bin/time: wall time (ms) and peak resident memory (MiB). */
+export function measure(cmd, args, opts = {}) {
+  const out = join(tmpdir(), `l2bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const ms = time('/usr/bin/time', ['-o', out, '-f', '%M', cmd, ...args], opts);
+  const kb = Number(readFileSync(out, 'utf8').trim().split('\n').pop());
+  rmSync(out, { force: true });
+  return { ms, mib: kb / 1024 };
+}
+
+/** The machine's load while a benchmark ran (the ratios are what to read on a shared machine). */
+export function load() {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }

@@ -244,16 +244,22 @@ export class FileListWriter {
     return new FileListWriter(await fs.open(path, 'wx', 0o600));
   }
 
+  private pending = 0;
+
   async add(e: Entry): Promise<void> {
-    this.lines.push(JSON.stringify(e) + '\n');
+    const line = JSON.stringify(e) + '\n';
+    this.lines.push(line);
+    this.pending += line.length;
     this.entries++;
-    if (this.lines.length >= 512) await this.flush();
+    // About 1 MiB of text per gzip member: few zlib set-ups, memory bounded.
+    if (this.pending >= 1 << 20) await this.flush();
   }
 
   private async flush(): Promise<void> {
     if (this.lines.length === 0) return;
     const text = this.lines.join('');
     this.lines = [];
+    this.pending = 0;
     this.hash.update(text);
     await this.fh.write(gzipSync(text));
   }

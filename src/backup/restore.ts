@@ -10,7 +10,7 @@
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as C, openSync, closeSync, fstatSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync, readSync, writeSync } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration } from '../output/index.js';
@@ -20,7 +20,7 @@ import { backupLocked, withBackupLock, type JobContext } from './jobs.js';
 import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkId } from './layout.js';
 import { comparePaths, entryPath, entryTarget, remoteName, safeRelative, type Entry } from './manifest.js';
-import { newHash } from './hash.js';
+import { RESTORE_PARALLEL, TaskPool, copyStored } from './restore-copy.js';
 import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
@@ -239,6 +239,13 @@ class FolderStack {
     return parts.length === 0 ? this.rootFd : this.stack[parts.length - 1]!.fd;
   }
 
+  /** True when entering `parts` closes a folder that is open now (its writes must be done first). */
+  wouldLeave(parts: Buffer[]): boolean {
+    let keep = 0;
+    while (keep < this.stack.length && keep < parts.length && this.stack[keep]!.name === latin1(parts[keep]!)) keep++;
+    return keep < this.stack.length;
+  }
+
   leave(depth = 0): void {
     while (this.stack.length > depth) {
       const top = this.stack.pop()!;
@@ -263,27 +270,6 @@ function splitPath(raw: Buffer): Buffer[] {
   return parts;
 }
 
-/** Copies the stored file into `outFd` and hashes the same bytes. */
-function copyLocal(file: Buffer, outFd: number): string {
-  const src = openSync(file, C.O_RDONLY | C.O_NOFOLLOW);
-  try {
-    if (!fstatSync(src).isFile()) throw new L2Error(`${file.toString('utf8')} in the snapshot is not a regular file`);
-    const h = newHash();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let pos = 0;
-    for (;;) {
-      const n = readSync(src, buf, 0, buf.length, pos);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      for (let done = 0; done < n; ) done += writeSync(outFd, buf, done, n - done, pos + done);
-      pos += n;
-    }
-    return h.digest('hex');
-  } finally {
-    closeSync(src);
-  }
-}
-
 /**
  * What writeAll did, for a caller that reports it itself (the drill): given one, writeAll sends
  * no alert, and an object or stored file that is missing is recorded and the restore goes on.
@@ -298,6 +284,10 @@ export interface WriteReport {
 const isMissing = (err: unknown) => {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 || errnoCode(err) === 'ENOENT';
+};
+
+const throwUnlessRecorded = (err: L2Error | undefined): void => {
+  if (err) throw err;
 };
 
 export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, report?: WriteReport): Promise<number> {
@@ -328,66 +318,105 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
     });
     // The snapshot's files are reached folder by folder too: a tree deeper than PATH_MAX restores.
     const stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
+    // Local files are copied a few at a time; a folder is left (and closed) only once its files are in place.
+    const pool = new TaskPool(RESTORE_PARALLEL);
     try {
       for (const e of entries) {
         ctx.signal.throwIfAborted();
         const parts = splitPath(entryPath(e));
+        const folderParts = e.t === 'd' ? parts : parts.slice(0, -1);
+        if (folders.wouldLeave(folderParts)) await pool.drain();
         if (e.t === 'd') {
           folders.enter(parts, dirEntries, source);
           continue;
         }
         const name = parts[parts.length - 1]!;
-        const dirFd = folders.enter(parts.slice(0, -1), dirEntries, source);
+        const dirFd = folders.enter(folderParts, dirEntries, source);
         const tmp = `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
         if (e.t === 'l') {
           symlinkSync(entryTarget(e), at(dirFd, tmp));
           replaceAt(dirFd, tmp, name);
           continue;
         }
-        let fd: number | undefined;
-        try {
-          let sha: string;
-          if (snap.origin === 'local') {
-            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-            sha = copyLocal(stored!.path(Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)])), fd);
-          } else {
-            sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
-            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
-          }
+        /** Checks the hash, then sets mode and times and renames the temp file into place. */
+        const place = (fd: number, sha: string): void => {
           if (sha !== e.sha256) {
             mismatches.push(show(e));
             closeSync(fd);
-            fd = undefined;
             unlinkSync(at(dirFd, tmp));
             out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
-            continue;
+            return;
           }
-          fchmodSync(fd, e.mode);
-          setTimes(fd, e);
-          closeSync(fd);
-          fd = undefined;
+          try {
+            fchmodSync(fd, e.mode);
+            setTimes(fd, e);
+          } finally {
+            closeSync(fd);
+          }
           replaceAt(dirFd, tmp, name);
-        } catch (err) {
+          done++;
+          doneBytes += e.size ?? 0;
+          if (report) Object.assign(report, { files: done, bytes: doneBytes });
+          progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
+          out.status({ phase: 'restore', snapshot_id: snap.id, files_done: done, bytes_done: doneBytes, total_files: plan.files, total_bytes: plan.bytes });
+        };
+        const failed = (err: unknown, fd: number | undefined): L2Error | undefined => {
           if (fd !== undefined) closeSync(fd);
           try {
             unlinkSync(at(dirFd, tmp));
           } catch {
             // not created, or already renamed
           }
+          // The drill records a missing object or stored file and goes on (undefined: recorded).
           if (report && isMissing(err) && !ctx.signal.aborted) {
             report.missing.push(show(e));
             out.error(`${show(e)}: missing from the snapshot (${snap.origin === 'remote' ? 'no such object' : 'no such file'})`);
-            continue;
+            return undefined;
           }
-          if (err instanceof L2Error) throw err;
-          throw new L2Error(`restoring ${show(e)} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
+          if (err instanceof L2Error) return err;
+          return new L2Error(`restoring ${show(e)} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
+        };
+        if (snap.origin === 'local') {
+          let fd: number | undefined;
+          let copying: Promise<string> | undefined;
+          try {
+            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+            // copyStored opens the stored file before it returns, while Beneath's short path is valid.
+            copying = copyStored(stored!.path(Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)])), fd);
+          } catch (err) {
+            throwUnlessRecorded(failed(err, fd));
+          }
+          if (fd === undefined || copying === undefined) continue; // recorded as missing (drill)
+          const outFd = fd;
+          const task = async () => {
+            let sha: string;
+            try {
+              sha = await copying;
+            } catch (err) {
+              throwUnlessRecorded(failed(err, outFd));
+              return;
+            }
+            try {
+              place(outFd, sha);
+            } catch (err) {
+              throwUnlessRecorded(failed(err, undefined)); // place() closed the descriptor
+            }
+          };
+          await pool.add(task());
+          continue;
         }
-        done++;
-        doneBytes += e.size ?? 0;
-        if (report) Object.assign(report, { files: done, bytes: doneBytes });
-        progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
-        out.status({ phase: 'restore', snapshot_id: snap.id, files_done: done, bytes_done: doneBytes, total_files: plan.files, total_bytes: plan.bytes });
+        let fd: number | undefined;
+        try {
+          const sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
+          fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
+          const opened = fd;
+          fd = undefined; // place() closes it
+          place(opened, sha);
+        } catch (err) {
+          throwUnlessRecorded(failed(err, fd));
+        }
       }
+      await pool.drain();
       folders.leave();
       const top = dirEntries.get(`${source}/`);
       if (top) {
@@ -395,6 +424,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
         setTimes(rootFd, top);
       }
     } finally {
+      await pool.settle();
       stored?.close();
       folders.leave();
       closeSync(rootFd);

@@ -44,10 +44,10 @@ function allZero(buf: Buffer, start: number, end: number): boolean {
 }
 
 /** Copies `src` (an open descriptor) into `out` from offset 0, hashing the same bytes. */
-async function copyOnce(src: number, out: number, expected: number, sparse: boolean, buf: Buffer, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+async function copyOnce(src: number, out: number, expected: number, sparse: boolean, buf: Buffer, fresh: boolean, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
   const hash = newHash();
   let pos = 0;
-  ftruncateSync(out, 0);
+  if (!fresh) ftruncateSync(out, 0); // a retry starts over; a new file is empty already
   const small = expected < SMALL_FILE;
   for (;;) {
     signal?.throwIfAborted(); // a stopping container must not wait for a large copy to finish
@@ -62,6 +62,12 @@ async function copyOnce(src: number, out: number, expected: number, sparse: bool
       }
     } else if (small) {
       writeSync(out, buf, 0, n, pos);
+      // A small file's buffer is larger than the file: a short read is its end (a file that
+      // grows meanwhile fails the fstat check after the copy and is read again).
+      if (n < buf.length) {
+        pos += n;
+        break;
+      }
     } else {
       let done = 0;
       while (done < n) done += (await writeAsync(out, buf, done, n - done, pos + done)).bytesWritten;
@@ -101,7 +107,7 @@ export async function saveFile(abs: Buffer, dest: Buffer, candidate?: Candidate,
       attempts++;
       // A sparse source: fewer blocks allocated than its size needs.
       const sparse = st.size >= BigInt(SMALL_FILE) && st.blocks * 512n < st.size;
-      copy = await copyOnce(src, out, Number(st.size), sparse, buf, signal);
+      copy = await copyOnce(src, out, Number(st.size), sparse, buf, attempts === 1, signal);
       const after = fstatSync(src, { bigint: true });
       changed = !sameVersion(st, after) || BigInt(copy.size) !== after.size;
       st = after;

@@ -21,7 +21,8 @@ import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
 import { redactEnv } from './envcopy.js';
 import { FILES, MANIFEST, PRE_RESTORE_DIR, type SnapshotKind } from './layout.js';
-import { FileListWriter, emptyTotals, encodeName, entryBytesKey, entryPath, readEntries, type Entry, type Manifest, type SourceResult, type Totals } from './manifest.js';
+import { FileListWriter, emptyTotals, encodeName, type Entry, type Manifest, type SourceResult, type Totals } from './manifest.js';
+import { BaseList, type BaseCursor, type Prev } from './base-list.js';
 
 export const TOOL = 'l2ops 0.1.0';
 const CONCURRENCY = 8;
@@ -96,30 +97,6 @@ export async function buildSnapshot(opts: SnapshotOptions): Promise<SnapshotResu
 
 // ---- decide -------------------------------------------------------------------------------
 
-interface Prev {
-  size: number;
-  mode: number;
-  mtime: number;
-  mtimeNs?: string;
-  ctimeNs?: string;
-  ino?: string;
-  sha256: string;
-  /** path of the base copy */
-  file: Buffer;
-}
-
-type BaseIndex = Map<string, Prev>;
-
-async function loadBase(dir: string): Promise<BaseIndex> {
-  const map: BaseIndex = new Map();
-  for await (const e of readEntries(join(dir, FILES))) {
-    if (e.t !== 'f' || !e.sha256 || e.size === undefined || e.changed || e.generated) continue;
-    const file = Buffer.concat([Buffer.from(join(dir, e.s) + '/'), entryPath(e)]);
-    map.set(entryBytesKey(e), { size: e.size, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256: e.sha256, file });
-  }
-  return map;
-}
-
 type Decision = { action: 'link'; prev: Prev } | { action: 'check'; prev: Prev } | { action: 'copy' };
 
 /**
@@ -177,17 +154,17 @@ const timesOf = (st: BigIntStats) => ({ mtime: Math.floor(Number(st.mtimeNs / 1_
 interface Run {
   opts: SnapshotOptions;
   tmp: string;
-  base: BaseIndex;
+  base: BaseList | undefined;
   totals: Totals;
   warn: (m: string) => void;
   dirTimes: { path: Buffer; st: { mode: bigint; mtimeNs: bigint } }[];
 }
 
 async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Promise<Omit<SnapshotResult, 'dir'>> {
-  let base: BaseIndex = new Map();
+  let base: BaseList | undefined;
   if (opts.base) {
     try {
-      base = await loadBase(opts.base.dir);
+      base = await BaseList.open(opts.base.id, opts.base.dir);
     } catch (err) {
       // A damaged previous snapshot only costs this run its links: copy everything.
       opts.warn(`previous snapshot ${opts.base.id} is unusable as a base (${errorMessage(err)}); copying every file`);
@@ -241,7 +218,7 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
     finishedAt: new Date().toISOString(),
     host: hostname(),
     tool: TOOL,
-    base: base.size > 0 ? (opts.base?.id ?? null) : null,
+    base: base ? base.id : null,
     sources,
     totals: run.totals,
     warnings,
@@ -281,6 +258,7 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
   const fileOf = (ev: WalkEntry): Omit<Entry, 't'> => ({ s: src.name, ...encodeName(ev.rel), mode: Number(ev.st.mode & 0o7777n), ...timesOf(ev.st) });
   /** The open folders of the temp tree along the walk's current path (root first). */
   const destDirs: { rel: Buffer; fd: number }[] = [];
+  const baseFiles: BaseCursor | undefined = run.base?.source(src.name, warn);
   try {
     const events = walk(real, {
       exclude,
@@ -324,7 +302,9 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
       } else if (ev.kind === 'l') {
         await pool.push(Promise.resolve(saveSymlink(run, src.name, ev, dest, fileOf(ev))));
       } else if (ev.kind === 'f') {
-        await pool.push(saveRegular(run, res, ev, dest, fileOf(ev)));
+        const found = baseFiles?.find(ev.rel);
+        const prev = found instanceof Promise ? await found : found;
+        await pool.push(saveRegular(run, res, ev, dest, fileOf(ev), prev));
       } else {
         const what = ev.st.isSocket() ? 'socket' : ev.st.isFIFO() ? 'fifo' : 'device';
         warn(`source ${src.name}: ${show(ev.rel)} is a ${what}; skipped (only files, folders and symlinks are backed up)`);
@@ -337,6 +317,7 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
     throw err;
   } finally {
     for (const d of destDirs) closeSync(d.fd);
+    await baseFiles?.close();
   }
   return res;
 }
@@ -358,9 +339,9 @@ function saveSymlink(run: Run, source: string, ev: WalkEntry, dest: Buffer, base
   return { ...base, t: 'l', target: t.p, ...(t.pb !== undefined ? { tb: t.pb } : {}) };
 }
 
-async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, entry: Omit<Entry, 't'>): Promise<Entry | undefined> {
+async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, entry: Omit<Entry, 't'>, prev: Prev | undefined): Promise<Entry | undefined> {
   const { totals, warn } = run;
-  const decision = decide(run.base.get(entryBytesKey(entry)), ev.st);
+  const decision = decide(prev, ev.st);
   const linked = (prev: Prev): Entry | undefined => {
     if (!baseIntact(prev)) {
       warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
