@@ -170,6 +170,14 @@ export function reportError(out: Output, err: unknown): number {
 }
 
 /** Runs a program; commander usage errors become exit 2, help and version exit 0. */
+/**
+ * How long a finished run may linger. The run's work, records and lock are done when the
+ * command returns; what keeps a process alive after that is a handle nobody waits for (seen: an
+ * S3 socket whose server sent headers and then never the body). A cron job that never exits
+ * piles up, so the process ends with its exit code once this has passed.
+ */
+export const LINGER_AFTER_RUN_MS = 10_000;
+
 export async function runProgram(program: Command, argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
@@ -180,6 +188,9 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
       return;
     }
     process.exitCode = reportError(new Output(program.name()), err);
+  } finally {
+    // unref: a process with nothing left ends at once, as before; only a stuck handle waits this out.
+    setTimeout(() => process.exit(), LINGER_AFTER_RUN_MS).unref();
   }
 }
 
