@@ -61,3 +61,25 @@ test('defect: within= with a huge duration kept nothing by within (the boundary 
   expect(rows.map((r) => r.action)).toEqual(['keep', 'keep', 'keep']);
   for (const r of rows) expect(r.reasons[0]).toMatch(/^within /);
 });
+
+test('defect: prune --dry-run --remote said "delete" for a snapshot under object lock that the real prune keeps', async () => {
+  const s = setup({ S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '30', BACKUP_REMOTE_RETENTION_DAYS: '1' });
+  expect((await run('l2backup', ['nightly'], at(s.env, '-5d'))).exitCode).toBe(0); // locked 25 more days
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const [held, newest] = snapshots(s.root) as [string, string];
+  const dry = await run('l2backup', ['prune', '--dry-run', '--remote', '--json'], s.env);
+  expect(dry.exitCode).toBe(0);
+  const remote = JSON.parse(dry.stdout).remote.snapshots as { id: string; action: string; why: string }[];
+  expect(remote.map((r) => [r.id, r.action])).toEqual([
+    [newest, 'keep'],
+    [held, 'keep'],
+  ]);
+  expect(remote[1]!.why).toMatch(/^locked until 20\d\d-/);
+  const human = await run('l2backup', ['prune', '--dry-run', '--remote'], s.env);
+  expect(human.stdout).toMatch(new RegExp(`${held}  keep \\(locked until 20`));
+  expect(human.stdout).toMatch(/remote .*: would delete: nothing/);
+  // The real prune agrees with the dry run.
+  const real = await run('l2backup', ['prune', '--remote', '--json'], s.env);
+  expect(real.exitCode).toBe(0);
+  expect((JSON.parse(real.stdout).remote.snapshots as { action: string }[]).map((r) => r.action)).toEqual(['keep', 'keep']);
+});

@@ -9,7 +9,7 @@ import { DeleteDeniedError, LockedError, type Remote } from './remote.js';
 import type { BackupRecords } from './records.js';
 import { remoteCatalog } from './catalog.js';
 import { planRetention, type Decision, type RetentionPolicy } from './retention.js';
-import { listLocal } from './layout.js';
+import { MANIFEST, listLocal } from './layout.js';
 
 export interface RemotePrunePlan {
   delete: Decision[];
@@ -21,13 +21,16 @@ export interface RemotePrunePlan {
   denied?: string;
 }
 
+/** Why an incomplete remote snapshot (no manifest, not pending here) is deleted. */
+const INCOMPLETE = 'incomplete (interrupted or skipped upload)';
+
 export async function planRemotePrune(remote: Remote, records: BackupRecords, policy: Omit<RetentionPolicy, 'preRestoreDays'>, now: number): Promise<RemotePrunePlan> {
   const { catalog, incomplete } = await remoteCatalog(remote);
   const pending = new Set((await records.allRemote()).filter((r) => r.state === 'pending').map((r) => r.id));
   const plan = planRetention(catalog, { ...policy, preRestoreDays: policy.days }, now);
   const uploading = incomplete.filter((id) => pending.has(id)).map((id) => ({ id, why: 'upload in progress (pending)', reasons: ['upload in progress (pending)'] }));
   return {
-    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: 'incomplete (interrupted or skipped upload)', reasons: [] })), ...plan.delete],
+    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: INCOMPLETE, reasons: [] })), ...plan.delete],
     keep: [...plan.keep, ...uploading],
     ...(plan.refused ? { refused: plan.refused } : {}),
   };
@@ -39,7 +42,16 @@ export const remotePolicy = (cfg: JobContext['cfg']) => ({ days: cfg.BACKUP_REMO
 export async function pruneRemote(ctx: JobContext, remote: Remote, records: BackupRecords, dryRun = false): Promise<RemotePrunePlan> {
   const plan = await planRemotePrune(remote, records, remotePolicy(ctx.cfg), Date.now());
   if (plan.refused) ctx.out.warn(`remote retention: ${plan.refused}`);
-  if (dryRun) return plan;
+  if (dryRun) {
+    // The real prune keeps what object lock holds ("locked until ..."): so does the dry run. The
+    // manifest is written last, so its lock ends last (an incomplete snapshot has none to ask).
+    for (const d of plan.delete) {
+      if (d.why === INCOMPLETE) continue;
+      const until = await remote.lockedUntil(remote.key(d.id, MANIFEST));
+      if (until) (plan.locked ??= []).push({ id: d.id, until });
+    }
+    return plan;
+  }
   const local = new Set((await listLocal(ctx.cfg.BACKUP_ROOT, true)).map((r) => r.id));
   for (const d of plan.delete) {
     try {
