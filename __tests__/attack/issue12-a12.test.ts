@@ -3,8 +3,9 @@
  * lock, the drill. Each test names the defect it found; the built l2backup against the dev S3
  * server, dates faked with libfaketime.
  */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
@@ -19,6 +20,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3.stop();
 });
+
+const aws = (args: string[]) =>
+  execa('aws', [...args, '--endpoint-url', s3.endpoint, '--output', 'json'], { reject: false, all: true, env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' } });
+const lastDrill = (root: string) => JSON.parse(readFileSync(join(root, '.l2/backup/last-drill.json'), 'utf8'));
 
 function setup(extra: Record<string, string> = {}, remote = true) {
   const sb = sandbox();
@@ -82,4 +87,28 @@ test('defect: prune --dry-run --remote said "delete" for a snapshot under object
   const real = await run('l2backup', ['prune', '--remote', '--json'], s.env);
   expect(real.exitCode).toBe(0);
   expect((JSON.parse(real.stdout).remote.snapshots as { action: string }[]).map((r) => r.action)).toEqual(['keep', 'keep']);
+});
+
+test('defect: a remote drill reported OK from an older snapshot when the newest remote snapshot\'s manifest cannot be read', async () => {
+  const s = setup();
+  expect((await run('l2backup', ['nightly'], at(s.env, '-2d'))).exitCode).toBe(0);
+  writeFileSync(join(s.data, 'reports/daily.csv'), 'newer\n');
+  expect((await run('l2backup', ['nightly'], at(s.env, '-1d'))).exitCode).toBe(0);
+  const [older, newest] = snapshots(s.root) as [string, string];
+  // The newest remote manifest is damaged (written back through the S3 API, same length).
+  const key = `s3://${s3.bucket}/${s.prefix}/snapshots/${newest}/.l2-manifest.json`;
+  const local = join(s.dir, 'manifest.json');
+  expect((await aws(['s3', 'cp', key, local])).exitCode).toBe(0);
+  const bytes = readFileSync(local);
+  bytes[0] = 0x58; // '{' -> 'X': not JSON any more
+  writeFileSync(local, bytes);
+  expect((await aws(['s3', 'cp', local, key])).exitCode).toBe(0);
+
+  const res = await run('l2backup', ['drill', '--from', 'remote'], s.env);
+  // restore latest would pass over the newest copy in silence: the drill must say the remote is damaged.
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toContain(newest);
+  const rec = lastDrill(s.root);
+  expect(rec).toMatchObject({ status: 'failed', from: 'remote', id: older });
+  expect(rec.problems.join('\n')).toMatch(new RegExp(`${newest}.*manifest cannot be read`));
 });

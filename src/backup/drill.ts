@@ -21,7 +21,7 @@ import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js
 import { ensureDir } from '../state/files.js';
 import { statePaths } from '../state/paths.js';
 import { withBackupLock, type JobContext } from './jobs.js';
-import { resolveSnapshot, type Origin, type ResolvedSnapshot } from './catalog.js';
+import { isBackup, localCatalog, remoteCatalog, resolveSnapshot, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkEntries, preflight, writeAll, type Plan, type WriteReport } from './restore.js';
 import { entryPath, entryTarget, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
@@ -124,6 +124,15 @@ async function checkRestored(scratch: string, entries: Entry[], skip: Set<string
   return { mismatches, missing };
 }
 
+/**
+ * Backups newer than the one "latest" chose whose manifest cannot be read: restore latest passes
+ * over them without a word, so the drill names them and fails (the newest copy is damaged).
+ */
+async function damagedNewer(cfg: Config, snap: ResolvedSnapshot): Promise<string[]> {
+  const catalog = snap.remote ? (await remoteCatalog(snap.remote)).catalog : await localCatalog(cfg.BACKUP_ROOT, []);
+  return catalog.filter((e) => e.damaged && isBackup(e) && e.id > snap.id).map((e) => e.id);
+}
+
 /** The whole drill; the exit code (0 ok, 1 mismatch/missing/failure/interrupted). */
 export async function drill(ctx: JobContext, opts: DrillOptions): Promise<number> {
   const { cfg } = ctx;
@@ -144,6 +153,7 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
   try {
     snap = await resolveSnapshot(cfg, 'latest', opts.from);
     rec.id = snap.id;
+    const passedOver = await damagedNewer(cfg, snap);
     checkEntries(snap.entries, snap.id);
     const entries = pickEntries(snap.entries, opts.sample);
     const files = entries.filter((e) => e.t === 'f');
@@ -166,10 +176,11 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
     const skip = new Set([...report.mismatches, ...report.missing]);
     const readBack = await checkRestored(scratch, entries, skip, ctx.signal);
     rec.checkMs = Date.now() - checkStarted;
-    const problems = [...report.mismatches.map((p) => `changed: ${p}`), ...report.missing.map((p) => `missing: ${p}`), ...readBack.mismatches.map((p) => `changed on disk after restore: ${p}`), ...readBack.missing.map((p) => `gone after restore: ${p}`)];
+    const problems = [...passedOver.map((id) => `damaged: snapshot ${id} is newer, but its manifest cannot be read (restore latest passes over it)`), ...report.mismatches.map((p) => `changed: ${p}`), ...report.missing.map((p) => `missing: ${p}`), ...readBack.mismatches.map((p) => `changed on disk after restore: ${p}`), ...readBack.missing.map((p) => `gone after restore: ${p}`)];
     rec.mismatches = report.mismatches.length + readBack.mismatches.length;
     rec.missing = report.missing.length + readBack.missing.length;
     if (problems.length) rec.problems = problems.slice(0, PROBLEMS_KEPT);
+    if (passedOver.length) rec.error = `the newest snapshot${passedOver.length > 1 ? 's' : ''} ${passedOver.join(', ')} cannot be read (manifest damaged): run 'l2backup verify ${passedOver.at(-1)}${opts.from === 'remote' ? ' --remote' : ''}'`;
     if (rec.totalBytes !== undefined && rec.bytes > 0) rec.estimatedFullRestoreMs = Math.round((rec.restoreMs * rec.totalBytes) / rec.bytes);
     rec.status = problems.length ? 'failed' : 'ok';
   } catch (err) {
