@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
@@ -111,4 +112,37 @@ test('defect: a remote drill reported OK from an older snapshot when the newest 
   const rec = lastDrill(s.root);
   expect(rec).toMatchObject({ status: 'failed', from: 'remote', id: older });
   expect(rec.problems.join('\n')).toMatch(new RegExp(`${newest}.*manifest cannot be read`));
+});
+
+test('defect: the drill timed the restore with the wall clock: a clock stepped back mid-restore recorded a negative restore time', async () => {
+  const proxy = await startFaultProxy(s3.endpoint);
+  try {
+    const s = setup();
+    expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+    // The wall clock is read from a file (libfaketime), the monotonic clock is left alone, as an NTP step does.
+    const clock = join(s.dir, 'faketime');
+    writeFileSync(clock, '+0\n');
+    const env = { ...s.env, S3_ENDPOINT: proxy.url, S3_TIMEOUT_MS: '1000', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clock, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    // The first download of a file hangs; once it is seen the clock steps back a day, then the retry passes.
+    proxy.hangIf = (req) => req.method === 'GET' && (req.url ?? '').includes('/reports/');
+    const drill = run('l2backup', ['drill', '--from', 'remote'], env);
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (proxy.hung > 0) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 20);
+    });
+    writeFileSync(clock, '-1d\n');
+    proxy.hangIf = undefined;
+    const res = await drill;
+    expect(res.exitCode).toBe(0);
+    const rec = lastDrill(s.root);
+    expect(rec.status).toBe('ok');
+    expect(rec.restoreMs).toBeGreaterThanOrEqual(0);
+    expect(rec.restoreMs).toBeLessThan(3_600_000);
+  } finally {
+    await proxy.close();
+  }
 });

@@ -145,8 +145,10 @@ export async function drill(ctx: JobContext, opts: DrillOptions): Promise<number
 async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number> {
   const { cfg, out } = ctx;
   for (const r of await removeDrillLeftovers(cfg)) out.warn(`removed the folder of an earlier drill that did not finish: ${r}`);
-  const started = Date.now();
-  const rec: DrillRecord = { status: 'failed', from: opts.from, startedAt: new Date(started).toISOString(), finishedAt: '', sample: opts.sample, restoreMs: 0, checkMs: 0, files: 0, bytes: 0, mismatches: 0, missing: 0 };
+  // Durations on the monotonic clock: a wall clock stepped (NTP) mid-drill would record a negative or a day-long restore.
+  const since = (t0: number) => Math.round(performance.now() - t0);
+  const started = performance.now();
+  const rec: DrillRecord = { status: 'failed', from: opts.from, startedAt: new Date().toISOString(), finishedAt: '', sample: opts.sample, restoreMs: 0, checkMs: 0, files: 0, bytes: 0, mismatches: 0, missing: 0 };
   let snap: ResolvedSnapshot | undefined;
   let scratch: string | undefined;
   let thrown: unknown;
@@ -170,12 +172,12 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
     try {
       await writeAll(ctx, snap, plan, report);
     } finally {
-      Object.assign(rec, { restoreMs: Date.now() - started, files: report.files, bytes: report.bytes });
+      Object.assign(rec, { restoreMs: since(started), files: report.files, bytes: report.bytes });
     }
-    const checkStarted = Date.now();
+    const checkStarted = performance.now();
     const skip = new Set([...report.mismatches, ...report.missing]);
     const readBack = await checkRestored(scratch, entries, skip, ctx.signal);
-    rec.checkMs = Date.now() - checkStarted;
+    rec.checkMs = since(checkStarted);
     const problems = [...passedOver.map((id) => `damaged: snapshot ${id} is newer, but its manifest cannot be read (restore latest passes over it)`), ...report.mismatches.map((p) => `changed: ${p}`), ...report.missing.map((p) => `missing: ${p}`), ...readBack.mismatches.map((p) => `changed on disk after restore: ${p}`), ...readBack.missing.map((p) => `gone after restore: ${p}`)];
     rec.mismatches = report.mismatches.length + readBack.mismatches.length;
     rec.missing = report.missing.length + readBack.missing.length;
@@ -189,7 +191,7 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
     // Interrupted: say so, not what the aborted request or copy reported on its way out.
     const cause = ctx.signal.aborted ? ctx.signal.reason : err;
     rec.error = cause instanceof L2Error ? cause.message : snap?.remote ? snap.remote.describe(cause) : errorMessage(cause);
-    if (!rec.restoreMs) rec.restoreMs = Date.now() - started;
+    if (!rec.restoreMs) rec.restoreMs = since(started);
   } finally {
     snap?.remote?.destroy();
     if (scratch) {
