@@ -146,3 +146,29 @@ test('defect: the drill timed the restore with the wall clock: a clock stepped b
     await proxy.close();
   }
 });
+
+test('defect: a budget too large for a byte count was refused as "a size above zero"', async () => {
+  const s = setup({}, false);
+  const res = await run('l2backup', ['status'], { ...s.env, BACKUP_LOCAL_BUDGET_BYTES: '99999999999TB' });
+  expect(res.exitCode).toBe(2);
+  expect(res.stderr.trim()).toMatch(/^[^\n]*BACKUP_LOCAL_BUDGET_BYTES[^\n]*too large[^\n]*$/);
+  expect(res.stderr).not.toMatch(/above zero/);
+});
+
+test('defect: remote prune deleted incomplete snapshots while it refused to delete anything (clock moved back)', async () => {
+  const s = setup();
+  // A nightly "in two days" (the clock is behind now): the planner refuses to delete.
+  expect((await run('l2backup', ['nightly'], at(s.env, '+2d'))).exitCode).toBe(0);
+  // An incomplete remote snapshot nobody here is uploading (no manifest, no pending record).
+  const stray = `s3://${s3.bucket}/${s.prefix}/snapshots/20260101-020000/models/x.bin`;
+  const file = join(s.dir, 'x.bin');
+  writeFileSync(file, 'partial');
+  expect((await aws(['s3', 'cp', file, stray])).exitCode).toBe(0);
+  const res = await run('l2backup', ['prune', '--remote', '--json'], s.env);
+  expect(res.exitCode).toBe(0);
+  expect(res.stderr).toMatch(/remote retention: .*clock moved back/);
+  const report = JSON.parse(res.stdout).remote;
+  expect(report.refused).toMatch(/clock moved back/);
+  expect(report.snapshots.filter((r: { action: string }) => r.action === 'delete')).toEqual([]);
+  expect((await aws(['s3', 'ls', stray])).exitCode).toBe(0);
+});

@@ -29,9 +29,12 @@ export async function planRemotePrune(remote: Remote, records: BackupRecords, po
   const pending = new Set((await records.allRemote()).filter((r) => r.state === 'pending').map((r) => r.id));
   const plan = planRetention(catalog, { ...policy, preRestoreDays: policy.days }, now);
   const uploading = incomplete.filter((id) => pending.has(id)).map((id) => ({ id, why: 'upload in progress (pending)', reasons: ['upload in progress (pending)'] }));
+  // A refusing planner (the clock moved back) deletes nothing at all: incomplete snapshots wait too.
+  const stray = incomplete.filter((id) => !pending.has(id));
+  const refusedWhy = 'prune refused: a snapshot is from the future';
   return {
-    delete: [...incomplete.filter((id) => !pending.has(id)).map((id) => ({ id, why: INCOMPLETE, reasons: [] })), ...plan.delete],
-    keep: [...plan.keep, ...uploading],
+    delete: [...(plan.refused ? [] : stray.map((id) => ({ id, why: INCOMPLETE, reasons: [] }))), ...plan.delete],
+    keep: [...plan.keep, ...uploading, ...(plan.refused ? stray.map((id) => ({ id, why: refusedWhy, reasons: [refusedWhy] })) : [])],
     ...(plan.refused ? { refused: plan.refused } : {}),
   };
 }
