@@ -172,3 +172,26 @@ test('defect: remote prune deleted incomplete snapshots while it refused to dele
   expect(report.snapshots.filter((r: { action: string }) => r.action === 'delete')).toEqual([]);
   expect((await aws(['s3', 'ls', stray])).exitCode).toBe(0);
 });
+
+test('defect: with the README\'s two keys, the prune job asked the nightly\'s key for lock dates, got none, and failed on a locked snapshot', async () => {
+  // AWS shows an object's lock only to a key with s3:GetObjectRetention: the README grants it to the prune key alone.
+  const strict = await startS3('l2trading-a12', undefined, { DEV_S3_EXTRA_KEYS: 'PRUNER:prune-secret', DEV_S3_DELETE_KEYS: 'PRUNER', DEV_S3_RETENTION_KEYS: 'PRUNER' });
+  try {
+    const sb = sandbox();
+    const { sources } = makeTree(sb.dir);
+    const env = { ...sb.env, ...s3Env(strict), BACKUP_SOURCES: sources, S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '30', BACKUP_REMOTE_RETENTION_DAYS: '1', BACKUP_LOCAL_RETENTION_DAYS: '100' };
+    expect((await run('l2backup', ['nightly'], at(env, '-5d'))).exitCode).toBe(0);
+    expect((await run('l2backup', ['nightly'], env)).exitCode).toBe(0);
+    const [held] = snapshots(sb.root) as [string];
+    const pruneEnv = { ...env, S3_PRUNE_ACCESS_KEY_ID: 'PRUNER', S3_PRUNE_SECRET_ACCESS_KEY: 'prune-secret' };
+    const prune = await run('l2backup', ['prune', '--remote'], pruneEnv);
+    expect(prune.all).not.toContain('prune-secret');
+    expect(prune.all).not.toMatch(/may not delete/);
+    expect(prune.exitCode).toBe(0);
+    expect(prune.stdout).toMatch(new RegExp(`${held}  keep \\(locked until 20`));
+    const dry = await run('l2backup', ['prune', '--remote', '--dry-run'], pruneEnv);
+    expect(dry.stdout).toMatch(new RegExp(`${held}  keep \\(locked until 20`));
+  } finally {
+    await strict.stop();
+  }
+});

@@ -503,9 +503,13 @@ export class Remote {
     }
   }
 
-  /** The date object lock keeps `key` until, when a lock holds it now (HEAD; undefined when none or unknown). */
+  /**
+   * The date object lock keeps `key` until, when a lock holds it now (HEAD; undefined when none
+   * or unknown). Asked with the delete key: S3 shows the lock only to a key with
+   * s3:GetObjectRetention, which the README grants to the prune key, not the nightly's.
+   */
   async lockedUntil(key: string): Promise<string | undefined> {
-    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => undefined);
+    const head = await this.bounded('HEAD', (abortSignal) => this.deleteClient.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => undefined);
     const until = head?.ObjectLockRetainUntilDate;
     return until && until.getTime() > Date.now() ? until.toISOString() : undefined;
   }
