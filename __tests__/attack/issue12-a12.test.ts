@@ -195,3 +195,23 @@ test('defect: with the README\'s two keys, the prune job asked the nightly\'s ke
     await strict.stop();
   }
 });
+
+test('defect: a remote prune whose key may not delete printed "deleted: <id>" for snapshots it never deleted', async () => {
+  const strict = await startS3('l2trading-a12d', undefined, { DEV_S3_EXTRA_KEYS: 'PRUNER:prune-secret', DEV_S3_DELETE_KEYS: 'PRUNER' });
+  try {
+    const sb = sandbox();
+    const { sources } = makeTree(sb.dir);
+    const env = { ...sb.env, ...s3Env(strict), BACKUP_SOURCES: sources, BACKUP_REMOTE_RETENTION_DAYS: '1', BACKUP_LOCAL_RETENTION_DAYS: '100' };
+    expect((await run('l2backup', ['nightly'], at(env, '-5d'))).exitCode).toBe(0);
+    expect((await run('l2backup', ['nightly'], env)).exitCode).toBe(0);
+    const [old] = snapshots(sb.root) as [string];
+    const prune = await run('l2backup', ['prune', '--remote'], env);
+    expect(prune.exitCode).toBe(1);
+    expect(prune.stderr).toMatch(/remote prune failed: .*may not delete/);
+    expect(prune.stdout).not.toMatch(/remote .*: deleted: .*\d/);
+    expect(prune.stdout).toMatch(new RegExp(`${old}  keep \\(not deleted: `));
+    expect((await run('l2backup', ['list', '--remote', '--json'], env)).stdout).toContain(old);
+  } finally {
+    await strict.stop();
+  }
+});

@@ -56,7 +56,10 @@ export async function pruneRemote(ctx: JobContext, remote: Remote, records: Back
     return plan;
   }
   const local = new Set((await listLocal(ctx.cfg.BACKUP_ROOT, true)).map((r) => r.id));
-  for (const d of plan.delete) {
+  // What was deleted (or found locked: the report shows those as kept); what a denied key left.
+  const done: Decision[] = [];
+  let left: Decision[] = [];
+  for (const [i, d] of plan.delete.entries()) {
     try {
       await remote.deleteSnapshot(d.id);
     } catch (err) {
@@ -64,20 +67,24 @@ export async function pruneRemote(ctx: JobContext, remote: Remote, records: Back
       // may not delete at all (a least-privilege nightly key): nothing more to try this run.
       if (err instanceof LockedError) {
         (plan.locked ??= []).push({ id: d.id, until: err.until });
+        done.push(d);
         ctx.out.info(`remote retention: kept ${d.id} (locked until ${err.until ?? 'a later date'})`);
         continue;
       }
       if (err instanceof DeleteDeniedError) {
         plan.denied = err.message;
+        left = plan.delete.slice(i);
         break;
       }
       throw err;
     }
+    done.push(d);
     const rec = await records.remote(d.id);
     // Gone on both sides: nothing left to remember (kept only while the id lives somewhere).
     if (rec && !local.has(d.id)) await records.removeRemote(d.id);
     else if (rec?.state === 'uploaded') await records.setRemote({ ...rec, state: 'skipped', lastError: `deleted from remote: ${d.why}` });
     ctx.out.info(`remote retention: deleted ${d.id} (${d.why})`);
   }
-  return plan;
+  const notDeleted = left.map((d) => ({ id: d.id, why: `not deleted: ${plan.denied}`, reasons: [`not deleted: ${plan.denied}`] }));
+  return { ...plan, delete: done, keep: [...plan.keep, ...notDeleted] };
 }
