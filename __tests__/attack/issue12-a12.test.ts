@@ -3,7 +3,7 @@
  * lock, the drill. Each test names the defect it found; the built l2backup against the dev S3
  * server, dates faked with libfaketime.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
@@ -214,4 +214,20 @@ test('defect: a remote prune whose key may not delete printed "deleted: <id>" fo
   } finally {
     await strict.stop();
   }
+});
+
+test('defect: the nightly\'s drill-leftover sweep followed a symlink planted at BACKUP_DRILL_DIR and removed what it pointed into', async () => {
+  const s = setup({}, false);
+  const elsewhere = join(s.dir, 'elsewhere');
+  mkdirSync(join(elsewhere, 'l2drill-precious'), { recursive: true });
+  writeFileSync(join(elsewhere, 'l2drill-precious', 'keep.txt'), 'mine\n');
+  mkdirSync(join(s.root, '.l2'), { recursive: true });
+  symlinkSync(elsewhere, join(s.root, '.l2', 'drill'));
+  const res = await run('l2backup', ['nightly'], s.env);
+  expect(res.exitCode).toBe(0);
+  expect(readFileSync(join(elsewhere, 'l2drill-precious', 'keep.txt'), 'utf8')).toBe('mine\n');
+  const drill = await run('l2backup', ['drill', '--from', 'local'], s.env);
+  expect(drill.exitCode).toBe(2);
+  expect(drill.stderr).toMatch(/BACKUP_DRILL_DIR=.* is not a folder \(a symlink or file\)/);
+  expect(readFileSync(join(elsewhere, 'l2drill-precious', 'keep.txt'), 'utf8')).toBe('mine\n');
 });
