@@ -152,6 +152,11 @@ for (const pair of (process.env.DEV_S3_EXTRA_KEYS ?? '').split(',').filter(Boole
   DUMMY_ACCOUNT.createKeyPair(k, rest.join(':'));
 }
 const deleteKeys = process.env.DEV_S3_DELETE_KEYS ? new Set(process.env.DEV_S3_DELETE_KEYS.split(',').filter(Boolean)) : undefined;
+// (a12) DEV_S3_RETENTION_KEYS=KEY,... (when set): the only keys shown an object's lock (HEAD/GET
+// headers, GET ?retention), as AWS shows it only to a key with s3:GetObjectRetention.
+const retentionKeys = process.env.DEV_S3_RETENTION_KEYS ? new Set(process.env.DEV_S3_RETENTION_KEYS.split(',').filter(Boolean)) : undefined;
+const seesRetention = (ctx) => !retentionKeys || retentionKeys.has(ctx.state.accessKey);
+const LOCK_HEADERS = new Set(['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date']);
 
 /** Per-object protection (SSE, lock), kept beside the bucket; multipart uploads by id until completed. */
 const protectionFile = path.join(dir, '._l2dev_protection.json');
@@ -280,6 +285,7 @@ server.middleware.splice(1, 0, async (ctx, next) => {
     return;
   }
   if (ctx.method === 'GET' && 'retention' in q) {
+    if (!seesRetention(ctx)) return xmlError(ctx, 403, 'AccessDenied', 'Access Denied');
     const p = protection.objects[t.key];
     if (!p?.['x-amz-object-lock-mode']) return xmlError(ctx, 404, 'NoSuchObjectLockConfiguration', 'The specified object does not have a ObjectLock configuration');
     ctx.status = 200;
@@ -291,7 +297,7 @@ server.middleware.splice(1, 0, async (ctx, next) => {
   await next();
   if (ctx.status >= 300) return;
   if ((ctx.method === 'GET' || ctx.method === 'HEAD') && protection.objects[t.key]) {
-    for (const [h, v] of Object.entries(protection.objects[t.key])) ctx.set(h, v);
+    for (const [h, v] of Object.entries(protection.objects[t.key])) if (seesRetention(ctx) || !LOCK_HEADERS.has(h)) ctx.set(h, v);
   } else if (ctx.method === 'PUT' && !('uploadId' in q)) {
     protection.objects[t.key] = wanted; // PutObject or CopyObject: each write asks again
     saveProtection();

@@ -40,6 +40,10 @@ async function openUp(dir: Buffer): Promise<void> {
  * drill holds: any drill folder seen then belongs to no live drill.
  */
 export async function removeDrillLeftovers(cfg: Config): Promise<string[]> {
+  // Only in a real folder: a symlink planted there would lead the sweep into someone else's files
+  // (the drill itself refuses such a BACKUP_DRILL_DIR, naming it).
+  const st = await fs.lstat(cfg.BACKUP_DRILL_DIR).catch(() => undefined);
+  if (!st?.isDirectory()) return [];
   const names = await fs.readdir(cfg.BACKUP_DRILL_DIR).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const n of names) {

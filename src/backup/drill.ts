@@ -21,7 +21,7 @@ import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js
 import { ensureDir } from '../state/files.js';
 import { statePaths } from '../state/paths.js';
 import { withBackupLock, type JobContext } from './jobs.js';
-import { resolveSnapshot, type Origin, type ResolvedSnapshot } from './catalog.js';
+import { isBackup, localCatalog, remoteCatalog, resolveSnapshot, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkEntries, preflight, writeAll, type Plan, type WriteReport } from './restore.js';
 import { entryPath, entryTarget, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
@@ -124,6 +124,15 @@ async function checkRestored(scratch: string, entries: Entry[], skip: Set<string
   return { mismatches, missing };
 }
 
+/**
+ * Backups newer than the one "latest" chose whose manifest cannot be read: restore latest passes
+ * over them without a word, so the drill names them and fails (the newest copy is damaged).
+ */
+async function damagedNewer(cfg: Config, snap: ResolvedSnapshot): Promise<string[]> {
+  const catalog = snap.remote ? (await remoteCatalog(snap.remote)).catalog : await localCatalog(cfg.BACKUP_ROOT, []);
+  return catalog.filter((e) => e.damaged && isBackup(e) && e.id > snap.id).map((e) => e.id);
+}
+
 /** The whole drill; the exit code (0 ok, 1 mismatch/missing/failure/interrupted). */
 export async function drill(ctx: JobContext, opts: DrillOptions): Promise<number> {
   const { cfg } = ctx;
@@ -136,14 +145,17 @@ export async function drill(ctx: JobContext, opts: DrillOptions): Promise<number
 async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number> {
   const { cfg, out } = ctx;
   for (const r of await removeDrillLeftovers(cfg)) out.warn(`removed the folder of an earlier drill that did not finish: ${r}`);
-  const started = Date.now();
-  const rec: DrillRecord = { status: 'failed', from: opts.from, startedAt: new Date(started).toISOString(), finishedAt: '', sample: opts.sample, restoreMs: 0, checkMs: 0, files: 0, bytes: 0, mismatches: 0, missing: 0 };
+  // Durations on the monotonic clock: a wall clock stepped (NTP) mid-drill would record a negative or a day-long restore.
+  const since = (t0: number) => Math.round(performance.now() - t0);
+  const started = performance.now();
+  const rec: DrillRecord = { status: 'failed', from: opts.from, startedAt: new Date().toISOString(), finishedAt: '', sample: opts.sample, restoreMs: 0, checkMs: 0, files: 0, bytes: 0, mismatches: 0, missing: 0 };
   let snap: ResolvedSnapshot | undefined;
   let scratch: string | undefined;
   let thrown: unknown;
   try {
     snap = await resolveSnapshot(cfg, 'latest', opts.from);
     rec.id = snap.id;
+    const passedOver = await damagedNewer(cfg, snap);
     checkEntries(snap.entries, snap.id);
     const entries = pickEntries(snap.entries, opts.sample);
     const files = entries.filter((e) => e.t === 'f');
@@ -160,16 +172,17 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
     try {
       await writeAll(ctx, snap, plan, report);
     } finally {
-      Object.assign(rec, { restoreMs: Date.now() - started, files: report.files, bytes: report.bytes });
+      Object.assign(rec, { restoreMs: since(started), files: report.files, bytes: report.bytes });
     }
-    const checkStarted = Date.now();
+    const checkStarted = performance.now();
     const skip = new Set([...report.mismatches, ...report.missing]);
     const readBack = await checkRestored(scratch, entries, skip, ctx.signal);
-    rec.checkMs = Date.now() - checkStarted;
-    const problems = [...report.mismatches.map((p) => `changed: ${p}`), ...report.missing.map((p) => `missing: ${p}`), ...readBack.mismatches.map((p) => `changed on disk after restore: ${p}`), ...readBack.missing.map((p) => `gone after restore: ${p}`)];
+    rec.checkMs = since(checkStarted);
+    const problems = [...passedOver.map((id) => `damaged: snapshot ${id} is newer, but its manifest cannot be read (restore latest passes over it)`), ...report.mismatches.map((p) => `changed: ${p}`), ...report.missing.map((p) => `missing: ${p}`), ...readBack.mismatches.map((p) => `changed on disk after restore: ${p}`), ...readBack.missing.map((p) => `gone after restore: ${p}`)];
     rec.mismatches = report.mismatches.length + readBack.mismatches.length;
     rec.missing = report.missing.length + readBack.missing.length;
     if (problems.length) rec.problems = problems.slice(0, PROBLEMS_KEPT);
+    if (passedOver.length) rec.error = `the newest snapshot${passedOver.length > 1 ? 's' : ''} ${passedOver.join(', ')} cannot be read (manifest damaged): run 'l2backup verify ${passedOver.at(-1)}${opts.from === 'remote' ? ' --remote' : ''}'`;
     if (rec.totalBytes !== undefined && rec.bytes > 0) rec.estimatedFullRestoreMs = Math.round((rec.restoreMs * rec.totalBytes) / rec.bytes);
     rec.status = problems.length ? 'failed' : 'ok';
   } catch (err) {
@@ -178,7 +191,7 @@ async function drillLocked(ctx: JobContext, opts: DrillOptions): Promise<number>
     // Interrupted: say so, not what the aborted request or copy reported on its way out.
     const cause = ctx.signal.aborted ? ctx.signal.reason : err;
     rec.error = cause instanceof L2Error ? cause.message : snap?.remote ? snap.remote.describe(cause) : errorMessage(cause);
-    if (!rec.restoreMs) rec.restoreMs = Date.now() - started;
+    if (!rec.restoreMs) rec.restoreMs = since(started);
   } finally {
     snap?.remote?.destroy();
     if (scratch) {

@@ -49,7 +49,9 @@ export function bucketOf(key: Exclude<CountKey, 'last'>, time: number): string {
 export function minusDuration(time: number, d: NonNullable<KeepPolicy['within']>): number {
   const t = new Date(time);
   t.setFullYear(t.getFullYear() - d.years, t.getMonth() - d.months, t.getDate() - d.days);
-  return t.getTime() - d.hours * 3_600_000;
+  const from = t.getTime() - d.hours * 3_600_000;
+  // Past the first date a Date can hold (within=100000y100000y100000y): every snapshot is within.
+  return Number.isNaN(from) ? -Infinity : from;
 }
 
 /**

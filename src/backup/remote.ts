@@ -503,11 +503,21 @@ export class Remote {
     }
   }
 
+  /**
+   * The date object lock keeps `key` until, when a lock holds it now (HEAD; undefined when none
+   * or unknown). Asked with the delete key: S3 shows the lock only to a key with
+   * s3:GetObjectRetention, which the README grants to the prune key, not the nightly's.
+   */
+  async lockedUntil(key: string): Promise<string | undefined> {
+    const head = await this.bounded('HEAD', (abortSignal) => this.deleteClient.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => undefined);
+    const until = head?.ObjectLockRetainUntilDate;
+    return until && until.getTime() > Date.now() ? until.toISOString() : undefined;
+  }
+
   /** A delete of `key` was refused: under object lock (until when), or the key may not delete. */
   private async whyDenied(key: string): Promise<L2Error> {
-    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => undefined);
-    const until = head?.ObjectLockRetainUntilDate;
-    if (until && until.getTime() > Date.now()) return new LockedError(key, until.toISOString());
+    const until = await this.lockedUntil(key);
+    if (until) return new LockedError(key, until);
     const which = this.settings.pruneCredentials ? 'S3_PRUNE_ACCESS_KEY_ID' : 'S3_ACCESS_KEY_ID';
     return new DeleteDeniedError(`S3 denied the delete of ${key.slice(0, 120)}: the key in ${which} may not delete objects`);
   }

@@ -30,6 +30,8 @@ import { walk } from './walk.js';
 
 const DAY = 86_400_000;
 export const WINDOW_DAYS = 30;
+/** The shortest history a forecast is drawn from. */
+const MIN_FORECAST_SPAN = DAY;
 
 export interface LocalSnapshotUsage {
   id: string;
@@ -51,7 +53,7 @@ export interface Trend {
   growth30d: number | null;
   /** days the growth figure spans (less than 30 while the history is young) */
   growthDays: number | null;
-  /** the least-squares line over the last 30 days' samples, 30 days on (null: fewer than 2 samples) */
+  /** the least-squares line over the last 30 days' samples, 30 days on (null: fewer than 2 samples, or all within a day) */
   forecast30d: number | null;
   budget: number | null;
   /** set when the forecast (or the figure now) passes the budget */
@@ -159,7 +161,10 @@ export function linearForecast(points: { t: number; y: number }[], at: number): 
 export function trend(now: number, bytes: number, history: { t: number; y: number }[], budget: number | undefined, budgetName: string): Trend {
   const points = [...history.filter((p) => p.t <= now && now - p.t <= WINDOW_DAYS * DAY), { t: now, y: bytes }];
   const older = history.filter((p) => p.t <= now - WINDOW_DAYS * DAY).at(-1) ?? history.find((p) => p.t < now);
-  const forecast = linearForecast(points, now + WINDOW_DAYS * DAY);
+  // A rate measured over minutes (a snapshot by hand right after the nightly) is no rate to carry
+  // 30 days on: the forecast waits for samples at least a day apart.
+  const span = Math.max(...points.map((p) => p.t)) - Math.min(...points.map((p) => p.t));
+  const forecast = span >= MIN_FORECAST_SPAN ? linearForecast(points, now + WINDOW_DAYS * DAY) : null;
   let overBudget: string | null = null;
   if (budget !== undefined && bytes > budget) overBudget = `${formatBytes(bytes)} stored now is past ${budgetName} (${formatBytes(budget)})`;
   else if (budget !== undefined && forecast !== null && forecast > budget) overBudget = `the 30-day forecast ${formatBytes(forecast)} passes ${budgetName} (${formatBytes(budget)})`;

@@ -174,6 +174,7 @@ export function byteSize(raw: string): number {
   const factor = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || factor === undefined) throw new Invalid('a size such as 50GB, 500MB or 1TiB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)');
   const n = Math.round(Number(m[1]) * factor);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Invalid('a size above zero, such as 50GB');
+  if (!(n > 0)) throw new Invalid('a size above zero, such as 50GB');
+  if (!Number.isSafeInteger(n)) throw new Invalid('a size of at most 9 PB (this one is too large), such as 50GB');
   return n;
 }
