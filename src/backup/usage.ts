@@ -178,10 +178,28 @@ export function trend(now: number, bytes: number, history: { t: number; y: numbe
   };
 }
 
-/** The cost figures, from the volume and the state files only. */
-export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now()): Promise<StorageUsage> {
+/**
+ * The nightly's cheap figures: from each snapshot's manifest totals, with no walk and no
+ * per-inode memory (a nightly of a million files must not walk every snapshot again, nor hold
+ * a map of every inode). Own bytes are what the snapshot copied rather than linked; the oldest
+ * snapshot owns all of its bytes (what it linked from is gone). `status` counts exactly.
+ */
+export async function localUsageFromManifests(root: string): Promise<LocalSnapshotUsage[]> {
+  const refs = (await listLocal(root, true)).sort((a, b) => idTime(a.id) - idTime(b.id) || (a.preRestore === b.preRestore ? 0 : a.preRestore ? 1 : -1));
+  const rows: LocalSnapshotUsage[] = [];
+  for (const [index, ref] of refs.entries()) {
+    const totals = await readManifest(ref.dir).then((m) => m.totals, () => undefined);
+    if (!totals) continue;
+    const own = index === 0 ? totals.bytes : Math.min(totals.bytes, totals.newBytes);
+    rows.push({ id: ref.id, preRestore: ref.preRestore, bytes: totals.bytes, ownBytes: own, sharedBytes: totals.bytes - own, uniqueBytes: 0 });
+  }
+  return rows;
+}
+
+/** The cost figures, from the volume and the state files only (`exact`: du-style, walking every snapshot). */
+export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now(), exact = true): Promise<StorageUsage> {
   const records = new BackupRecords(cfg.BACKUP_ROOT, report);
-  const snaps = await localUsage(cfg.BACKUP_ROOT);
+  const snaps = exact ? await localUsage(cfg.BACKUP_ROOT) : await localUsageFromManifests(cfg.BACKUP_ROOT);
   const localBytes = snaps.reduce((s, r) => s + r.ownBytes, 0);
   const remote = remoteSettings(cfg) ? await remoteUsage(cfg, records) : null;
   const remoteBytes = remote ? remote.snapshots.reduce((s, r) => s + r.bytes, 0) : null;
@@ -197,7 +215,7 @@ export async function storageUsage(cfg: Config, report: (m: string) => void = ()
 
 /** After a nightly: appends today's sample (the caller holds the backup lock) and returns the figures. */
 export async function recordUsage(cfg: Config, report: (m: string) => void): Promise<StorageUsage> {
-  const usage = await storageUsage(cfg, report);
+  const usage = await storageUsage(cfg, report, Date.now(), false);
   const sample: UsageSample = { at: usage.at, localBytes: usage.local.bytes, remoteBytes: usage.remote ? usage.remote.bytes : null };
   await appendLines(usageFile(cfg.BACKUP_ROOT), [JSON.stringify(sample)]);
   await writeJsonAtomic(forecastFile(cfg.BACKUP_ROOT), forecastSummary(usage));
