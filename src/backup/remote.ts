@@ -50,6 +50,7 @@ export interface RemoteSettings {
   secretAccessKey?: string;
   checksum: 'when_required' | 'when_supported';
   concurrency: number;
+  downloadConcurrency: number;
   multipartBytes: number;
   timeoutMs: number;
 }
@@ -64,6 +65,7 @@ export function remoteSettings(cfg: Config): RemoteSettings | undefined {
     secretAccessKey: cfg.S3_SECRET_ACCESS_KEY,
     checksum: cfg.S3_CHECKSUM ?? (cfg.S3_ENDPOINT ? 'when_required' : 'when_supported'),
     concurrency: cfg.BACKUP_UPLOAD_CONCURRENCY,
+    downloadConcurrency: cfg.BACKUP_DOWNLOAD_CONCURRENCY,
     multipartBytes: cfg.BACKUP_MULTIPART_MB * 1024 * 1024,
     timeoutMs: cfg.S3_TIMEOUT_MS,
   };
@@ -104,6 +106,9 @@ async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failed !== undefined) throw failed;
 }
+
+/** An object whose size is not what its file list says (found by a ranged GET). */
+export class ObjectSizeError extends L2Error {}
 
 /** An S3 call that ran past its overall deadline (body included). */
 export class S3DeadlineError extends L2Error {}
@@ -347,6 +352,45 @@ export class Remote {
       for await (const c of body) chunks.push(Buffer.from(c as Buffer));
       return Buffer.concat(chunks);
     });
+  }
+
+  /**
+   * Bytes `start` to `end` (inclusive) of an object of `total` bytes, under one bounded call:
+   * exactly those bytes, or an error (also when the server says the object has another size).
+   */
+  async getRange(key: string, start: number, end: number, total: number, signal?: AbortSignal): Promise<Buffer> {
+    return this.bounded(
+      `GET ${key.slice(0, 120)} bytes ${start}-${end}`,
+      async (abortSignal, extend) => {
+        const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal }).catch((err: unknown) => {
+          const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+          if (e.name === 'InvalidRange' || e.$metadata?.httpStatusCode === 416) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} is shorter than its file list says (${total} bytes): bytes ${start}-${end} are not there`);
+          throw err;
+        });
+        extend(this.bodyAllowance(res.ContentLength));
+        const body = res.Body as Readable;
+        const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
+        abortSignal.addEventListener('abort', stop, { once: true });
+        try {
+          const size = Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN);
+          if (size !== total) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} has ${Number.isNaN(size) ? 'an unknown number of' : size} bytes (Content-Range ${res.ContentRange ?? 'missing'}), its file list says ${total}`);
+          const want = end - start + 1;
+          const buf = Buffer.allocUnsafe(want);
+          let at = 0;
+          for await (const c of body) {
+            const chunk = c as Buffer;
+            if (at + chunk.length > want) throw new ObjectSizeError(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object changed while it was read`);
+            chunk.copy(buf, at);
+            at += chunk.length;
+          }
+          if (at !== want) throw new ObjectSizeError(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object is shorter than its file list says`);
+          return buf;
+        } finally {
+          abortSignal.removeEventListener('abort', stop);
+        }
+      },
+      signal,
+    );
   }
 
   async getText(key: string): Promise<string> {

@@ -24,6 +24,7 @@ import { newHash } from './hash.js';
 import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
+import { Slots, TaskPool, downloadObject } from './download.js';
 
 export interface RestoreOptions {
   only?: string[];
@@ -213,7 +214,11 @@ function setTimes(fd: number, e: Entry): void {
   futimesSync(fd, t, t);
 }
 
-/** The open folders along the current path: entries come in walk order, so a folder is left once. */
+/**
+ * The open folders along the current path: entries come in walk order, so a folder is left once.
+ * A folder left may still have downloads in flight into it: its descriptor then stays open (and
+ * its mode and times wait) until they end.
+ */
 class FolderStack {
   private stack: { name: string; fd: number; entry?: Entry }[] = [];
   constructor(
@@ -238,14 +243,11 @@ class FolderStack {
     return parts.length === 0 ? this.rootFd : this.stack[parts.length - 1]!.fd;
   }
 
+  /** Leaves folders down to `depth`; onLeave owns each folder's descriptor from then on (it closes it). */
   leave(depth = 0): void {
     while (this.stack.length > depth) {
       const top = this.stack.pop()!;
-      try {
-        this.onLeave(top.fd, top.entry);
-      } finally {
-        closeSync(top.fd);
-      }
+      this.onLeave(top.fd, top.entry);
     }
   }
 }
@@ -291,6 +293,11 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
   let done = 0;
   let doneBytes = 0;
   const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
+  // Remote files download in parallel (BACKUP_DOWNLOAD_CONCURRENCY), each still hash-checked
+  // before its rename; the walk itself (folders, symlinks) stays in order and fd-relative.
+  const concurrency = snap.remote?.settings.downloadConcurrency ?? 1;
+  const downloads = snap.origin === 'remote' ? new TaskPool(concurrency) : undefined;
+  const partSlots = new Slots(concurrency);
   for (const [source, root] of plan.roots) {
     await ensureDir(dirname(root));
     const entries = plan.entries.filter((e) => e.s === source).sort((a, b) => comparePaths(entryPath(a), entryPath(b)));
@@ -303,12 +310,59 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
     } finally {
       closeSync(parentFd);
     }
-    // Folder modes and times once their contents are written (writing changes a folder's mtime).
+    // Folder modes and times once their contents are written (writing changes a folder's mtime):
+    // at once, or when the downloads still in flight into the folder have ended.
+    const inFlight = new Map<number, Promise<void>[]>();
+    const settling: Promise<void>[] = [];
+    const finish = (fd: number, e: Entry | undefined) => {
+      try {
+        if (!e) return;
+        fchmodSync(fd, e.mode);
+        setTimes(fd, e);
+      } finally {
+        closeSync(fd);
+      }
+    };
     const folders = new FolderStack(rootFd, (fd, e) => {
-      if (!e) return;
-      fchmodSync(fd, e.mode);
-      setTimes(fd, e);
+      const waits = inFlight.get(fd);
+      inFlight.delete(fd);
+      if (!waits) return finish(fd, e);
+      settling.push(Promise.allSettled(waits).then(() => finish(fd, downloads?.failed ? undefined : e)));
     });
+    /** Downloads a remote file into a temp file beside `name`, checks its hash, then renames it into place. */
+    const fetchInto = (dirFd: number, name: Buffer, e: Entry) => async () => {
+      const tmp = `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
+      let fd: number | undefined;
+      try {
+        const got = await downloadObject(snap.remote!, snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), e.size ?? 0, { partBytes: snap.remote!.settings.multipartBytes, partSlots, signal: ctx.signal });
+        fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
+        if (got.sha256 !== e.sha256) {
+          mismatches.push(show(e));
+          closeSync(fd);
+          fd = undefined;
+          unlinkSync(at(dirFd, tmp));
+          out.error(`${show(e)}: content does not match the manifest (sha256 ${got.sha256.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
+          return;
+        }
+        fchmodSync(fd, e.mode);
+        setTimes(fd, e);
+        closeSync(fd);
+        fd = undefined;
+        replaceAt(dirFd, tmp, name);
+      } catch (err) {
+        if (fd !== undefined) closeSync(fd);
+        try {
+          unlinkSync(at(dirFd, tmp));
+        } catch {
+          // not created, or already renamed
+        }
+        if (err instanceof L2Error) throw err;
+        throw new L2Error(`restoring ${show(e)} failed: ${snap.remote!.describe(err)}`);
+      }
+      done++;
+      doneBytes += e.size ?? 0;
+      progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
+    };
     try {
       for (const e of entries) {
         ctx.signal.throwIfAborted();
@@ -319,6 +373,14 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
         }
         const name = parts[parts.length - 1]!;
         const dirFd = folders.enter(parts.slice(0, -1), dirEntries, source);
+        if (downloads && e.t === 'f') {
+          if (downloads.failed) break;
+          const { ended } = await downloads.start(fetchInto(dirFd, name, e));
+          const waits = inFlight.get(dirFd);
+          if (waits) waits.push(ended);
+          else inFlight.set(dirFd, [ended]);
+          continue;
+        }
         const tmp = `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
         if (e.t === 'l') {
           symlinkSync(entryTarget(e), at(dirFd, tmp));
@@ -363,6 +425,8 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
         progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
       }
       folders.leave();
+      await downloads?.drain();
+      await Promise.all(settling);
       const top = dirEntries.get(`${source}/`);
       if (top) {
         fchmodSync(rootFd, top.mode);
@@ -370,6 +434,8 @@ async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan): Pr
       }
     } finally {
       folders.leave();
+      await downloads?.drain().catch(() => {});
+      await Promise.allSettled(settling);
       closeSync(rootFd);
     }
   }
