@@ -14,29 +14,9 @@
 import { promises as fs } from 'node:fs';
 import { newHash, type Digest } from './hash.js';
 import { ObjectSizeError, type Remote } from './remote.js';
+import { Slots } from './slots.js';
 
-/** A counting semaphore, first come first served. */
-export class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(readonly size: number) {
-    this.free = size;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
+export { Slots };
 
 /**
  * Runs tasks with at most `limit` in flight. `start` resolves once the task has started (so a

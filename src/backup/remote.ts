@@ -18,6 +18,7 @@ import type { Config } from '../config/index.js';
 import { L2Error, errorMessage } from '../errors.js';
 import { FILES, MANIFEST, isSnapshotId } from './layout.js';
 import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
+import { Slots } from './slots.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
@@ -109,6 +110,15 @@ async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (it
 
 /** An object whose size is not what its file list says (found by a ranged GET). */
 export class ObjectSizeError extends L2Error {}
+
+/**
+ * How many multipart uploads may run at once. Each holds up to its queue of parts in memory
+ * (lib-storage buffers every part): BACKUP_UPLOAD_CONCURRENCY of them at 4 x 16 MiB each was
+ * most of a first upload's 462 MiB peak (issue 14). The parts of all of them together stay
+ * within LARGE_UPLOAD_BUFFER_BYTES.
+ */
+const LARGE_UPLOAD_BUFFER_BYTES = 128 * 1024 * 1024;
+export const largeUploadsAtOnce = (s: RemoteSettings) => Math.max(1, Math.min(s.concurrency, Math.floor(LARGE_UPLOAD_BUFFER_BYTES / (Math.max(1, Math.min(4, s.concurrency)) * s.multipartBytes))));
 
 /** An S3 call that ran past its overall deadline (body included). */
 export class S3DeadlineError extends L2Error {}
@@ -606,6 +616,7 @@ export class Remote {
     for (const e of opts.base?.entries ?? []) if (e.t === 'f' && e.sha256) baseSha.set(entryBytesKey(e), e.sha256);
     const files = opts.entries.filter((e) => e.t === 'f');
     let done = 0;
+    const largeSlots = new Slots(largeUploadsAtOnce(this.settings));
     await pool(files, this.settings.concurrency, opts.signal, async (e) => {
       const key = this.sourceKey(opts.id, e.s, remoteName(e));
       if (opts.base && baseSha.get(entryBytesKey(e)) === e.sha256) {
@@ -622,7 +633,12 @@ export class Remote {
       const path = Buffer.concat([Buffer.from(`${join(opts.dir, e.s)}/`), entryPath(e)]);
       const size = e.size ?? 0;
       if (size >= this.settings.multipartBytes) {
-        await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
+        await largeSlots.acquire();
+        try {
+          await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
+        } finally {
+          largeSlots.release();
+        }
       } else {
         const data = await readSnapshotFile(path, size, `local snapshot ${opts.id} file ${e.s}/${e.p}`);
         // The bytes checked are the bytes sent (and the server checks them against Content-MD5).
