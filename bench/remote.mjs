@@ -94,7 +94,9 @@ await new Promise((r) => server.stdout.once('data', r));
 const proxy = await countingProxy(s3port);
 const endpoint = `http://127.0.0.1:${s3port}`;
 const awsEnv = { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' };
-const rcloneEnv = { ...process.env, RCLONE_CONFIG_DEV_TYPE: 's3', RCLONE_CONFIG_DEV_PROVIDER: 'Other', RCLONE_CONFIG_DEV_ENDPOINT: endpoint, RCLONE_CONFIG_DEV_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_DEV_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_DEV_FORCE_PATH_STYLE: 'true' };
+// rclone's S3 backend refuses AWS_CA_BUNDLE with its own HTTP transport (LoadCustomCABundleError).
+const { AWS_CA_BUNDLE: _unusedCaBundle, ...plainEnv } = process.env;
+const rcloneEnv = { ...plainEnv, RCLONE_CONFIG_DEV_TYPE: 's3', RCLONE_CONFIG_DEV_PROVIDER: 'Other', RCLONE_CONFIG_DEV_ENDPOINT: endpoint, RCLONE_CONFIG_DEV_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_DEV_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_DEV_FORCE_PATH_STYLE: 'true' };
 const env = (root, extra = {}) => ({
   PATH: process.env.PATH,
   BACKUP_ROOT: root,
