@@ -8,8 +8,10 @@
  * `--standalone` (the image's build stage) bundles the npm packages too, minified: the runtime
  * image then needs no node_modules at all (2.3 MB instead of ~190 MB). Packages loaded with
  * import() inside commands (the AWS SDK, got, archiver...) are still evaluated only when used.
- * No code splitting: a split chunk of a CommonJS package (cron-parser) exports only `default`,
- * so `const { CronExpressionParser } = await import('cron-parser')` came back undefined.
+ * Code splitting: what a command loads with import() (the alert sender, the backup engine,
+ * node:crypto behind them...) sits in its own chunk, so a light command such as
+ * `l2alert buffer-status` neither parses nor links it (bench/startup.mjs). A split chunk of a
+ * CommonJS package exports only `default`; src/schedule reads cron-parser either way.
  */
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
@@ -22,6 +24,8 @@ await build({
   entryPoints: { l2alert: 'dist/cli/l2alert.js', l2backup: 'dist/cli/l2backup.js', l2health: 'dist/cli/l2health.js' },
   outdir,
   bundle: true,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   format: 'esm',
   platform: 'node',
   target: 'node20',

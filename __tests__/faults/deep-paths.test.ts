@@ -12,8 +12,8 @@ import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { ageSnapshot, idDaysAgo, snapshots } from '../helpers/tree.js';
 
-/** `verify --json` is NDJSON (README "JSON progress"): the report is in the last line, the summary. */
-const verifyReport = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!).report;
+/** --json is NDJSON: the report is in the last (summary) line. */
+const summary = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
 
 const LONG = 280_000;
 const made: string[] = [];
@@ -58,12 +58,12 @@ test('a tree deeper than PATH_MAX is backed up, verified, exported, restored (fr
   const verify = await run('l2backup', ['verify', id!, '--json'], env);
   expect(verify.all).not.toMatch(/ENAMETOOLONG/);
   expect(verify.exitCode).toBe(0);
-  expect(verifyReport(verify.stdout)).toMatchObject({ ok: true, missing: [], changed: [], extra: [] });
+  expect(summary(verify.stdout).report).toMatchObject({ ok: true, missing: [], changed: [], extra: [] });
   // A deep file damaged in the snapshot is reported as changed: verify really reads it.
   await inDeep(join(sb.root, id!, 'models'), 'chmod u+w deep.bin; printf DEEP-weights > deep.bin');
   const damaged = await run('l2backup', ['verify', id!, '--json'], env);
   expect(damaged.exitCode).toBe(1);
-  expect(verifyReport(damaged.stdout).changed).toEqual([expect.stringMatching(/\/deep\.bin$/)]);
+  expect(summary(damaged.stdout).report.changed).toEqual([expect.stringMatching(/\/deep\.bin$/)]);
   await inDeep(join(sb.root, id!, 'models'), 'printf deep-weights > deep.bin');
 
   const archive = join(sb.dir, 'snap.tar.gz');

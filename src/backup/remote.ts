@@ -20,6 +20,7 @@ import { L2Error, errorMessage } from '../errors.js';
 import { FILES, MANIFEST, isSnapshotId } from './layout.js';
 import { md5Base64, newHash, sha256 as sha256Of } from './hash.js';
 import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
+import { Slots } from './slots.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
@@ -52,6 +53,7 @@ export interface RemoteSettings {
   secretAccessKey?: string;
   checksum: 'when_required' | 'when_supported';
   concurrency: number;
+  downloadConcurrency: number;
   multipartBytes: number;
   timeoutMs: number;
   /** issue 12: multipart server-side copies, encryption, object lock, a key for deletes */
@@ -73,6 +75,7 @@ export function remoteSettings(cfg: Config): RemoteSettings | undefined {
     secretAccessKey: cfg.S3_SECRET_ACCESS_KEY,
     checksum: cfg.S3_CHECKSUM ?? (cfg.S3_ENDPOINT ? 'when_required' : 'when_supported'),
     concurrency: cfg.BACKUP_UPLOAD_CONCURRENCY,
+    downloadConcurrency: cfg.BACKUP_DOWNLOAD_CONCURRENCY,
     multipartBytes: cfg.BACKUP_MULTIPART_MB * 1024 * 1024,
     timeoutMs: cfg.S3_TIMEOUT_MS,
     copyPartThreshold: cfg.S3_COPY_PART_THRESHOLD_BYTES,
@@ -146,6 +149,18 @@ async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failed !== undefined) throw failed;
 }
+
+/** An object whose size is not what its file list says (found by a ranged GET). */
+export class ObjectSizeError extends L2Error {}
+
+/**
+ * How many multipart uploads may run at once. Each holds up to its queue of parts in memory
+ * (lib-storage buffers every part): BACKUP_UPLOAD_CONCURRENCY of them at 4 x 16 MiB each was
+ * most of a first upload's 462 MiB peak (issue 14). The parts of all of them together stay
+ * within LARGE_UPLOAD_BUFFER_BYTES.
+ */
+const LARGE_UPLOAD_BUFFER_BYTES = 128 * 1024 * 1024;
+export const largeUploadsAtOnce = (s: RemoteSettings) => Math.max(1, Math.min(s.concurrency, Math.floor(LARGE_UPLOAD_BUFFER_BYTES / (Math.max(1, Math.min(4, s.concurrency)) * s.multipartBytes))));
 
 /** An S3 call that ran past its overall deadline (body included). */
 export class S3DeadlineError extends L2Error {}
@@ -396,6 +411,45 @@ export class Remote {
       for await (const c of body) chunks.push(Buffer.from(c as Buffer));
       return Buffer.concat(chunks);
     });
+  }
+
+  /**
+   * Bytes `start` to `end` (inclusive) of an object of `total` bytes, under one bounded call:
+   * exactly those bytes, or an error (also when the server says the object has another size).
+   */
+  async getRange(key: string, start: number, end: number, total: number, signal?: AbortSignal): Promise<Buffer> {
+    return this.bounded(
+      `GET ${key.slice(0, 120)} bytes ${start}-${end}`,
+      async (abortSignal, extend) => {
+        const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal }).catch((err: unknown) => {
+          const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+          if (e.name === 'InvalidRange' || e.$metadata?.httpStatusCode === 416) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} is shorter than its file list says (${total} bytes): bytes ${start}-${end} are not there`);
+          throw err;
+        });
+        extend(this.bodyAllowance(res.ContentLength));
+        const body = res.Body as Readable;
+        const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
+        abortSignal.addEventListener('abort', stop, { once: true });
+        try {
+          const size = Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN);
+          if (size !== total) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} has ${Number.isNaN(size) ? 'an unknown number of' : size} bytes (Content-Range ${res.ContentRange ?? 'missing'}), its file list says ${total}`);
+          const want = end - start + 1;
+          const buf = Buffer.allocUnsafe(want);
+          let at = 0;
+          for await (const c of body) {
+            const chunk = c as Buffer;
+            if (at + chunk.length > want) throw new ObjectSizeError(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object changed while it was read`);
+            chunk.copy(buf, at);
+            at += chunk.length;
+          }
+          if (at !== want) throw new ObjectSizeError(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object is shorter than its file list says`);
+          return buf;
+        } finally {
+          abortSignal.removeEventListener('abort', stop);
+        }
+      },
+      signal,
+    );
   }
 
   async getText(key: string): Promise<string> {
@@ -696,6 +750,7 @@ export class Remote {
     for (const e of opts.base?.entries ?? []) if (e.t === 'f' && e.sha256) baseSha.set(entryBytesKey(e), e.sha256);
     const files = opts.entries.filter((e) => e.t === 'f');
     let done = 0;
+    const largeSlots = new Slots(largeUploadsAtOnce(this.settings));
     await pool(files, this.settings.concurrency, opts.signal, async (e) => {
       const key = this.sourceKey(opts.id, e.s, remoteName(e));
       if (opts.base && baseSha.get(entryBytesKey(e)) === e.sha256) {
@@ -717,7 +772,12 @@ export class Remote {
       const path = Buffer.concat([Buffer.from(`${join(opts.dir, e.s)}/`), entryPath(e)]);
       const size = e.size ?? 0;
       if (size >= this.settings.multipartBytes) {
-        await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
+        await largeSlots.acquire();
+        try {
+          await this.putLarge(key, path, size, e.sha256!, opts.signal, (n) => (result.bytesSent += n));
+        } finally {
+          largeSlots.release();
+        }
       } else {
         const data = await readSnapshotFile(path, size, `local snapshot ${opts.id} file ${e.s}/${e.p}`);
         // The bytes checked are the bytes sent (and the server checks them against Content-MD5).

@@ -2,7 +2,7 @@
  * Local restore's copy stage: a stored file is copied and hashed in one read. Small files go
  * through one shared buffer synchronously (the syscalls dominate); a large file's next read
  * and previous write run in libuv's pool while the current chunk is hashed, and several large
- * files are restored at once (TaskPool), so the disk and the hash overlap as in restic.
+ * files are restored at once (TaskPool, src/backup/task-pool.ts), so the disk and the hash overlap as in restic.
  */
 import { constants as C, openSync, closeSync, fstatSync, readSync, writeSync, read, write } from 'node:fs';
 import { promisify } from 'node:util';
@@ -73,39 +73,5 @@ export function copyStored(file: Buffer, out: number): Promise<string> {
     return Promise.resolve(h.digest('hex'));
   } finally {
     if (!async) closeSync(src);
-  }
-}
-
-/** Runs up to `limit` tasks at once; the first failure is thrown by the next add() or drain(). */
-export class TaskPool {
-  private readonly running = new Set<Promise<void>>();
-  private failure: { err: unknown } | undefined;
-
-  constructor(private readonly limit: number) {}
-
-  async add(task: Promise<void>): Promise<void> {
-    const p: Promise<void> = task
-      .catch((err: unknown) => {
-        this.failure ??= { err };
-      })
-      .finally(() => this.running.delete(p));
-    this.running.add(p);
-    while (this.running.size >= this.limit) await Promise.race(this.running);
-    this.check();
-  }
-
-  /** Waits for every task; throws the first failure. */
-  async drain(): Promise<void> {
-    await this.settle();
-    this.check();
-  }
-
-  /** Waits for every task, failures included (before their folders are closed). */
-  async settle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all(this.running);
-  }
-
-  private check(): void {
-    if (this.failure) throw this.failure.err;
   }
 }

@@ -13,18 +13,21 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { formatBytes, formatDuration } from '../output/index.js';
+import { formatBytes, formatDuration, type Progress } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
 import { ensureDir } from '../state/files.js';
 import { backupLocked, withBackupLock, type JobContext } from './jobs.js';
 import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkId } from './layout.js';
 import { comparePaths, entryPath, entryTarget, remoteName, safeRelative, type Entry } from './manifest.js';
-import { RESTORE_PARALLEL, TaskPool, copyStored } from './restore-copy.js';
+import { RESTORE_PARALLEL, copyStored } from './restore-copy.js';
 import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
 import { Beneath, removeTree } from './walk.js';
+import { downloadObject } from './download.js';
+import { Slots } from './slots.js';
+import { TaskPool } from './task-pool.js';
 
 export interface RestoreOptions {
   only?: string[];
@@ -214,7 +217,16 @@ function setTimes(fd: number, e: Entry): void {
   futimesSync(fd, t, t);
 }
 
-/** The open folders along the current path: entries come in walk order, so a folder is left once. */
+/** Sets a file's or folder's mode and times from its manifest entry. */
+function setModeAndTimes(fd: number, e: Entry): void {
+  fchmodSync(fd, e.mode);
+  setTimes(fd, e);
+}
+
+/**
+ * The open folders along the current path: entries come in walk order, so a folder is left once.
+ * A folder left may still have files in flight into it: onLeave owns its descriptor from then on.
+ */
 class FolderStack {
   private stack: { name: string; fd: number; entry?: Entry }[] = [];
   constructor(
@@ -239,21 +251,56 @@ class FolderStack {
     return parts.length === 0 ? this.rootFd : this.stack[parts.length - 1]!.fd;
   }
 
-  /** True when entering `parts` closes a folder that is open now (its writes must be done first). */
-  wouldLeave(parts: Buffer[]): boolean {
-    let keep = 0;
-    while (keep < this.stack.length && keep < parts.length && this.stack[keep]!.name === latin1(parts[keep]!)) keep++;
-    return keep < this.stack.length;
-  }
-
+  /** Leaves folders down to `depth`, handing each descriptor to onLeave. */
   leave(depth = 0): void {
     while (this.stack.length > depth) {
       const top = this.stack.pop()!;
-      try {
-        this.onLeave(top.fd, top.entry);
-      } finally {
-        closeSync(top.fd);
-      }
+      this.onLeave(top.fd, top.entry);
+    }
+  }
+}
+
+/**
+ * Sets a folder's mode and times once its contents are in place (writing into a folder changes
+ * its mtime): when the walk leaves it, or once the files still in flight into it have landed.
+ * The folder stays open until then, so those files are still written relative to it.
+ */
+class FolderFinisher {
+  private readonly inFlight = new Map<number, Promise<void>[]>();
+  private readonly settling: Promise<void>[] = [];
+  /** Set when the restore stops early: folders are then only closed. */
+  stopped = false;
+
+  constructor(private readonly pool: TaskPool) {}
+
+  /** A file task writing into the open folder `dirFd`. */
+  track(dirFd: number, ended: Promise<void>): void {
+    const waits = this.inFlight.get(dirFd);
+    if (waits) waits.push(ended);
+    else this.inFlight.set(dirFd, [ended]);
+  }
+
+  readonly leave = (fd: number, e: Entry | undefined): void => {
+    const waits = this.inFlight.get(fd);
+    this.inFlight.delete(fd);
+    if (!waits) return this.finish(fd, e);
+    this.settling.push(Promise.allSettled(waits).then(() => this.finish(fd, e)));
+  };
+
+  /** Waits for the folders still waiting on files; throws if one could not be finished. */
+  async done(): Promise<void> {
+    await Promise.all(this.settling);
+  }
+
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.settling);
+  }
+
+  private finish(fd: number, e: Entry | undefined): void {
+    try {
+      if (e && !this.stopped && !this.pool.failed) setModeAndTimes(fd, e);
+    } finally {
+      closeSync(fd);
     }
   }
 }
@@ -268,6 +315,36 @@ function splitPath(raw: Buffer): Buffer[] {
     }
   }
   return parts;
+}
+
+const tempName = () => `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
+const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
+/** A file's path inside the snapshot folder. */
+const storedPath = (e: Entry) => Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)]);
+
+function removeTemp(dirFd: number, tmp: string): void {
+  try {
+    unlinkSync(at(dirFd, tmp));
+  } catch {
+    // not created, or already renamed
+  }
+}
+
+function placeSymlink(dirFd: number, name: Buffer, e: Entry): void {
+  const tmp = tempName();
+  symlinkSync(entryTarget(e), at(dirFd, tmp));
+  replaceAt(dirFd, tmp, name);
+}
+
+/** Opens (or makes) a source's folder; its parent is resolved once, the folder itself is never followed. */
+async function openSourceRoot(source: string, root: string): Promise<number> {
+  await ensureDir(dirname(root));
+  const parentFd = openSync(await fs.realpath(dirname(root)), DIR_FLAGS);
+  try {
+    return openRootAt(parentFd, source, root);
+  } finally {
+    closeSync(parentFd);
+  }
 }
 
 /**
@@ -286,165 +363,208 @@ const isMissing = (err: unknown) => {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 || errnoCode(err) === 'ENOENT';
 };
 
-const throwUnlessRecorded = (err: L2Error | undefined): void => {
-  if (err) throw err;
-};
+/** A file's bytes in its temp file: the descriptor (open for writing) and the sha256 of the bytes. */
+interface Filled {
+  fd: number;
+  sha: string;
+}
 
-export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, report?: WriteReport): Promise<number> {
-  const { out } = ctx;
-  const started = Date.now();
-  const progress = await out.progress(`restoring ${snap.id}`);
-  const mismatches: string[] = [];
-  let done = 0;
-  let doneBytes = 0;
-  const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
-  for (const [source, root] of plan.roots) {
-    await ensureDir(dirname(root));
-    const entries = plan.entries.filter((e) => e.s === source).sort((a, b) => comparePaths(entryPath(a), entryPath(b)));
+/**
+ * One restore: each source's entries are walked in order (folders and symlinks at once), and
+ * files go to one TaskPool: local copies RESTORE_PARALLEL at once, remote downloads
+ * BACKUP_DOWNLOAD_CONCURRENCY at once (large objects in ranged parts). Every file lands in a
+ * temp file beside its name and is renamed into place only once its sha256 matched.
+ */
+class RestoreRun {
+  readonly mismatches: string[] = [];
+  private done = 0;
+  private doneBytes = 0;
+  private readonly pool: TaskPool;
+  private readonly partSlots: Slots;
+  /** The snapshot's files are reached folder by folder: a tree deeper than PATH_MAX restores. */
+  private readonly stored: Beneath | undefined;
+
+  constructor(
+    private readonly ctx: JobContext,
+    private readonly snap: ResolvedSnapshot,
+    private readonly plan: Plan,
+    readonly progressLine: Progress,
+    private readonly report: WriteReport | undefined,
+  ) {
+    const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : RESTORE_PARALLEL;
+    this.pool = new TaskPool(parallel);
+    this.partSlots = new Slots(parallel);
+    this.stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
+  }
+
+  get files(): number {
+    return this.done;
+  }
+
+  get bytes(): number {
+    return this.doneBytes;
+  }
+
+  close(): void {
+    this.stored?.close();
+  }
+
+  async writeSource(source: string, root: string): Promise<void> {
+    const entries = this.plan.entries.filter((e) => e.s === source).sort((a, b) => comparePaths(entryPath(a), entryPath(b)));
     const dirEntries = new Map(entries.filter((e) => e.t === 'd').map((e) => [`${source}/${latin1(entryPath(e))}`, e]));
-    // The parent is resolved once (the operator's --target or source path); the source folder itself is never followed.
-    const parentFd = openSync(await fs.realpath(dirname(root)), DIR_FLAGS);
-    let rootFd: number;
+    const rootFd = await openSourceRoot(source, root);
+    const finisher = new FolderFinisher(this.pool);
+    const folders = new FolderStack(rootFd, finisher.leave);
     try {
-      rootFd = openRootAt(parentFd, source, root);
-    } finally {
-      closeSync(parentFd);
-    }
-    // Folder modes and times once their contents are written (writing changes a folder's mtime).
-    const folders = new FolderStack(rootFd, (fd, e) => {
-      if (!e) return;
-      fchmodSync(fd, e.mode);
-      setTimes(fd, e);
-    });
-    // The snapshot's files are reached folder by folder too: a tree deeper than PATH_MAX restores.
-    const stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
-    // Local files are copied a few at a time; a folder is left (and closed) only once its files are in place.
-    const pool = new TaskPool(RESTORE_PARALLEL);
-    try {
-      for (const e of entries) {
-        ctx.signal.throwIfAborted();
-        const parts = splitPath(entryPath(e));
-        const folderParts = e.t === 'd' ? parts : parts.slice(0, -1);
-        if (folders.wouldLeave(folderParts)) await pool.drain();
-        if (e.t === 'd') {
-          folders.enter(parts, dirEntries, source);
-          continue;
-        }
-        const name = parts[parts.length - 1]!;
-        const dirFd = folders.enter(folderParts, dirEntries, source);
-        const tmp = `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
-        if (e.t === 'l') {
-          symlinkSync(entryTarget(e), at(dirFd, tmp));
-          replaceAt(dirFd, tmp, name);
-          continue;
-        }
-        /** Checks the hash, then sets mode and times and renames the temp file into place. */
-        const place = (fd: number, sha: string): void => {
-          if (sha !== e.sha256) {
-            mismatches.push(show(e));
-            closeSync(fd);
-            unlinkSync(at(dirFd, tmp));
-            out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
-            return;
-          }
-          try {
-            fchmodSync(fd, e.mode);
-            setTimes(fd, e);
-          } finally {
-            closeSync(fd);
-          }
-          replaceAt(dirFd, tmp, name);
-          done++;
-          doneBytes += e.size ?? 0;
-          if (report) Object.assign(report, { files: done, bytes: doneBytes });
-          progress.update(`restoring ${snap.id}: ${done} files, ${formatBytes(doneBytes)} of ${formatBytes(plan.bytes)}`);
-          out.status({ phase: 'restore', snapshot_id: snap.id, files_done: done, bytes_done: doneBytes, total_files: plan.files, total_bytes: plan.bytes });
-        };
-        const failed = (err: unknown, fd: number | undefined): L2Error | undefined => {
-          if (fd !== undefined) closeSync(fd);
-          try {
-            unlinkSync(at(dirFd, tmp));
-          } catch {
-            // not created, or already renamed
-          }
-          // The drill records a missing object or stored file and goes on (undefined: recorded).
-          if (report && isMissing(err) && !ctx.signal.aborted) {
-            report.missing.push(show(e));
-            out.error(`${show(e)}: missing from the snapshot (${snap.origin === 'remote' ? 'no such object' : 'no such file'})`);
-            return undefined;
-          }
-          if (err instanceof L2Error) return err;
-          return new L2Error(`restoring ${show(e)} failed: ${snap.remote ? snap.remote.describe(err) : errorMessage(err)}`);
-        };
-        if (snap.origin === 'local') {
-          let fd: number | undefined;
-          let copying: Promise<string> | undefined;
-          try {
-            fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-            // copyStored opens the stored file before it returns, while Beneath's short path is valid.
-            copying = copyStored(stored!.path(Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)])), fd);
-          } catch (err) {
-            throwUnlessRecorded(failed(err, fd));
-          }
-          if (fd === undefined || copying === undefined) continue; // recorded as missing (drill)
-          const outFd = fd;
-          const task = async () => {
-            let sha: string;
-            try {
-              sha = await copying;
-            } catch (err) {
-              throwUnlessRecorded(failed(err, outFd));
-              return;
-            }
-            try {
-              place(outFd, sha);
-            } catch (err) {
-              throwUnlessRecorded(failed(err, undefined)); // place() closed the descriptor
-            }
-          };
-          await pool.add(task());
-          continue;
-        }
-        let fd: number | undefined;
-        try {
-          const sha = (await snap.remote!.download(snap.remote!.sourceKey(snap.id, e.s, remoteName(e)), at(dirFd, tmp).toString('latin1'), ctx.signal)).sha256;
-          fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
-          const opened = fd;
-          fd = undefined; // place() closes it
-          place(opened, sha);
-        } catch (err) {
-          throwUnlessRecorded(failed(err, fd));
-        }
-      }
-      await pool.drain();
+      await this.walk(entries, folders, finisher, dirEntries, source);
       folders.leave();
+      await this.pool.drain();
+      await finisher.done();
       const top = dirEntries.get(`${source}/`);
-      if (top) {
-        fchmodSync(rootFd, top.mode);
-        setTimes(rootFd, top);
-      }
+      if (top) setModeAndTimes(rootFd, top);
     } finally {
-      await pool.settle();
-      stored?.close();
+      finisher.stopped = true;
+      await this.pool.settle(); // no file is still written into a folder closed below
       folders.leave();
+      await finisher.settle();
       closeSync(rootFd);
     }
   }
-  const summary = `restored snapshot ${snap.id} (${snap.origin}): ${done} files, ${formatBytes(doneBytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
-  if (report) {
-    report.mismatches.push(...mismatches);
-    if (mismatches.length || report.missing.length) progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest, ${report.missing.length} missing`);
-    else progress.succeed(`${summary}; every file matched its sha256`);
-    return mismatches.length || report.missing.length ? EXIT.FAILED : EXIT.OK;
+
+  private async walk(entries: Entry[], folders: FolderStack, finisher: FolderFinisher, dirEntries: Map<string, Entry>, source: string): Promise<void> {
+    for (const e of entries) {
+      this.ctx.signal.throwIfAborted();
+      if (this.pool.failed) return; // drain() throws the failure
+      const parts = splitPath(entryPath(e));
+      if (e.t === 'd') {
+        folders.enter(parts, dirEntries, source);
+        continue;
+      }
+      const dirFd = folders.enter(parts.slice(0, -1), dirEntries, source);
+      const name = parts[parts.length - 1]!;
+      if (e.t === 'l') {
+        placeSymlink(dirFd, name, e);
+        continue;
+      }
+      const { ended } = await this.pool.start(this.fileTask(dirFd, name, e));
+      finisher.track(dirFd, ended);
+    }
   }
-  const alerter = new Alerter(ctx.cfg, out, 'l2backup');
-  out.addSummary({ snapshot_id: snap.id, origin: snap.origin, files_restored: done, bytes_restored: doneBytes, total_files: plan.files, total_bytes: plan.bytes, mismatches: mismatches.length });
-  if (mismatches.length) {
-    progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);
-    await alerter.send({ level: 'error', title: 'restore incomplete', message: `${summary}; ${mismatches.length} file(s) failed their hash check: ${mismatches.slice(0, 5).join(', ')}`, key: 'l2backup:restore' });
+
+  /** Fills a temp file beside `name`, checks its hash, then renames it into place. */
+  private fileTask(dirFd: number, name: Buffer, e: Entry): () => Promise<void> {
+    return async () => {
+      const tmp = tempName();
+      try {
+        const filled = await this.fill(dirFd, tmp, e);
+        this.place(dirFd, tmp, name, e, filled);
+      } catch (err) {
+        removeTemp(dirFd, tmp);
+        const fatal = this.failure(err, e);
+        if (fatal) throw fatal;
+      }
+    };
+  }
+
+  private fill(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
+    return this.snap.origin === 'local' ? this.copyLocal(dirFd, tmp, e) : this.download(dirFd, tmp, e);
+  }
+
+  /** Copies and hashes a stored file in one read. Both files are opened before the first await: Beneath.path() is valid only until its next call. */
+  private async copyLocal(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
+    const fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    try {
+      const copying = copyStored(this.stored!.path(storedPath(e)), fd);
+      return { fd, sha: await copying };
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Downloads an object (ranged parts when large), hashing every byte on its way. */
+  private async download(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
+    const remote = this.snap.remote!;
+    const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
+    const got = await downloadObject(remote, key, at(dirFd, tmp).toString('latin1'), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots: this.partSlots, signal: this.ctx.signal });
+    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256 };
+  }
+
+  /** Checks the hash, then sets mode and times and renames the temp file into place; closes the descriptor. */
+  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha }: Filled): void {
+    if (sha !== e.sha256) {
+      closeSync(fd);
+      removeTemp(dirFd, tmp);
+      this.mismatches.push(show(e));
+      this.ctx.out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
+      return;
+    }
+    try {
+      setModeAndTimes(fd, e);
+    } finally {
+      closeSync(fd);
+    }
+    replaceAt(dirFd, tmp, name);
+    this.landed(e);
+  }
+
+  private landed(e: Entry): void {
+    const { snap, plan } = this;
+    this.done++;
+    this.doneBytes += e.size ?? 0;
+    if (this.report) Object.assign(this.report, { files: this.done, bytes: this.doneBytes });
+    this.progressLine.update(`restoring ${snap.id}: ${this.done} files, ${formatBytes(this.doneBytes)} of ${formatBytes(plan.bytes)}`);
+    this.ctx.out.status({ phase: 'restore', snapshot_id: snap.id, files_done: this.done, bytes_done: this.doneBytes, total_files: plan.files, total_bytes: plan.bytes });
+  }
+
+  /** The error that stops the restore, or undefined when the drill recorded a missing file and goes on. */
+  private failure(err: unknown, e: Entry): L2Error | undefined {
+    if (this.report && isMissing(err) && !this.ctx.signal.aborted) {
+      this.report.missing.push(show(e));
+      this.ctx.out.error(`${show(e)}: missing from the snapshot (${this.snap.origin === 'remote' ? 'no such object' : 'no such file'})`);
+      return undefined;
+    }
+    if (err instanceof L2Error) return err;
+    return new L2Error(`restoring ${show(e)} failed: ${this.snap.remote ? this.snap.remote.describe(err) : errorMessage(err)}`);
+  }
+}
+
+export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, report?: WriteReport): Promise<number> {
+  const started = Date.now();
+  const run = new RestoreRun(ctx, snap, plan, await ctx.out.progress(`restoring ${snap.id}`), report);
+  try {
+    for (const [source, root] of plan.roots) await run.writeSource(source, root);
+  } finally {
+    run.close();
+  }
+  const summary = `restored snapshot ${snap.id} (${snap.origin}): ${run.files} files, ${formatBytes(run.bytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
+  return report ? concludeDrill(run, summary, report) : concludeRestore(ctx, snap, plan, run, summary);
+}
+
+/** The drill reports for itself: no alert. */
+function concludeDrill(run: RestoreRun, summary: string, report: WriteReport): number {
+  const { mismatches } = run;
+  report.mismatches.push(...mismatches);
+  const progress = run.progressLine;
+  if (mismatches.length || report.missing.length) {
+    progress.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest, ${report.missing.length} missing`);
     return EXIT.FAILED;
   }
   progress.succeed(`${summary}; every file matched its sha256`);
+  return EXIT.OK;
+}
+
+async function concludeRestore(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, run: RestoreRun, summary: string): Promise<number> {
+  const { out } = ctx;
+  const { mismatches } = run;
+  const alerter = new Alerter(ctx.cfg, out, 'l2backup');
+  out.addSummary({ snapshot_id: snap.id, origin: snap.origin, files_restored: run.files, bytes_restored: run.bytes, total_files: plan.files, total_bytes: plan.bytes, mismatches: mismatches.length });
+  if (mismatches.length) {
+    run.progressLine.fail(`${summary}; ${mismatches.length} file(s) did not match the manifest`);
+    await alerter.send({ level: 'error', title: 'restore incomplete', message: `${summary}; ${mismatches.length} file(s) failed their hash check: ${mismatches.slice(0, 5).join(', ')}`, key: 'l2backup:restore' });
+    return EXIT.FAILED;
+  }
+  run.progressLine.succeed(`${summary}; every file matched its sha256`);
   await alerter.send({ level: 'info', title: 'restore done', message: summary, key: 'l2backup:restore' });
   return EXIT.OK;
 }

@@ -7,6 +7,9 @@ import { FILES, MANIFEST } from './layout.js';
 import { entryPath, remoteName, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
 import { Beneath, walk } from './walk.js';
+import { Slots } from './slots.js';
+import { TaskPool } from './task-pool.js';
+import { hashRemoteObject } from './download.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
 export interface VerifyReport {
@@ -66,14 +69,24 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
       if (size === undefined) report.missing.push(name);
       else if (size !== e.size) report.changed.push(name);
     }
+    // Objects hashed in parallel (BACKUP_DOWNLOAD_CONCURRENCY), large ones in ranged parts.
+    const bad = new Set([...report.missing, ...report.changed]);
+    const downloads = new TaskPool(remote.settings.downloadConcurrency);
+    const partSlots = new Slots(remote.settings.downloadConcurrency);
+    const differ = new Set<Entry>();
     for (const e of chosen) {
       signal.throwIfAborted();
+      if (downloads.failed) break;
       const name = `${e.s}/${e.p}`;
-      if (report.missing.includes(name) || report.changed.includes(name)) continue;
-      const got = await remote.hashObject(remote.sourceKey(snap.id, e.s, remoteName(e)), signal);
-      if (got.size !== e.size || got.sha256 !== e.sha256) report.changed.push(name);
-      onProgress?.(++report.checked, chosen.length);
+      if (bad.has(name)) continue;
+      await downloads.start(async () => {
+        const got = await hashRemoteObject(remote, remote.sourceKey(snap.id, e.s, remoteName(e)), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots, signal });
+        if (got.size !== e.size || got.sha256 !== e.sha256) differ.add(e);
+        onProgress?.(++report.checked, chosen.length);
+      });
     }
+    await downloads.drain();
+    for (const e of chosen) if (differ.has(e)) report.changed.push(`${e.s}/${e.p}`); // in file-list order
     objects.delete(MANIFEST);
     objects.delete(FILES);
     report.extra.push(...objects.keys());
