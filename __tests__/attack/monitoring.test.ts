@@ -1,0 +1,40 @@
+/**
+ * Attacks on issue 13's monitoring outputs (status page, metrics, pings, --json progress), run
+ * against the built programs. Each test names the defect it pins down.
+ */
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, sandbox, type Sandbox } from '../helpers/run.js';
+
+function withSources(extra: Record<string, string> = {}): Sandbox & { models: string } {
+  const box = sandbox(extra);
+  const models = join(box.dir, 'models');
+  mkdirSync(models);
+  writeFileSync(join(models, 'weights.bin'), Buffer.alloc(10_000, 7));
+  box.env.BACKUP_SOURCES = `models=${models}`;
+  return { ...box, models };
+}
+
+test('report -o never overwrites a state file or writes into a snapshot on the volume (exit 2, nothing changed)', async () => {
+  const box = withSources();
+  expect((await run('l2backup', ['nightly'], box.env)).exitCode).toBe(0);
+  const runs = join(box.root, '.l2', 'backup', 'runs.jsonl');
+  const before = readFileSync(runs, 'utf8');
+  const snap = readdirSync(box.root).find((n) => /^\d{8}-\d{6}$/.test(n))!;
+  // The same volume reached through a symlinked folder is the same volume.
+  const alias = join(box.dir, 'alias');
+  symlinkSync(box.root, alias);
+  for (const o of [runs, join(box.root, snap, 'status.html'), join(alias, snap, 'status.html'), join(box.root, 'status.html')]) {
+    const res = await run('l2backup', ['report', '-o', o], box.env);
+    expect(res.exitCode).toBe(2);
+    const lines = res.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/inside the backups volume .*BACKUP_ROOT/);
+  }
+  expect(readFileSync(runs, 'utf8')).toBe(before);
+  expect((await run('l2backup', ['verify', snap], box.env)).exitCode).toBe(0);
+  // The page's own folder on the volume stays allowed, by name too.
+  const own = join(box.root, '.l2', 'report', 'index.html');
+  expect((await run('l2backup', ['report', '-o', own], box.env)).exitCode).toBe(0);
+  expect(readFileSync(own, 'utf8')).toMatch(/^<!doctype html>/);
+}, 120_000);
