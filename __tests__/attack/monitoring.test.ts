@@ -4,7 +4,9 @@
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sandbox, type Sandbox } from '../helpers/run.js';
+import { execa } from 'execa';
+import { bin, run, sandbox, type Sandbox } from '../helpers/run.js';
+import { startReceiver } from '../helpers/receiver.js';
 
 function withSources(extra: Record<string, string> = {}): Sandbox & { models: string } {
   const box = sandbox(extra);
@@ -37,4 +39,32 @@ test('report -o never overwrites a state file or writes into a snapshot on the v
   const own = join(box.root, '.l2', 'report', 'index.html');
   expect((await run('l2backup', ['report', '-o', own], box.env)).exitCode).toBe(0);
   expect(readFileSync(own, 'utf8')).toMatch(/^<!doctype html>/);
+}, 120_000);
+
+test('--json: a run ended by the signal timeout (a ping that never answers) still ends with its summary line', async () => {
+  const hc = await startReceiver();
+  try {
+    hc.script.push({ status: 200, hang: true }, { status: 200, hang: true });
+    const box = withSources({ BACKUP_PING_URL: `http://127.0.0.1:${hc.port}/ping/abcdef-uuid`, BACKUP_PING_TIMEOUT_MS: '60000' });
+    const child = execa('node', [bin('l2backup'), 'nightly', '--json'], { env: box.env, extendEnv: false, reject: false, forceKillAfterDelay: false });
+    // The backup itself is done (its ALERT line) while the /start ping still hangs: then SIGTERM.
+    await new Promise<void>((res) => {
+      let seen = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (/ALERT .*backup nightly ok/.test(seen)) res();
+      });
+    });
+    child.kill('SIGTERM');
+    const res = await child;
+    const lines = String(res.stdout).trim().split('\n');
+    const parsed = lines.map((l) => JSON.parse(l) as { message_type: string; exit_code?: number });
+    const last = parsed[parsed.length - 1]!;
+    expect(last.message_type).toBe('summary');
+    expect(last.exit_code).toBe(res.exitCode);
+    expect(parsed.filter((l) => l.message_type === 'summary')).toHaveLength(1);
+    expect(String(res.stdout) + String(res.stderr)).not.toContain('abcdef-uuid');
+  } finally {
+    await hc.close();
+  }
 }, 120_000);

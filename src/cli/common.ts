@@ -46,11 +46,16 @@ function installSignals(out: Output): void {
   }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
-      if (controller.signal.aborted) process.exit(EXIT.FAILED);
+      // A forced exit still ends `--json` output with its summary line (README "JSON progress").
+      const forced = () => {
+        out.endNdjson(EXIT.FAILED);
+        process.exit(EXIT.FAILED);
+      };
+      if (controller.signal.aborted) forced();
       out.warn(`received ${sig}: stopping cleanly`);
       controller.abort(new L2Error(`interrupted by ${sig}`));
       // A job that does not wind down in time is ended; the exit hook still frees its locks.
-      setTimeout(() => process.exit(EXIT.FAILED), 8000).unref();
+      setTimeout(forced, 8000).unref();
     });
   }
 }

@@ -94,6 +94,11 @@ export class Output {
     return this.ndjson;
   }
 
+  /** The `--json` summary line now (a forced exit); a no-op without --json or once written. */
+  endNdjson(exitCode: number): void {
+    this.ndjson?.summary(exitCode);
+  }
+
   /** Progress of a long job, for `--json`; nothing otherwise (the human progress line is separate). */
   status(e: StatusEvent): void {
     this.ndjson?.status(e);
