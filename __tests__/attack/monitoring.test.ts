@@ -68,3 +68,22 @@ test('--json: a run ended by the signal timeout (a ping that never answers) stil
     await hc.close();
   }
 }, 120_000);
+
+test('the status page never shows part of a secret: text cut to length is cut after the secret is masked', async () => {
+  const secret = 'SuperSecretKey0123456789abcdefXYZ';
+  const box = sandbox({ S3_SECRET_ACCESS_KEY: secret, S3_ACCESS_KEY_ID: 'AKIAEXAMPLE1', BACKUP_BUCKET: 's3://bkt/p', S3_ENDPOINT: 'http://127.0.0.1:9' });
+  mkdirSync(join(box.root, '.l2', 'backup'), { recursive: true });
+  // A run record (from a copy of a volume, or an older version) whose long error ends in the key,
+  // placed across every cut length the page uses.
+  const lines = [230, 380, 390, 395].map((pad, i) =>
+    JSON.stringify({ id: `20250101-00000${i}`, kind: 'nightly', status: 'failed', finishedAt: '2025-01-01T00:00:00Z', error: `${'x'.repeat(pad)} key=${secret}` }),
+  );
+  writeFileSync(join(box.root, '.l2', 'backup', 'runs.jsonl'), lines.join('\n') + '\n');
+  const page = join(box.dir, 'page.html');
+  const res = await run('l2backup', ['report', '-o', page], box.env);
+  expect(res.exitCode).toBe(0);
+  const html = readFileSync(page, 'utf8');
+  expect(html).toContain('key=');
+  for (const m of html.matchAll(/key=([A-Za-z0-9]*)/g)) expect(m[1]!.length === 0 || !secret.startsWith(m[1]!.slice(0, 4))).toBe(true);
+  expect(html).not.toContain(secret.slice(0, 8));
+}, 60_000);
