@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { bin, run, sandbox, type Sandbox } from '../helpers/run.js';
 import { startReceiver } from '../helpers/receiver.js';
 
@@ -86,4 +87,19 @@ test('the status page never shows part of a secret: text cut to length is cut af
   expect(html).toContain('key=');
   for (const m of html.matchAll(/key=([A-Za-z0-9]*)/g)) expect(m[1]!.length === 0 || !secret.startsWith(m[1]!.slice(0, 4))).toBe(true);
   expect(html).not.toContain(secret.slice(0, 8));
+}, 60_000);
+
+test('--json read by a consumer that goes away (| head -1): the backup still runs to the end, its exit code says how it went', async () => {
+  const box = withSources();
+  // stdout is a pipe whose reader is gone from the start: every NDJSON line meets EPIPE.
+  const child = spawn('node', [bin('l2backup'), 'snapshot', '--json'], { env: box.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  const last = JSON.parse(readFileSync(join(box.root, '.l2', 'backup', 'last-run.json'), 'utf8')) as { status: string; id: string };
+  expect(last.status).toBe('ok');
+  expect(readdirSync(box.root)).toContain(last.id);
+  expect(code).toBe(0);
+  expect(stderr).toMatch(/ALERT .*backup snapshot ok/);
 }, 60_000);

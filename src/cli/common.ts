@@ -40,7 +40,15 @@ function installSignals(out: Output): void {
   // `l2backup list | head -3`: a reader that goes away is not an error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      if (err.code === 'EPIPE') {
+        // --json progress whose reader went away: a backup or restore is not stopped (and never
+        // reported as exit 0 half done) because its progress lines have nobody to read them.
+        if (stream === process.stdout && out.stdoutGone()) {
+          out.warn('stdout was closed by its reader: the rest of the --json lines are dropped; the run goes on');
+          return;
+        }
+        process.exit(process.exitCode ?? 0);
+      }
       throw err;
     });
   }
