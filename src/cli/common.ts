@@ -40,17 +40,30 @@ function installSignals(out: Output): void {
   // `l2backup list | head -3`: a reader that goes away is not an error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      if (err.code === 'EPIPE') {
+        // --json progress whose reader went away: a backup or restore is not stopped (and never
+        // reported as exit 0 half done) because its progress lines have nobody to read them.
+        if (stream === process.stdout && out.stdoutGone()) {
+          out.warn('stdout was closed by its reader: the rest of the --json lines are dropped; the run goes on');
+          return;
+        }
+        process.exit(process.exitCode ?? 0);
+      }
       throw err;
     });
   }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
-      if (controller.signal.aborted) process.exit(EXIT.FAILED);
+      // A forced exit still ends `--json` output with its summary line (README "JSON progress").
+      const forced = () => {
+        out.endNdjson(EXIT.FAILED);
+        process.exit(EXIT.FAILED);
+      };
+      if (controller.signal.aborted) forced();
       out.warn(`received ${sig}: stopping cleanly`);
       controller.abort(new L2Error(`interrupted by ${sig}`));
       // A job that does not wind down in time is ended; the exit hook still frees its locks.
-      setTimeout(() => process.exit(EXIT.FAILED), 8000).unref();
+      setTimeout(forced, 8000).unref();
     });
   }
 }

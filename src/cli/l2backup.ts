@@ -78,7 +78,7 @@ export function buildProgram() {
       action(spec, async ({ cfg, out }, opts: { output?: string }) => {
         const { buildStatusPage, statusPagePath } = await import('../report/index.js');
         const { checkReportTarget, writeReportFile } = await import('../report/target.js');
-        const file = opts.output === undefined ? statusPagePath(cfg.BACKUP_ROOT) : opts.output === '-' ? '-' : await checkReportTarget(opts.output);
+        const file = opts.output === undefined ? statusPagePath(cfg.BACKUP_ROOT) : opts.output === '-' ? '-' : await checkReportTarget(opts.output, cfg.BACKUP_ROOT);
         const html = await buildStatusPage(cfg);
         if (file === '-') {
           process.stdout.write(html);

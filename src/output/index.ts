@@ -94,6 +94,20 @@ export class Output {
     return this.ndjson;
   }
 
+  /**
+   * stdout's reader went away: with `--json` the progress lines are dropped from now on and true
+   * is returned (the job goes on); without it false (the caller ends the program as before).
+   */
+  stdoutGone(): boolean {
+    this.ndjson?.dropOutput();
+    return this.ndjson !== undefined;
+  }
+
+  /** The `--json` summary line now (a forced exit); a no-op without --json or once written. */
+  endNdjson(exitCode: number): void {
+    this.ndjson?.summary(exitCode);
+  }
+
   /** Progress of a long job, for `--json`; nothing otherwise (the human progress line is separate). */
   status(e: StatusEvent): void {
     this.ndjson?.status(e);

@@ -27,6 +27,7 @@ export class NdjsonWriter {
   private lastAt = 0;
   private fields: Record<string, unknown> = {};
   private done = false;
+  private readerGone = false;
 
   constructor(
     private readonly stdout: Writable,
@@ -36,6 +37,8 @@ export class NdjsonWriter {
   ) {}
 
   private write(obj: Record<string, unknown>): void {
+    // A reader that went away (`| head -1`): the lines are dropped, the run goes on.
+    if (this.readerGone || this.stdout.destroyed || this.stdout.writableEnded) return;
     // JSON.stringify escapes newlines and control characters: one object is always one line.
     // Secrets are scrubbed from the values before, not from the text after: a replacement in
     // the serialised text could cut an escape sequence and break the JSON.
@@ -44,6 +47,11 @@ export class NdjsonWriter {
 
   private elapsed(): number {
     return Math.round((Date.now() - this.started) / 100) / 10;
+  }
+
+  /** stdout's reader went away (EPIPE): nothing more is written, and nothing fails for it. */
+  dropOutput(): void {
+    this.readerGone = true;
   }
 
   /** A status line: always on a phase change, else at most once per interval. */

@@ -54,15 +54,32 @@ export function renderBounded(model: ReportModel): string {
 /** Known secret values (keys, tokens) replaced, as the output scrubber does for log lines. */
 function scrub(html: string, secrets: string[]): string {
   let out = html;
-  for (const s of secrets.sort((a, b) => b.length - a.length)) {
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
     for (const form of new Set([s, escapeHtml(s)])) if (form.length >= 6) out = out.split(form).join('****');
   }
   return out;
 }
 
+/**
+ * Every string read from the volume, secrets masked BEFORE the page cuts long text to length:
+ * a cut through a secret would leave a prefix that the scrub of the finished page cannot match.
+ * Keeps each object's prototype (the open incidents are a null-prototype map keyed by name).
+ */
+function scrubStrings<T>(v: T, secrets: string[]): T {
+  if (typeof v === 'string') return scrub(v, secrets) as T;
+  if (Array.isArray(v)) return v.map((x: unknown) => scrubStrings(x, secrets)) as T;
+  if (v && typeof v === 'object') {
+    const out = Object.create(Object.getPrototypeOf(v) as object | null) as Record<string, unknown>;
+    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: scrubStrings(x, secrets), enumerable: true, writable: true, configurable: true });
+    return out as T;
+  }
+  return v;
+}
+
 export async function buildStatusPage(cfg: Config, opts: { now?: number; crontab?: string | null } = {}): Promise<string> {
-  const raw = await gather({ ...gatherInput(cfg), ...(opts.crontab !== undefined ? { crontab: opts.crontab } : {}) });
-  return scrub(renderBounded(buildModel(raw, opts.now ?? Date.now())), secretValues(cfg));
+  const secrets = secretValues(cfg);
+  const raw = scrubStrings(await gather({ ...gatherInput(cfg), ...(opts.crontab !== undefined ? { crontab: opts.crontab } : {}) }), secrets);
+  return scrub(renderBounded(buildModel(raw, opts.now ?? Date.now())), secrets);
 }
 
 /** Writes the page to the volume after a run. Never throws; a problem is one warning line. */
