@@ -69,6 +69,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // eslint-disable-next-line no-control-regex -- control characters are what this removes
 const oneLine = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
 
+/** How far past a caller's run budget (l2health's) the forced first delivery attempt may go. */
+export const FIRST_ATTEMPT_PAST_RUN_BUDGET_MS = 1000;
+
 export class Alerter {
   readonly buffer: AlertBuffer;
   private deadline: number | undefined;
@@ -85,6 +88,7 @@ export class Alerter {
   ) {
     // A caller with its own budget (l2health's run budget) sets the delivery deadline outright.
     this.deadline = opts.deadline;
+    this.callerBudget = opts.deadline !== undefined;
     const paths = statePaths(cfg.BACKUP_ROOT);
     this.buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, paths.alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m), () => this.waitShare());
     this.flushLockPath = paths.lock('alert-flush');
@@ -93,7 +97,15 @@ export class Alerter {
   /** Sets the delivery deadline (a caller with its own budget, such as l2health's run budget). */
   setDeadline(at: number): void {
     this.deadline = at;
+    this.callerBudget = true;
   }
+
+  /**
+   * Whether the deadline is a caller's run budget (l2health's). Past it, the forced first
+   * attempt gets at most FIRST_ATTEMPT_PAST_RUN_BUDGET_MS, so the run's bound still holds
+   * within that; past l2alert's own budget it gets ALERT_TIMEOUT_MS.
+   */
+  private callerBudget = false;
 
   /** Loads the webhook client ahead of the first delivery, so its import does not eat into the delivery's time. */
   async preload(): Promise<void> {
@@ -233,7 +245,10 @@ export class Alerter {
   private async post(alerts: Alert[], droppedNote?: string): Promise<DeliveryResult> {
     const msg = buildMessage(alerts, droppedNote);
     const { postWebhook } = await import('./webhook.js');
-    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), msg.id, this.budgetDeadline(), { firstAttempt: !this.attempted });
+    const res = await postWebhook({ url: this.cfg.ALERT_WEBHOOK_URL!, secret: this.cfg.ALERT_WEBHOOK_SECRET, timeoutMs: this.cfg.ALERT_TIMEOUT_MS }, this.out.scrub(msg.body), msg.id, this.budgetDeadline(), {
+      firstAttempt: !this.attempted,
+      firstAttemptMaxMs: this.callerBudget ? FIRST_ATTEMPT_PAST_RUN_BUDGET_MS : undefined,
+    });
     if (res.attempts > 0) this.attempted = true;
     if (res.ok) {
       this.lastStatus = res.status;

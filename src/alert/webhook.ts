@@ -2,8 +2,9 @@
  * One webhook message, delivered with got: a timeout per attempt, retries with backoff on
  * network errors, 5xx and 408, Retry-After honoured on 429 when it fits the budget; other 4xx
  * are not retried (the webhook looks misconfigured). Never runs past the deadline, with one
- * exception: `firstAttempt` makes one attempt (ALERT_TIMEOUT_MS) even when the deadline has
- * passed, so a process slowed down by a busy machine still sends its alert once.
+ * exception: `firstAttempt` makes one attempt (ALERT_TIMEOUT_MS, or `firstAttemptMaxMs` if
+ * smaller) even when the deadline has passed, so a process slowed down by a busy machine still
+ * sends its alert once.
  */
 
 export interface WebhookTarget {
@@ -45,7 +46,7 @@ export async function loadClient(): Promise<void> {
   await Promise.all([import('got'), import('./verify.js')]);
 }
 
-export async function postWebhook(target: WebhookTarget, body: string, alertId: string, deadline: number, opts: { firstAttempt?: boolean } = {}): Promise<DeliveryResult> {
+export async function postWebhook(target: WebhookTarget, body: string, alertId: string, deadline: number, opts: { firstAttempt?: boolean; firstAttemptMaxMs?: number } = {}): Promise<DeliveryResult> {
   const { got } = await import('got');
   const { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, ALERT_ID_HEADER } = await import('./verify.js');
   let attempts = 0;
@@ -53,7 +54,7 @@ export async function postWebhook(target: WebhookTarget, body: string, alertId: 
   let lastStatus: number | undefined;
   for (let backoff = 500; ; backoff = Math.min(backoff * 2, 4000)) {
     const forced = opts.firstAttempt === true && attempts === 0;
-    const remaining = forced ? Math.max(deadline - Date.now(), target.timeoutMs) : deadline - Date.now();
+    const remaining = forced ? Math.max(deadline - Date.now(), Math.min(target.timeoutMs, opts.firstAttemptMaxMs ?? target.timeoutMs)) : deadline - Date.now();
     if (remaining < 50) break;
     attempts++;
     const timestamp = Math.floor(Date.now() / 1000);
