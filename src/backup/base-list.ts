@@ -16,7 +16,7 @@ import { createGunzip } from 'node:zlib';
 import { L2Error } from '../errors.js';
 import { newHash } from './hash.js';
 import { FILES } from './layout.js';
-import { comparePaths, entryPath, isEntry, readManifest, type Entry, type Manifest } from './manifest.js';
+import { comparePaths, entryPath, parseEntryLine, readManifest, type Entry, type Manifest } from './manifest.js';
 
 /** A regular file of the previous snapshot that an unchanged source file may be linked to. */
 export interface Prev {
@@ -60,17 +60,6 @@ async function listSha256(path: string): Promise<string> {
   source.on('error', (err) => gunzip.destroy(err));
   for await (const chunk of source.pipe(gunzip) as AsyncIterable<Buffer>) h.update(chunk);
   return h.digest('hex');
-}
-
-function parseLine(line: string, path: string, n: number): Entry {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    v = undefined;
-  }
-  if (!isEntry(v)) throw new L2Error(`file list ${path} line ${n} is corrupt`);
-  return v;
 }
 
 /** A file entry that may be linked: hashed, sized, read whole, read from the source. */
@@ -117,7 +106,7 @@ export class BaseList {
             }
             continue;
           }
-          const e = parseLine(line, path, n);
+          const e = parseEntryLine(line, path, n);
           if (e.s !== name) continue;
           seen = true;
           if (!linkable(e)) continue;

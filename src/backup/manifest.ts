@@ -128,7 +128,7 @@ export function isEntry(v: unknown): v is Entry {
 }
 
 /** One line of a file list; a bad line is an error naming the list and the line. */
-function parseEntryLine(line: string, where: string, n: number): Entry {
+export function parseEntryLine(line: string, where: string, n: number): Entry {
   let v: unknown;
   try {
     v = JSON.parse(line);
