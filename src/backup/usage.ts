@@ -198,7 +198,8 @@ export async function localUsageFromManifests(root: string): Promise<LocalSnapsh
 
 /** The cost figures, from the volume and the state files only (`exact`: du-style, walking every snapshot). */
 export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now(), exact = true): Promise<StorageUsage> {
-  const records = new BackupRecords(cfg.BACKUP_ROOT, report);
+  // Read-only: status calls this without the lock (a corrupt record is repaired by the next run that holds it).
+  const records = new BackupRecords(cfg.BACKUP_ROOT, report, { readOnly: true });
   const snaps = exact ? await localUsage(cfg.BACKUP_ROOT) : await localUsageFromManifests(cfg.BACKUP_ROOT);
   const localBytes = snaps.reduce((s, r) => s + r.ownBytes, 0);
   const remote = remoteSettings(cfg) ? await remoteUsage(cfg, records) : null;
