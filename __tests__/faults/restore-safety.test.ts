@@ -76,16 +76,24 @@ test('a killed in-place restore leaves no temp file that a later backup picks up
   writeFileSync(join(s.data, 'models/huge.bin'), Buffer.alloc(128 * 1024 * 1024, 1));
   expect((await run('l2backup', ['snapshot'], s.env)).exitCode).toBe(0);
   const latest = snapshots(s.root).at(-1)!;
-  const restore = execa('node', [bin('l2backup'), 'restore', latest, '--only', 'models', '--no-pre-restore'], { env: s.env, extendEnv: false, reject: false });
-  // Wait for a temp file to appear in the live tree, then kill the restore there.
   const models = join(s.data, 'models');
-  for (;;) {
-    if (readdirSync(models).some((n) => n.startsWith('.l2restore-'))) break;
-    if (restore.exitCode !== null && restore.exitCode !== undefined) break;
-    await new Promise((r) => setImmediate(r));
+  const hasTemp = () => readdirSync(models).some((n) => n.startsWith('.l2restore-'));
+  // Kill the restore while a temp file is in the live tree. The copy can finish between seeing
+  // the temp file and the kill (a fast disk, or a busy machine's scheduling), so the restore is
+  // frozen first, the temp file checked again, and the whole try repeated until it is caught.
+  for (let attempt = 0; attempt < 20 && !hasTemp(); attempt++) {
+    const restore = execa('node', [bin('l2backup'), 'restore', latest, '--only', 'models', '--no-pre-restore'], { env: s.env, extendEnv: false, reject: false });
+    for (;;) {
+      if (hasTemp()) {
+        restore.kill('SIGSTOP');
+        break;
+      }
+      if (restore.exitCode !== null && restore.exitCode !== undefined) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    restore.kill('SIGKILL');
+    await restore;
   }
-  restore.kill('SIGKILL');
-  await restore;
   expect(readdirSync(models).some((n) => n.startsWith('.l2restore-'))).toBe(true);
   const res = await run('l2backup', ['snapshot'], s.env);
   expect(res.exitCode).toBe(0);
