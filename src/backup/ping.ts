@@ -20,7 +20,6 @@ export async function withRunPings(ctx: JobContext, command: string, job: () => 
   const url = ctx.cfg.BACKUP_PING_URL;
   if (!url) return job();
   const { out } = ctx;
-  const startedAt = Date.now();
   // Bounded by its own timeout only: a run interrupted by SIGTERM still says how it ended.
   const free = new AbortController().signal;
   const timeoutMs = ctx.cfg.BACKUP_PING_TIMEOUT_MS;
@@ -36,7 +35,7 @@ export async function withRunPings(ctx: JobContext, command: string, job: () => 
   // The start ping lands before the end ping, or the watcher would see them out of order.
   const startWarning = await starting;
   if (startWarning) out.warn(startWarning);
-  const body = out.scrub(await summary(ctx, command, code, startedAt, failure));
+  const body = out.scrub(await summary(ctx, command, code, failure));
   const endWarning = await ping(url, { suffix: code === EXIT.OK ? undefined : String(code), body, timeoutMs, signal: free, label: LABEL });
   if (endWarning) out.warn(endWarning);
   if (failure !== undefined) throw failure;
@@ -44,13 +43,15 @@ export async function withRunPings(ctx: JobContext, command: string, job: () => 
 }
 
 /** A few lines for the watcher's event log: outcome, the run record's figures, the error. No secrets, no paths beyond snapshot ids. */
-async function summary(ctx: JobContext, command: string, code: number, startedAt: number, failure: unknown): Promise<string> {
+async function summary(ctx: JobContext, command: string, code: number, failure: unknown): Promise<string> {
   const lines = [`${command}: exit ${code} (${WORDS[code] ?? 'failed'})`];
   const rec: RunRecord | undefined = await new BackupRecords(ctx.cfg.BACKUP_ROOT, () => {})
     .lastRun()
     .catch(() => undefined);
-  // Only this run's record: a run stopped before it wrote one must not report the previous run.
-  if (rec && Date.parse(rec.startedAt) >= startedAt - 1000) {
+  // Only this run's record: a run stopped before it wrote one (lock held, bad input) must not
+  // report the previous run. This process began at timeOrigin; an earlier run's record started
+  // before that (a fixed margin here once took a previous run 0.6 s earlier for this one).
+  if (rec && Date.parse(rec.startedAt) >= Math.floor(performance.timeOrigin)) {
     lines.push(`snapshot ${rec.id ?? '-'}: ${rec.status}; ${rec.files ?? 0} files, ${formatBytes(rec.bytes ?? 0)}, ${formatBytes(rec.newBytes ?? 0)} new, ${formatDuration(rec.durationMs)}`);
     if (rec.remote) lines.push(`remote: ${rec.remote}`);
     if (rec.warnings) lines.push(`${rec.warnings} warning(s); see 'l2backup status'`);
