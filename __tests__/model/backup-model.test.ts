@@ -38,8 +38,21 @@ afterAll(async () => {
 
 let sequence = 0;
 let lastLog: string[] = [];
+/**
+ * Shrinking is bounded here, not with fast-check's interruptAfterTimeLimit: that races a running
+ * async sequence against the clock, so on a loaded machine one slow sequence was cut off half way
+ * (and went on in the background) and reported as a failure with no counterexample. Once a
+ * failure has shrunk for SHRINK_MS, every further shrink candidate passes without running, so
+ * fast-check ends with the smallest failing sequence found so far.
+ */
+let firstFailureAt: number | undefined;
+let shrinkCut = false;
 
 const property = fc.asyncProperty(fc.commands([commandArb], { maxCommands: MAX_COMMANDS }), async (cmds) => {
+  if (firstFailureAt !== undefined && Date.now() - firstFailureAt > SHRINK_MS) {
+    shrinkCut = true;
+    return;
+  }
   const w = new World(s3, proxy, ++sequence);
   stats.sequences++;
   try {
@@ -50,6 +63,7 @@ const property = fc.asyncProperty(fc.commands([commandArb], { maxCommands: MAX_C
     await fc.asyncModelRun(() => ({ model: w, real: w }), cmds);
   } catch (err) {
     lastLog = [...w.log, `FAILED: ${err instanceof Error ? err.message : String(err)}`];
+    firstFailureAt ??= Date.now();
     throw err;
   } finally {
     proxy.hang = false;
@@ -64,12 +78,13 @@ test('l2backup against a reference model: random steps, kills, clock moves and S
   const fixedSeed = process.env.MODEL_SEED !== undefined ? Number(process.env.MODEL_SEED) : undefined;
   while (runs < MAX_RUNS && Date.now() < deadline) {
     const seed = fixedSeed ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+    firstFailureAt = undefined;
+    shrinkCut = false;
+    // One sequence per check; the deadline only decides whether another one starts.
     const res = await fc.check(property, {
       seed,
       path: fixedSeed !== undefined ? process.env.MODEL_PATH : undefined,
       numRuns: 1,
-      interruptAfterTimeLimit: Math.max(1000, deadline - Date.now()) + SHRINK_MS,
-      markInterruptAsFailure: false,
     });
     runs++;
     if (res.failed) {
@@ -79,7 +94,7 @@ test('l2backup against a reference model: random steps, kills, clock moves and S
       failures.push(
         [
           `model test failure${known}: seed ${res.seed}, path "${res.counterexamplePath}" (replay: MODEL_SEED=${res.seed} MODEL_PATH="${res.counterexamplePath}" npx jest __tests__/model)`,
-          `minimal sequence (${res.numShrinks} shrinks${res.interrupted ? ', shrinking interrupted' : ''}): ${res.counterexample ? String(res.counterexample[0]) : '?'}`,
+          `minimal sequence (${res.numShrinks} shrinks${shrinkCut ? `, shrinking stopped after ${SHRINK_MS / 1000} s` : ''}): ${res.counterexample ? String(res.counterexample[0]) : '?'}`,
           ...lastLog.map((l) => `  | ${l}`),
         ].join('\n'),
       );
@@ -94,4 +109,5 @@ test('l2backup against a reference model: random steps, kills, clock moves and S
     `\nmodel test: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.runs} l2backup runs, ${stats.kills} kills, ${stats.checks} checks, ${failures.length} failures; known-defect hits: ${known}; checks switched off pending fixes: ${off.join(', ') || 'none'}\n`,
   );
   expect(failures).toEqual([]);
-}, TIME_MS + SHRINK_MS + 240_000);
+  // Generous: a started sequence always runs to its end, however loaded the machine (issue 9 §6).
+}, TIME_MS + SHRINK_MS + 600_000);
