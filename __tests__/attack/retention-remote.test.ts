@@ -11,6 +11,7 @@ import { run, sandbox as makeSandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
 import { deadPort } from '../helpers/receiver.js';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 
 const dirs: string[] = [];
 const sandbox = () => {
@@ -22,8 +23,6 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
 
 function offline(extra: Record<string, string> = {}) {
   const sb = sandbox();
