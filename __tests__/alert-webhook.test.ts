@@ -5,15 +5,9 @@
  * used up)" and the alert never left the machine.
  */
 import { postWebhook } from '../src/alert/webhook.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { withReceiver } from './helpers/receiver.js';
 
-let r: Receiver;
-beforeAll(async () => {
-  r = await startReceiver();
-});
-afterAll(async () => {
-  await r.close();
-});
+const r = withReceiver();
 
 test('a deadline already passed: the first attempt is still made, and only one', async () => {
   const before = r.received.length;

@@ -8,19 +8,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { startS3, withS3Server, s3Env } from '../helpers/s3.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { LIBFAKETIME, fakeTimeEnv as at } from '../helpers/faketime.js';
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
-
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
+const s3 = withS3Server();
 
 const aws = (args: string[]) =>
   execa('aws', [...args, '--endpoint-url', s3.endpoint, '--output', 'json'], { reject: false, all: true, env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' } });

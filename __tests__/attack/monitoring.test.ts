@@ -6,20 +6,11 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
-import { bin, run, sandbox, type Sandbox } from '../helpers/run.js';
+import { bin, run, sandbox, modelsSandbox } from '../helpers/run.js';
 import { startReceiver } from '../helpers/receiver.js';
 
-function withSources(extra: Record<string, string> = {}): Sandbox & { models: string } {
-  const box = sandbox(extra);
-  const models = join(box.dir, 'models');
-  mkdirSync(models);
-  writeFileSync(join(models, 'weights.bin'), Buffer.alloc(10_000, 7));
-  box.env.BACKUP_SOURCES = `models=${models}`;
-  return { ...box, models };
-}
-
 test('report -o never overwrites a state file or writes into a snapshot on the volume (exit 2, nothing changed)', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   expect((await run('l2backup', ['nightly'], box.env)).exitCode).toBe(0);
   const runs = join(box.root, '.l2', 'backup', 'runs.jsonl');
   const before = readFileSync(runs, 'utf8');
@@ -46,7 +37,7 @@ test('--json: a run ended by the signal timeout (a ping that never answers) stil
   const hc = await startReceiver();
   try {
     hc.script.push({ status: 200, hang: true }, { status: 200, hang: true });
-    const box = withSources({ BACKUP_PING_URL: `http://127.0.0.1:${hc.port}/ping/abcdef-uuid`, BACKUP_PING_TIMEOUT_MS: '60000' });
+    const box = modelsSandbox({ BACKUP_PING_URL: `http://127.0.0.1:${hc.port}/ping/abcdef-uuid`, BACKUP_PING_TIMEOUT_MS: '60000' });
     const child = execa('node', [bin('l2backup'), 'nightly', '--json'], { env: box.env, extendEnv: false, reject: false, forceKillAfterDelay: false });
     // The backup itself is done (its ALERT line) while the /start ping still hangs: then SIGTERM.
     await new Promise<void>((res) => {
@@ -90,7 +81,7 @@ test('the status page never shows part of a secret: text cut to length is cut af
 }, 60_000);
 
 test('--json read by a consumer that goes away (| head -1): the backup still runs to the end, its exit code says how it went', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   // stdout is a pipe whose reader is gone from the start: every NDJSON line meets EPIPE.
   const child = spawn('node', [bin('l2backup'), 'snapshot', '--json'], { env: box.env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.destroy();

@@ -9,8 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { run, sandbox as makeSandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, s3Env, type TestS3 } from '../helpers/s3.js';
 import { deadPort } from '../helpers/receiver.js';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 
 const dirs: string[] = [];
 const sandbox = () => {
@@ -22,8 +23,6 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
 
 function offline(extra: Record<string, string> = {}) {
   const sb = sandbox();
@@ -103,13 +102,7 @@ async function drippingProxy(upstream: string, bytes: number, everyMs: number) {
 }
 
 describe('against the S3 dev server', () => {
-  let s3: TestS3;
-  beforeAll(async () => {
-    s3 = await startS3();
-  });
-  afterAll(async () => {
-    await s3.stop();
-  });
+  const s3 = withS3Server();
 
   test('"every S3 call is bounded": a listing that drips its body keeps a nightly (and its lock) far past 3 x 4 x S3_TIMEOUT_MS', async () => {
     const sb = sandbox();
@@ -132,22 +125,22 @@ describe('against the S3 dev server', () => {
   });
 });
 
+/** A sandbox backing up to a prefix of its own on `s3` (`tag` and six random characters), after one nightly whose endpoint refused connections: its snapshot stands pending. */
+async function pendingSnapshot(s3: TestS3, tag: string) {
+  const sb = sandbox();
+  const { sources } = makeTree(sb.dir);
+  const prefix = `${tag}${Math.random().toString(36).slice(2, 8)}`;
+  const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), BACKUP_SOURCES: sources };
+  expect((await run('l2backup', ['nightly'], { ...env, S3_ENDPOINT: `http://127.0.0.1:${await deadPort()}`, S3_TIMEOUT_MS: '1000' })).exitCode).toBe(1);
+  const [pending] = snapshots(sb.root);
+  return { sb, env, pending };
+}
+
 describe('what the uploader opens', () => {
-  let s3: TestS3;
-  beforeAll(async () => {
-    s3 = await startS3();
-  });
-  afterAll(async () => {
-    await s3.stop();
-  });
+  const s3 = withS3Server();
 
   test('a snapshot file replaced by a FIFO is opened and read by the upload (a nightly blocks forever, lock held, until someone writes)', async () => {
-    const sb = sandbox();
-    const { sources } = makeTree(sb.dir);
-    const prefix = `p${Math.random().toString(36).slice(2, 8)}`;
-    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), BACKUP_SOURCES: sources };
-    expect((await run('l2backup', ['nightly'], { ...env, S3_ENDPOINT: `http://127.0.0.1:${await deadPort()}`, S3_TIMEOUT_MS: '1000' })).exitCode).toBe(1);
-    const [pending] = snapshots(sb.root);
+    const { sb, env, pending } = await pendingSnapshot(s3, 'p');
     const fifo = join(sb.root, pending!, 'reports/daily.csv');
     rmSync(fifo);
     execFileSync('mkfifo', [fifo]);
@@ -170,21 +163,10 @@ describe('what the uploader opens', () => {
 });
 
 describe('what the uploader opens: symlinks', () => {
-  let s3: TestS3;
-  beforeAll(async () => {
-    s3 = await startS3();
-  });
-  afterAll(async () => {
-    await s3.stop();
-  });
+  const s3 = withS3Server();
 
   test('a snapshot file replaced by a symlink to /dev/zero is not followed: the snapshot is skipped as damaged', async () => {
-    const sb = sandbox();
-    const { sources } = makeTree(sb.dir);
-    const prefix = `z${Math.random().toString(36).slice(2, 8)}`;
-    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), BACKUP_SOURCES: sources };
-    expect((await run('l2backup', ['nightly'], { ...env, S3_ENDPOINT: `http://127.0.0.1:${await deadPort()}`, S3_TIMEOUT_MS: '1000' })).exitCode).toBe(1);
-    const [pending] = snapshots(sb.root);
+    const { sb, env, pending } = await pendingSnapshot(s3, 'z');
     const file = join(sb.root, pending!, 'reports/daily.csv');
     rmSync(file);
     symlinkSync('/dev/zero', file);
@@ -202,21 +184,10 @@ describe('what the uploader opens: symlinks', () => {
 });
 
 describe('damage that spreads', () => {
-  let s3: TestS3;
-  beforeAll(async () => {
-    s3 = await startS3();
-  });
-  afterAll(async () => {
-    await s3.stop();
-  });
+  const s3 = withS3Server();
 
   test('one damaged byte in a pending snapshot: every later nightly hard-links the damaged file, is skipped too, and nothing reaches the remote again', async () => {
-    const sb = sandbox();
-    const { sources } = makeTree(sb.dir);
-    const prefix = `h${Math.random().toString(36).slice(2, 8)}`;
-    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), BACKUP_SOURCES: sources };
-    expect((await run('l2backup', ['nightly'], { ...env, S3_ENDPOINT: `http://127.0.0.1:${await deadPort()}`, S3_TIMEOUT_MS: '1000' })).exitCode).toBe(1);
-    const [damaged] = snapshots(sb.root);
+    const { sb, env, pending: damaged } = await pendingSnapshot(s3, 'h');
     const path = join(sb.root, damaged!, 'models/artifacts/scaler.pkl');
     const bytes = readFileSync(path);
     bytes[100] = bytes[100]! ^ 0xff;
@@ -241,13 +212,7 @@ describe('damage that spreads', () => {
 });
 
 describe('remote ids', () => {
-  let s3: TestS3;
-  beforeAll(async () => {
-    s3 = await startS3();
-  });
-  afterAll(async () => {
-    await s3.stop();
-  });
+  const s3 = withS3Server();
 
   test('after the clock jumps back, a new snapshot takes the id of a remote snapshot that is only gone locally and overwrites it', async () => {
     const sb = sandbox();

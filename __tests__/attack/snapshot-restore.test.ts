@@ -17,13 +17,18 @@ afterAll(async () => {
   for (const d of made) await execa('rm', ['-rf', d]);
 });
 
-test('export -o into a folder that takes no files (/proc) is one usage line naming -o', async () => {
+/** A sandbox (removed after the file) whose one source, models, is an empty folder. */
+function modelsSource() {
   const sb = sandbox();
   made.push(sb.dir);
   const data = join(sb.dir, 'data/models');
   mkdirSync(data, { recursive: true });
+  return { sb, data, env: { ...sb.env, BACKUP_SOURCES: `models=${data}` } };
+}
+
+test('export -o into a folder that takes no files (/proc) is one usage line naming -o', async () => {
+  const { data, env } = modelsSource();
   writeFileSync(join(data, 'm.bin'), 'model');
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
   const res = await run('l2backup', ['export', 'latest', '-o', '/proc/x.tgz'], env);
   expect(res.exitCode).toBe(2);
@@ -33,12 +38,8 @@ test('export -o into a folder that takes no files (/proc) is one usage line nami
 });
 
 test('export -o onto an existing device never replaces the device with the archive', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data, env } = modelsSource();
   writeFileSync(join(data, 'm.bin'), 'model');
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
   const id = snapshots(sb.root)[0]!;
   // A private device node standing in for /dev/null (the real run replaced /dev/full).
@@ -49,10 +50,7 @@ test('export -o onto an existing device never replaces the device with the archi
 });
 
 test('BACKUP_ROOT that is a file is a configuration error (exit 2), not an internal error', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data } = modelsSource();
   const res = await run('l2backup', ['snapshot'], { ...sb.env, BACKUP_ROOT: sb.envFile, BACKUP_SOURCES: `models=${data}` });
   expect(res.all).not.toMatch(/internal error/);
   expect(res.exitCode).toBe(2);
@@ -78,12 +76,8 @@ test('restore --target never writes outside the target through a symlink at TARG
 });
 
 test('a --target that is a file, or holds a file at TARGET/<source>, is a usage error (exit 2), not an internal error', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data, env } = modelsSource();
   writeFileSync(join(data, 'm.bin'), 'model');
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
   const file = join(sb.dir, 'afile');
   writeFileSync(file, 'not a folder');
@@ -119,13 +113,9 @@ test('a file named configs/.env.backup in the source is not overwritten by the e
 });
 
 test('export of two names that differ only in non-UTF-8 bytes keeps both (or says it cannot)', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data, env } = modelsSource();
   writeFileSync(Buffer.from(data + '/a\xff', 'latin1'), 'one');
   writeFileSync(Buffer.from(data + '/a\xfe', 'latin1'), 'two');
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
   const out = join(sb.dir, 'x.tar.gz');
   const res = await run('l2backup', ['export', 'latest', '-o', out], env);
@@ -141,13 +131,9 @@ test('export of two names that differ only in non-UTF-8 bytes keeps both (or say
 });
 
 test('export never merges two entries into one archive name: the second is left out, named, exit 3', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data, env } = modelsSource();
   writeFileSync(Buffer.from(data + '/a\xff', 'latin1'), 'raw byte');
   writeFileSync(join(data, 'a%ff'), 'literal percent-f-f'); // the escaped form of the other's name
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
   const out = join(sb.dir, 'x.tar.gz');
   const res = await run('l2backup', ['export', 'latest', '-o', out], env);
@@ -211,10 +197,7 @@ while not os.path.exists(${JSON.stringify(stop)}):
 }, LONG);
 
 test('a deep path that fits PATH_MAX in the source but not under BACKUP_ROOT/.tmp-*/ does not sink the whole snapshot', async () => {
-  const sb = sandbox();
-  made.push(sb.dir);
-  const data = join(sb.dir, 'data/models');
-  mkdirSync(data, { recursive: true });
+  const { sb, data, env } = modelsSource();
   writeFileSync(join(data, 'model.bin'), 'weights');
   // A source path of 4080 bytes: legal there, but the temp snapshot's prefix is longer than the source's.
   let deep = data;
@@ -222,7 +205,6 @@ test('a deep path that fits PATH_MAX in the source but not under BACKUP_ROOT/.tm
   deep = join(deep, 'r'.repeat(4080 - deep.length - 1));
   mkdirSync(deep, { recursive: true });
   writeFileSync(join(deep, 'x'), 'deep');
-  const env = { ...sb.env, BACKUP_SOURCES: `models=${data}` };
   const res = await run('l2backup', ['snapshot'], env);
   // At worst partial (3) with the deep file named; model.bin must be in a published snapshot.
   expect([0, 3]).toContain(res.exitCode);

@@ -8,16 +8,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run as runProgram, sandbox, type RunResult } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, s3Env } from '../helpers/s3.js';
 import { holdBackupLock } from '../helpers/snap.js';
 
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
+const s3 = withS3Server();
 
 // execa strips the final newline by default: keep stdout byte for byte.
 const run = (prog: 'l2backup', args: string[], env: Record<string, string>) => runProgram(prog, args, env, { stripFinalNewline: false });

@@ -9,35 +9,21 @@ import type { AddressInfo, Socket } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { bin, run, sandbox } from '../helpers/run.js';
-import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { bin, run } from '../helpers/run.js';
+import { snapshots } from '../helpers/tree.js';
+import { withS3Server, remoteSandbox } from '../helpers/s3.js';
+import { withReceiver } from '../helpers/receiver.js';
 import { testUser, tracked, waitFor } from '../helpers/cleanup.js';
 import { holdBackupLock, treeBytes } from '../helpers/snap.js';
 
-let s3: TestS3;
-let hook: Receiver;
-beforeAll(async () => {
-  s3 = await startS3();
-  hook = await startReceiver();
-});
+const s3 = withS3Server();
+const hook = withReceiver();
 // Nightlies in different tests may get the same id (a nightly names its minute): each test reads only its own alerts.
 beforeEach(() => {
   hook.received.length = 0;
 });
-afterAll(async () => {
-  await s3.stop();
-  await hook.close();
-});
 
-function setup(extra: Record<string, string> = {}) {
-  const sb = sandbox();
-  const { data, sources } = makeTree(sb.dir);
-  const prefix = `d${Math.random().toString(36).slice(2, 8)}`;
-  Object.assign(sb.env, s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}`, ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0' }), { BACKUP_SOURCES: sources, ...extra });
-  return { ...sb, data, prefix };
-}
+const setup = (extra: Record<string, string> = {}) => remoteSandbox(s3, 'd', { ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0' }, extra);
 
 const aws = (args: string[]) =>
   execa('aws', [...args, '--endpoint-url', s3.endpoint, '--only-show-errors'], { reject: false, all: true, env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' } });

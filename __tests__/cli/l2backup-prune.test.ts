@@ -5,30 +5,16 @@
  * `prune --remote` then deletes exactly what the dry run said; a bad policy is exit 2, one line.
  */
 import { join } from 'node:path';
-import { run, sandbox } from '../helpers/run.js';
-import { makeTree, snapshots } from '../helpers/tree.js';
+import { run } from '../helpers/run.js';
+import { snapshots } from '../helpers/tree.js';
 import { treeBytes } from '../helpers/snap.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, remoteSandbox } from '../helpers/s3.js';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 import { writeFileSync } from 'node:fs';
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
+const s3 = withS3Server();
 
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
-
-function setup(extra: Record<string, string> = {}) {
-  const sb = sandbox();
-  const { data, sources } = makeTree(sb.dir);
-  const prefix = `p${Math.random().toString(36).slice(2, 8)}`;
-  Object.assign(sb.env, s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}` }), { BACKUP_SOURCES: sources, TZ: 'UTC', BACKUP_LOCAL_RETENTION_DAYS: '3650', ...extra });
-  return { ...sb, data, prefix };
-}
+const setup = (extra: Record<string, string> = {}) => remoteSandbox(s3, 'p', {}, { TZ: 'UTC', BACKUP_LOCAL_RETENTION_DAYS: '3650', ...extra });
 
 const remoteIds = (prefix: string) => [...treeBytes(join(s3.dir, s3.bucket, prefix, 'snapshots')).keys()].map((k) => k.split('/')[1]!).filter((v, i, a) => a.indexOf(v) === i).sort();
 

@@ -10,15 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, s3Env } from '../helpers/s3.js';
 
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
+const s3 = withS3Server();
 
 const MB = 1024 * 1024;
 

@@ -2,29 +2,15 @@
 import { readFileSync, writeFileSync, existsSync, mkdirSync, appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { run, sandbox } from '../helpers/run.js';
-import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { run } from '../helpers/run.js';
+import { snapshots } from '../helpers/tree.js';
+import { withS3Server, remoteSandbox } from '../helpers/s3.js';
+import { withReceiver } from '../helpers/receiver.js';
 
-let s3: TestS3;
-let hook: Receiver;
-beforeAll(async () => {
-  s3 = await startS3();
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await s3.stop();
-  await hook.close();
-});
+const s3 = withS3Server();
+const hook = withReceiver();
 
-function setup(extra: Record<string, string> = {}) {
-  const sb = sandbox();
-  const { data, sources } = makeTree(sb.dir);
-  const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
-  Object.assign(sb.env, s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}`, BACKUP_MULTIPART_MB: '5', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0' }), { BACKUP_SOURCES: sources, ...extra });
-  return { ...sb, data, prefix };
-}
+const setup = (extra: Record<string, string> = {}) => remoteSandbox(s3, 't', { BACKUP_MULTIPART_MB: '5', ALERT_WEBHOOK_URL: hook.url, ALERT_MIN_INTERVAL_MS: '0' }, extra);
 
 const sh = (script: string, env: Record<string, string> = {}) => execa('sh', ['-c', script], { reject: false, all: true, env: { ...process.env, ...env } });
 const remoteRecord = (root: string, id: string) => JSON.parse(readFileSync(join(root, '.l2/backup/remote', `${id}.json`), 'utf8'));

@@ -10,8 +10,7 @@ import { execa } from 'execa';
 import { run, sandbox, type Sandbox } from '../helpers/run.js';
 import { makeTree, ageSnapshot, idDaysAgo, snapshots } from '../helpers/tree.js';
 import { deadPort } from '../helpers/receiver.js';
-
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 
 interface Setup extends Sandbox {
   data: string;
@@ -23,9 +22,6 @@ function setup(extra: Record<string, string> = {}): Setup {
   Object.assign(sb.env, { BACKUP_SOURCES: sources, ...extra });
   return { ...sb, data };
 }
-
-/** The environment of a run whose clock reads `faketime` (libfaketime syntax: "+10d", "@2026-11-20 02:00:03"). */
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
 
 const diff = (a: string, b: string) => execa('diff', ['-r', a, b], { reject: false });
 

@@ -9,41 +9,26 @@ import { readFileSync, writeFileSync, appendFileSync, existsSync, rmSync } from 
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { run, sandbox } from '../helpers/run.js';
-import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { run } from '../helpers/run.js';
+import { snapshots } from '../helpers/tree.js';
+import { withS3Server, remoteSandbox, type TestS3 } from '../helpers/s3.js';
+import { withFaultProxy } from '../helpers/fault-proxy.js';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const MiB = 1024 * 1024;
 
 /** plain: stock behaviour; strict: bucket encryption on, no UploadPartCopy, a nightly key that may not delete */
-let plain: TestS3;
-let strict: TestS3;
-let proxy: FaultProxy;
-beforeAll(async () => {
-  plain = await startS3();
-  strict = await startS3('l2trading-strict', undefined, {
-    DEV_S3_BUCKET_ENCRYPTION: 'AES256',
-    DEV_S3_NO_UPLOAD_PART_COPY: '1',
-    DEV_S3_EXTRA_KEYS: 'PRUNER:prune-secret',
-    DEV_S3_DELETE_KEYS: 'PRUNER',
-  });
-  proxy = await startFaultProxy(plain.endpoint);
+const plain = withS3Server();
+const strict = withS3Server('l2trading-strict', {
+  DEV_S3_BUCKET_ENCRYPTION: 'AES256',
+  DEV_S3_NO_UPLOAD_PART_COPY: '1',
+  DEV_S3_EXTRA_KEYS: 'PRUNER:prune-secret',
+  DEV_S3_DELETE_KEYS: 'PRUNER',
 });
-afterAll(async () => {
-  await proxy.close();
-  await plain.stop();
-  await strict.stop();
-});
+const proxy = withFaultProxy(() => plain.endpoint);
 
-function setup(s3: TestS3, extra: Record<string, string> = {}, endpoint = s3.endpoint) {
-  const sb = sandbox();
-  const { data, sources } = makeTree(sb.dir);
-  const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
-  Object.assign(sb.env, s3Env(s3, { S3_ENDPOINT: endpoint, BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}`, BACKUP_MULTIPART_MB: '5', S3_COPY_PART_THRESHOLD_BYTES: String(8 * MiB), S3_COPY_PART_BYTES: String(5 * MiB) }), { BACKUP_SOURCES: sources, ...extra });
-  return { ...sb, data, prefix };
-}
+const setup = (s3: TestS3, extra: Record<string, string> = {}, endpoint = s3.endpoint) =>
+  remoteSandbox(s3, 't', { S3_ENDPOINT: endpoint, BACKUP_MULTIPART_MB: '5', S3_COPY_PART_THRESHOLD_BYTES: String(8 * MiB), S3_COPY_PART_BYTES: String(5 * MiB) }, extra);
 
 const aws = (s3: TestS3, args: string[], key = 'S3RVER', secret = 'S3RVER') =>
   execa('aws', [...args, '--endpoint-url', s3.endpoint, '--output', 'json'], { reject: false, all: true, env: { ...process.env, AWS_ACCESS_KEY_ID: key, AWS_SECRET_ACCESS_KEY: secret, AWS_DEFAULT_REGION: 'us-east-1' } });
@@ -56,7 +41,6 @@ const bigFile = (seed: number) => {
   for (let i = 0; i < b.length; i++) b[i] = (i * 31 + seed + (i >> 12)) & 0xff;
   return b;
 };
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
 
 test('an unchanged object over the threshold is copied server-side in ranged parts, not sent again, and verifies', async () => {
   const s = setup(plain, {}, proxy.url);

@@ -10,20 +10,13 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, s3Env } from '../helpers/s3.js';
+import { fakeTimeEnv as at } from '../helpers/faketime.js';
 import { linearForecast, trend } from '../../src/backup/usage.js';
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const at = (env: Record<string, string>, faketime: string) => ({ ...env, LD_PRELOAD: LIBFAKETIME, FAKETIME: faketime, FAKETIME_DONT_RESET: '1' });
 const DAY = 86_400_000;
 
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
+const s3 = withS3Server();
 
 function objectBytes(dir: string): number {
   let total = 0;

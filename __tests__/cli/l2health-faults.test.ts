@@ -5,19 +5,11 @@
 import { mkdirSync, readFileSync, rmdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sandbox } from '../helpers/run.js';
-import { startTargets, type Targets } from '../helpers/targets.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { withTargets } from '../helpers/targets.js';
+import { withReceiver } from '../helpers/receiver.js';
 
-let t: Targets;
-let hook: Receiver;
-beforeAll(async () => {
-  t = await startTargets();
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await t.close();
-  await hook.close();
-});
+const t = withTargets();
+const hook = withReceiver();
 beforeEach(() => {
   hook.received.length = 0;
   hook.script.length = 0;

@@ -4,19 +4,11 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
-import { startTargets, GAP_MS, type Targets } from '../helpers/targets.js';
-import { startReceiver, deadPort, type Receiver } from '../helpers/receiver.js';
+import { withTargets, GAP_MS } from '../helpers/targets.js';
+import { withReceiver, deadPort } from '../helpers/receiver.js';
 
-let t: Targets;
-let hook: Receiver;
-beforeAll(async () => {
-  t = await startTargets();
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await t.close();
-  await hook.close();
-});
+const t = withTargets();
+const hook = withReceiver();
 beforeEach(() => {
   hook.received.length = 0;
 });

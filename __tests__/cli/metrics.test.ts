@@ -8,16 +8,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox, type Sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
-import { startTargets, type Targets } from '../helpers/targets.js';
+import { withTargets } from '../helpers/targets.js';
 import { deadPort } from '../helpers/receiver.js';
 
-let t: Targets;
-beforeAll(async () => {
-  t = await startTargets();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTargets();
 
 async function setup(extra: Record<string, string> = {}): Promise<Sandbox & { metrics: string; prom: string }> {
   const probe = sandbox();

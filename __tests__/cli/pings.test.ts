@@ -5,21 +5,13 @@
 
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
-import { startReceiver, deadPort, type Receiver } from '../helpers/receiver.js';
-import { startTargets, type Targets } from '../helpers/targets.js';
+import { withReceiver, deadPort } from '../helpers/receiver.js';
+import { withTargets } from '../helpers/targets.js';
 
-let hc: Receiver;
-let t: Targets;
+const hc = withReceiver();
+const t = withTargets();
 // The UUID is the secret of a ping URL: it must never be printed.
 const UUID = '5f0e4d8c-7b1a-4c2e-9d3f-0a1b2c3d4e5f';
-beforeAll(async () => {
-  hc = await startReceiver();
-  t = await startTargets();
-});
-afterAll(async () => {
-  await hc.close();
-  await t.close();
-});
 beforeEach(() => {
   hc.requests.length = 0;
   hc.script.length = 0;

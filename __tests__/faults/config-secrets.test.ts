@@ -6,19 +6,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startTargets, type Targets } from '../helpers/targets.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { withTargets } from '../helpers/targets.js';
+import { withReceiver } from '../helpers/receiver.js';
 
-let t: Targets;
-let hook: Receiver;
-beforeAll(async () => {
-  t = await startTargets();
-  hook = await startReceiver();
-});
-afterAll(async () => {
-  await t.close();
-  await hook.close();
-});
+const t = withTargets();
+const hook = withReceiver();
 
 const absent = (text: string, secrets: string[]) => secrets.filter((s) => text.includes(s));
 

@@ -9,19 +9,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { withS3Server, s3Env } from '../helpers/s3.js';
+import { withFaultProxy } from '../helpers/fault-proxy.js';
 
-let s3: TestS3;
-let proxy: FaultProxy;
-beforeAll(async () => {
-  s3 = await startS3();
-  proxy = await startFaultProxy(s3.endpoint);
-});
-afterAll(async () => {
-  await proxy.close();
-  await s3.stop();
-});
+const s3 = withS3Server();
+const proxy = withFaultProxy(() => s3.endpoint);
 
 test('an UploadPart that is accepted and never answered ends the nightly within a few S3_TIMEOUT_MS: exit 1, lock released, pending', async () => {
   const sb = sandbox();

@@ -9,26 +9,16 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
-import { startS3, type TestS3 } from '../helpers/s3.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { startFaultProxy, type Fault, type FaultProxy } from '../helpers/fault-proxy.js';
+import { withS3Server } from '../helpers/s3.js';
+import { withReceiver } from '../helpers/receiver.js';
+import { withFaultProxy, type Fault } from '../helpers/fault-proxy.js';
 
-let s3: TestS3;
-let s3proxy: FaultProxy;
-let hook: Receiver;
-let hookProxy: FaultProxy;
+const s3 = withS3Server();
+const s3proxy = withFaultProxy(() => s3.endpoint);
+const hook = withReceiver();
+const hookProxy = withFaultProxy(() => `http://127.0.0.1:${hook.port}`);
 const tried: boolean[] = [];
-beforeAll(async () => {
-  s3 = await startS3();
-  s3proxy = await startFaultProxy(s3.endpoint);
-  hook = await startReceiver();
-  hookProxy = await startFaultProxy(`http://127.0.0.1:${hook.port}`);
-});
-afterAll(async () => {
-  await s3proxy.close();
-  await hookProxy.close();
-  await s3.stop();
-  await hook.close();
+afterAll(() => {
   process.stderr.write(`\nnetwork suite: ${tried.length} cases tried, ${tried.filter(Boolean).length} survived, ${tried.filter((t) => !t).length} lost\n`);
 });
 

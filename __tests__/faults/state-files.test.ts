@@ -2,11 +2,12 @@
  * The one place that writes state (src/state/files.ts) on a real nearly full volume (a tiny
  * tmpfs; needs root, as CI has) and with symlinks planted where state belongs.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { appendLines, readJsonState, writeJsonAtomic } from '../../src/state/files.js';
+import { fillVolume } from '../helpers/volume.js';
 
 test('an append is whole or absent: a short write on a nearly full volume leaves no torn line', async () => {
   const volume = mkdtempSync(join(tmpdir(), 'l2tiny-'));
@@ -16,14 +17,7 @@ test('an append is whole or absent: a short write on a nearly full volume leaves
     const first = JSON.stringify({ n: 1, pad: 'x'.repeat(3900) });
     await appendLines(file, [first]);
     // Fill every free page: the next append fits only partly into the file's last page.
-    const fd = openSync(join(volume, 'filler'), 'w');
-    try {
-      for (;;) writeSync(fd, Buffer.alloc(4096, 1));
-    } catch {
-      // ENOSPC: full
-    } finally {
-      closeSync(fd);
-    }
+    fillVolume(volume);
     const second = JSON.stringify({ n: 2, pad: 'y'.repeat(1000) });
     await expect(appendLines(file, [second])).rejects.toThrow(/cannot write .*log\.jsonl: the volume is full \(ENOSPC\)/);
     expect(readFileSync(file, 'utf8')).toBe(first + '\n');

@@ -9,17 +9,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
-import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
+import { withS3Server, s3Env } from '../helpers/s3.js';
 import { deadPort } from '../helpers/receiver.js';
 import { tracked } from '../helpers/cleanup.js';
 
-let s3: TestS3;
-beforeAll(async () => {
-  s3 = await startS3();
-});
-afterAll(async () => {
-  await s3.stop();
-});
+const s3 = withS3Server();
 
 function setup() {
   const sb = sandbox();

@@ -3,13 +3,14 @@
  * read-only one (a read-only bind mount), a symlink planted at the buffer, and a process
  * frozen (SIGSTOP) while it holds the buffer mutex. Needs root (mount), as CI has.
  */
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, writeSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { ROOT, run, sandbox, type Sandbox } from '../helpers/run.js';
 import { makeTree } from '../helpers/tree.js';
+import { fillVolume } from '../helpers/volume.js';
 import { startReceiver, deadPort, type Receiver } from '../helpers/receiver.js';
 
 let cleanups: (() => Promise<unknown>)[] = [];
@@ -66,14 +67,7 @@ test('a full volume: l2alert send, the nightly failure alert and l2health alerts
     rmSync(volume, { recursive: true, force: true });
   });
   const sb = await prepared(volume);
-  const fd = openSync(join(volume, 'filler'), 'w');
-  try {
-    for (;;) writeSync(fd, Buffer.alloc(4096, 1));
-  } catch {
-    // ENOSPC: the volume is full
-  } finally {
-    closeSync(fd);
-  }
+  fillVolume(volume);
   await everyAlertGetsOut(sb, /the volume is full \(ENOSPC\)/);
 });
 

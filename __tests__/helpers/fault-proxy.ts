@@ -32,9 +32,31 @@ export interface FaultProxy {
 }
 
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const p = unstartedProxy();
+  await listenProxy(p, upstream);
+  return p;
+}
+
+/**
+ * A proxy for the whole test file in front of `upstream()` (read when it starts, after the
+ * servers set up before it): listening before the file's first test, closed after its last
+ * (afterAll runs even when a test failed). The object is filled in when it starts, so tests use
+ * it like the one startFaultProxy returns.
+ */
+export function withFaultProxy(upstream: () => string): FaultProxy {
+  const p = unstartedProxy();
+  beforeAll(() => listenProxy(p, upstream()));
+  afterAll(() => p.close());
+  return p;
+}
+
+function unstartedProxy(): FaultProxy {
+  return { url: '', port: 0, faults: [], seen: [], requests: [], delayMs: 10_000, hang: false, hung: 0, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
+}
+
+async function listenProxy(p: FaultProxy, upstream: string): Promise<void> {
   const target = new URL(upstream);
   const sockets = new Set<Socket>();
-  const p: FaultProxy = { url: '', port: 0, faults: [], seen: [], requests: [], delayMs: 10_000, hang: false, hung: 0, listening: true, refuse: async () => {}, accept: async () => {}, close: async () => {} };
   const server = http.createServer((req, res) => {
     p.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (p.hang || p.hangIf?.(req)) {
@@ -105,5 +127,4 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     p.listening = true;
   };
   p.close = stop;
-  return p;
 }

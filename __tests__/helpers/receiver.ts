@@ -34,7 +34,28 @@ export interface Receiver {
 }
 
 export async function startReceiver(secret?: string, port = 0): Promise<Receiver> {
-  const r: Receiver = { url: '', port: 0, requests: [], received: [], script: [], fallback: 200, rejected: 0, close: async () => {} };
+  const r = unstartedReceiver();
+  await listen(r, secret, port);
+  return r;
+}
+
+/**
+ * The receiver for the whole test file: listening before its first test, closed after its last
+ * (afterAll runs even when a test failed). The object is filled in when it starts, so tests use it
+ * like the one startReceiver returns.
+ */
+export function withReceiver(secret?: string): Receiver {
+  const r = unstartedReceiver();
+  beforeAll(() => listen(r, secret, 0));
+  afterAll(() => r.close());
+  return r;
+}
+
+function unstartedReceiver(): Receiver {
+  return { url: '', port: 0, requests: [], received: [], script: [], fallback: 200, rejected: 0, close: async () => {} };
+}
+
+async function listen(r: Receiver, secret: string | undefined, port: number): Promise<void> {
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -77,7 +98,6 @@ export async function startReceiver(secret?: string, port = 0): Promise<Receiver
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
     });
-  return r;
 }
 
 /** A port that refuses connections (bound, then closed). */

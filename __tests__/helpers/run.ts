@@ -43,3 +43,13 @@ export async function run(program: 'l2alert' | 'l2backup' | 'l2health', args: st
   const res = await execa('node', [bin(program), ...args], { env, extendEnv: false, reject: false, all: true, timeout: 280_000, ...opts });
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr), all: String(res.all) };
 }
+
+/** A sandbox whose one source, models, holds a 10 kB weights.bin. */
+export function modelsSandbox(extra: Record<string, string> = {}): Sandbox & { models: string } {
+  const box = sandbox(extra);
+  const models = join(box.dir, 'models');
+  mkdirSync(models);
+  writeFileSync(join(models, 'weights.bin'), Buffer.alloc(10_000, 7));
+  box.env.BACKUP_SOURCES = `models=${models}`;
+  return { ...box, models };
+}

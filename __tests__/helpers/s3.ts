@@ -2,7 +2,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './run.js';
+import { ROOT, sandbox, type Sandbox } from './run.js';
+import { makeTree } from './tree.js';
 import { deadPort } from './receiver.js';
 import { tracked, scratch } from './cleanup.js';
 
@@ -47,6 +48,33 @@ export async function startS3(bucket = 'l2trading-staging', port?: number, env: 
   };
   await s3.start();
   return s3;
+}
+
+/**
+ * The dev S3 server for the whole test file: running before its first test, stopped after its
+ * last (afterAll runs even when a test failed; its folder goes with the file's scratch folder).
+ * The object is filled in when it starts, so tests use it like the one startS3 returns.
+ */
+export function withS3Server(bucket?: string, env?: Record<string, string>): TestS3 {
+  const s3 = {} as TestS3;
+  let started: TestS3 | undefined;
+  beforeAll(async () => {
+    started = await startS3(bucket, undefined, env);
+    Object.assign(s3, started);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  return s3;
+}
+
+/** A sandbox holding the data tree (makeTree), backing up to a prefix of its own (`tag` and six random characters) in the test bucket. */
+export function remoteSandbox(s3: TestS3, tag: string, s3Extra: Record<string, string> = {}, extra: Record<string, string> = {}): Sandbox & { data: string; prefix: string } {
+  const sb = sandbox();
+  const { data, sources } = makeTree(sb.dir);
+  const prefix = `${tag}${Math.random().toString(36).slice(2, 8)}`;
+  Object.assign(sb.env, s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/${prefix}`, ...s3Extra }), { BACKUP_SOURCES: sources, ...extra });
+  return { ...sb, data, prefix };
 }
 
 export function s3Env(s3: TestS3, extra: Record<string, string> = {}): Record<string, string> {

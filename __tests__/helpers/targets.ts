@@ -19,9 +19,34 @@ export interface Targets {
   close(): Promise<void>;
 }
 
-export async function startTargets(opts: { slowMs?: number } = {}): Promise<Targets> {
+export interface TargetOptions {
+  slowMs?: number;
+}
+
+export async function startTargets(opts: TargetOptions = {}): Promise<Targets> {
+  const t = unstartedTargets();
+  await listen(t, opts);
+  return t;
+}
+
+/**
+ * The targets for the whole test file: listening before its first test, closed after its last
+ * (afterAll runs even when a test failed). The object is filled in when they start, so tests use
+ * it like the one startTargets returns.
+ */
+export function withTargets(opts: TargetOptions = {}): Targets {
+  const t = unstartedTargets();
+  beforeAll(() => listen(t, opts));
+  afterAll(() => t.close());
+  return t;
+}
+
+function unstartedTargets(): Targets {
+  return { base: '', hangPort: 0, pings: 0, flakyStatus: 200, close: async () => {} };
+}
+
+async function listen(t: Targets, opts: TargetOptions): Promise<void> {
   const slowMs = opts.slowMs ?? SLOW_MS;
-  const t: Targets = { base: '', hangPort: 0, pings: 0, flakyStatus: 200, close: async () => {} };
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const sse = (res: http.ServerResponse, type = 'text/event-stream') => res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' });
@@ -129,5 +154,4 @@ export async function startTargets(opts: { slowMs?: number } = {}): Promise<Targ
     for (const s of sockets) s.destroy();
     await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => hang.close(r))]);
   };
-  return t;
 }

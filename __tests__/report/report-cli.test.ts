@@ -2,23 +2,14 @@
  * The status page from the built programs: written after every run, never failing one, and
  * `l2backup report -o FILE` on demand, also on a copy of a volume whose sources and remote are gone.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { run, sandbox, type Sandbox } from '../helpers/run.js';
+import { run, sandbox, modelsSandbox } from '../helpers/run.js';
 import { deadPort, startReceiver } from '../helpers/receiver.js';
 import { startTargets } from '../helpers/targets.js';
 
 const pageOf = (root: string) => join(root, '.l2', 'report', 'index.html');
-
-function withSources(extra: Record<string, string> = {}): Sandbox & { models: string } {
-  const box = sandbox(extra);
-  const models = join(box.dir, 'models');
-  mkdirSync(models);
-  writeFileSync(join(models, 'weights.bin'), Buffer.alloc(10_000, 7));
-  box.env.BACKUP_SOURCES = `models=${models}`;
-  return { ...box, models };
-}
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -26,7 +17,7 @@ afterEach(async () => {
 });
 
 test('a nightly writes the page; it shows the run', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   const res = await run('l2backup', ['nightly'], box.env);
   expect(res.exitCode).toBe(0);
   const html = readFileSync(pageOf(box.root), 'utf8');
@@ -41,7 +32,7 @@ test('a nightly writes the page; it shows the run', async () => {
 });
 
 test('a read-only report folder: the nightly still succeeds, with one warning line', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   const dir = join(box.root, '.l2', 'report');
   mkdirSync(dir, { recursive: true });
   await execa('mount', ['--bind', dir, dir]);
@@ -58,7 +49,7 @@ test('a read-only report folder: the nightly still succeeds, with one warning li
 });
 
 test('a symlink planted at the report folder is refused (a warning), never written through', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   const elsewhere = join(box.dir, 'elsewhere');
   mkdirSync(elsewhere);
   mkdirSync(join(box.root, '.l2'), { recursive: true });
@@ -106,7 +97,7 @@ test('report -o: bad targets are one usage line and exit 2; nothing is written',
 });
 
 test('report -o on a copy of a volume from a broken host: sources gone, remote unreachable', async () => {
-  const box = withSources();
+  const box = modelsSandbox();
   const nightly = await run('l2backup', ['nightly'], box.env);
   expect(nightly.exitCode).toBe(0);
   const copy = join(box.dir, 'copied-volume');
