@@ -4,9 +4,12 @@
  * built bin/ programs as child processes; a small fault-injecting HTTP proxy only for answers
  * the real server never gives (a Range header ignored, a wrong Content-Range).
  */
-import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
 import { snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
@@ -50,4 +53,96 @@ test('verify --remote finds the object of a name that is not UTF-8 (stored under
   expect(report.checked).toBe(report.files);
   expect(v.exitCode).toBe(0);
   rmSync(s.dir, { recursive: true, force: true });
+}, 240_000);
+
+/**
+ * What the proxy answers instead of the server for one ranged GET of `key` (bytes start-end of
+ * an object of `size` bytes): undefined passes the server's answer through.
+ */
+type RangeAnswer = (key: string, start: number, end: number, size: number) => { status: number; headers: Record<string, string>; body: Buffer } | undefined;
+
+/**
+ * A proxy in front of the dev S3 server that passes every request through unchanged (so the
+ * signature holds) and, for the ranged GETs `answer` picks, throws the server's answer away and
+ * sends its own, made from the object's bytes on the server's disk.
+ */
+async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const state = { url: '', faults: 0, close: async () => {} };
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: '127.0.0.1', port: s3.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+      const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(s3.bucket.length + 2));
+      const own = range && ur.statusCode === 206 ? answer(key, Number(range[1]), Number(range[2]), readFileSync(s3.objectPath(key)).length) : undefined;
+      if (!own) {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+        return;
+      }
+      state.faults++;
+      ur.resume();
+      res.writeHead(own.status, { 'content-length': String(own.body.length), 'content-type': 'application/octet-stream', etag: String(ur.headers.etag), ...own.headers });
+      res.end(own.body);
+    });
+    up.on('error', () => res.socket?.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.close = async () => {
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return state;
+}
+
+const bigKey = (key: string) => key.endsWith('/big/weights.bin');
+
+test('a server that ignores Range (200 with the whole object) still gives a byte-exact restore and a clean verify --remote', async () => {
+  const s = await backedUp();
+  const proxy = await rangeProxy((key) => (bigKey(key) ? { status: 200, headers: {}, body: readFileSync(s3.objectPath(key)) } : undefined));
+  try {
+    const env = { ...s.env, S3_ENDPOINT: proxy.url };
+    const target = join(s.dir, 'restored');
+    const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', target], env);
+    expect(res.stderr).not.toMatch(/does not match/);
+    expect(res.exitCode).toBe(0);
+    expect(proxy.faults).toBeGreaterThan(0);
+    expect((await execa('diff', ['-r', s.models, join(target, 'models')], { reject: false })).exitCode).toBe(0);
+    const v = await run('l2backup', ['verify', s.id, '--remote'], env);
+    expect(v.all).not.toMatch(/changed: /);
+    expect(v.exitCode).toBe(0);
+  } finally {
+    await proxy.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test('a wrong Content-Range for one part (other bytes of the right length) is named as a fault of the server, never as damaged backup content', async () => {
+  const s = await backedUp();
+  // The second part is answered with the first part's bytes, under a Content-Range that says so.
+  const proxy = await rangeProxy((key, start, end) => (bigKey(key) && start === 5 * MB ? { status: 206, headers: { 'content-range': `bytes 0-${end - start}/${11 * MB + 777}` }, body: readFileSync(s3.objectPath(key)).subarray(0, end - start + 1) } : undefined));
+  try {
+    const env = { ...s.env, S3_ENDPOINT: proxy.url };
+    const target = join(s.dir, 'restored');
+    mkdirSync(join(target, 'models/big'), { recursive: true });
+    writeFileSync(join(target, 'models/big/weights.bin'), 'what was there');
+    const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', target], env);
+    expect(proxy.faults).toBeGreaterThan(0);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).not.toMatch(/does not match the manifest/);
+    expect(res.stderr).toMatch(/Content-Range bytes 0-5242879\/11535113 for a request of bytes 5242880-10485759/);
+    expect(readFileSync(join(target, 'models/big/weights.bin'), 'utf8')).toBe('what was there');
+    const v = await run('l2backup', ['verify', s.id, '--remote'], env);
+    expect(v.exitCode).toBe(1);
+    expect(v.all).not.toMatch(/changed: /);
+    expect(v.all).toMatch(/Content-Range bytes 0-5242879\/11535113 for a request/);
+  } finally {
+    await proxy.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
 }, 240_000);

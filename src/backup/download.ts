@@ -13,7 +13,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { newHash, type Digest } from './hash.js';
-import { ObjectSizeError, type Remote } from './remote.js';
+import { ObjectSizeError, RangeIgnoredError, type Remote } from './remote.js';
 import type { Slots } from './slots.js';
 
 export interface DownloadOptions {
@@ -98,6 +98,16 @@ async function inParts(remote: Remote, key: string, size: number, opts: Download
  */
 export async function downloadObject(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Digest> {
   if (!ranged(size, opts.partBytes)) return remote.download(key, dest, opts.signal);
+  try {
+    return await downloadInParts(remote, key, dest, size, opts);
+  } catch (err) {
+    // A server that ignores Range: one streamed GET instead (it truncates what the parts wrote).
+    if (err instanceof RangeIgnoredError) return remote.download(key, dest, opts.signal);
+    throw err;
+  }
+}
+
+async function downloadInParts(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Digest> {
   const fh = await fs.open(dest, 'wx', 0o600);
   try {
     const hash = newHash();
@@ -125,6 +135,7 @@ export async function hashRemoteObject(remote: Remote, key: string, size: number
     await inParts(remote, key, size, opts, async (part) => void hash.update(part));
   } catch (err) {
     if (err instanceof ObjectSizeError) return { sha256: 'size-mismatch', size: -1 };
+    if (err instanceof RangeIgnoredError) return remote.hashObject(key, opts.signal);
     throw err;
   }
   return { sha256: hash.digest('hex'), size };
