@@ -4,7 +4,7 @@
  * built bin/ programs as child processes; a small fault-injecting HTTP proxy only for answers
  * the real server never gives (a Range header ignored, a wrong Content-Range).
  */
-import { writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { writeFileSync, mkdirSync, rmSync, readFileSync, truncateSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -145,4 +145,13 @@ test('a wrong Content-Range for one part (other bytes of the right length) is na
     await proxy.close();
     rmSync(s.dir, { recursive: true, force: true });
   }
+}, 240_000);
+
+test('a large object shortened on the server: the restore says what is wrong with it (its size), not a cut-off "size-mismatc…" in place of a hash', async () => {
+  const s = await backedUp();
+  truncateSync(s3.objectPath(`${s.prefix}/snapshots/${s.id}/models/big/weights.bin`), 7 * MB);
+  const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', join(s.dir, 'restored')], s.env);
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toMatch(/models\/big\/weights\.bin: content does not match the manifest \(S3 object \S+ (has 7340032 bytes|is shorter than its file list says \(11535113 bytes\))/);
+  rmSync(s.dir, { recursive: true, force: true });
 }, 240_000);

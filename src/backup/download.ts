@@ -96,7 +96,10 @@ async function inParts(remote: Remote, key: string, size: number, opts: Download
  * Downloads an object into `dest` (created, mode 0600), hashing every byte; the file is fsynced
  * before this returns. A size other than `size` shows as a digest the caller refuses.
  */
-export async function downloadObject(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Digest> {
+/** A digest, or what made the object's bytes unfit to hash (its size is not the file list's). */
+export type Fetched = Digest & { problem?: string };
+
+export async function downloadObject(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Fetched> {
   if (!ranged(size, opts.partBytes)) return remote.download(key, dest, opts.signal);
   try {
     return await downloadInParts(remote, key, dest, size, opts);
@@ -107,7 +110,7 @@ export async function downloadObject(remote: Remote, key: string, dest: string, 
   }
 }
 
-async function downloadInParts(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Digest> {
+async function downloadInParts(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Fetched> {
   const fh = await fs.open(dest, 'wx', 0o600);
   try {
     const hash = newHash();
@@ -117,7 +120,7 @@ async function downloadInParts(remote: Remote, key: string, dest: string, size: 
         for (let done = 0; done < part.length; ) done += (await fh.write(part, done, part.length - done, offset + done)).bytesWritten;
       });
     } catch (err) {
-      if (err instanceof ObjectSizeError) return { sha256: `size-mismatch (${err.message})`, size: -1 };
+      if (err instanceof ObjectSizeError) return { sha256: 'size-mismatch', size: -1, problem: err.message };
       throw err;
     }
     await fh.sync();

@@ -367,6 +367,8 @@ const isMissing = (err: unknown) => {
 interface Filled {
   fd: number;
   sha: string;
+  /** why the bytes could not be what the manifest says (an object of another size) */
+  problem?: string;
 }
 
 /**
@@ -487,16 +489,16 @@ class RestoreRun {
     const remote = this.snap.remote!;
     const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
     const got = await downloadObject(remote, key, at(dirFd, tmp).toString('latin1'), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots: this.partSlots, signal: this.ctx.signal });
-    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256 };
+    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256, problem: got.problem };
   }
 
   /** Checks the hash, then sets mode and times and renames the temp file into place; closes the descriptor. */
-  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha }: Filled): void {
-    if (sha !== e.sha256) {
+  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha, problem }: Filled): void {
+    if (problem !== undefined || sha !== e.sha256) {
       closeSync(fd);
       removeTemp(dirFd, tmp);
       this.mismatches.push(show(e));
-      this.ctx.out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
+      this.ctx.out.error(`${show(e)}: content does not match the manifest (${problem ?? `sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…`}); left as it was`);
       return;
     }
     try {
