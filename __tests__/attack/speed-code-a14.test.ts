@@ -155,3 +155,30 @@ test('a large object shortened on the server: the restore says what is wrong wit
   expect(res.stderr).toMatch(/models\/big\/weights\.bin: content does not match the manifest \(S3 object \S+ (has 7340032 bytes|is shorter than its file list says \(11535113 bytes\))/);
   rmSync(s.dir, { recursive: true, force: true });
 }, 240_000);
+
+test('a local restore onto a volume that fills up: one line naming ENOSPC, exit 1, no crash on a read still in flight, no temp file left', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'data', 'models');
+  mkdirSync(models, { recursive: true });
+  // Large files (1 MiB and up) are copied with a read ahead and a write behind, four at once.
+  for (let i = 0; i < 8; i++) writeFileSync(join(models, `f${i}.bin`), randomBytes(4 * MB + i));
+  const env = { ...sb.env, BACKUP_SOURCES: `models=${models}` };
+  expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  const target = join(sb.dir, 'small');
+  mkdirSync(target);
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=10m', 'tmpfs', target]);
+  try {
+    // One libuv thread: the read ahead is still queued when the write behind fails.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const res = await run('l2backup', ['restore', 'latest', '--target', target], { ...env, UV_THREADPOOL_SIZE: '1' });
+      expect(res.stderr).not.toMatch(/EBADF|node:internal|triggerUncaughtException/);
+      expect(res.stderr).toMatch(/restoring models\/f\d\.bin failed: ENOSPC/);
+      expect(res.exitCode).toBe(1);
+      expect((await execa('find', [target, '-name', '.l2restore-*'])).stdout).toBe('');
+      await execa('sh', ['-c', `rm -rf '${target}'/*`]);
+    }
+  } finally {
+    await execa('umount', [target]);
+    rmSync(sb.dir, { recursive: true, force: true });
+  }
+}, 240_000);
