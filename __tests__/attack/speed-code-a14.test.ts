@@ -66,10 +66,19 @@ type RangeAnswer = (key: string, start: number, end: number, size: number) => { 
  * signature holds) and, for the ranged GETs `answer` picks, throws the server's answer away and
  * sends its own, made from the object's bytes on the server's disk.
  */
-async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: number; close(): Promise<void> }> {
+async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: number; maxRangeBytesInFlight: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
-  const state = { url: '', faults: 0, close: async () => {} };
+  const state = { url: '', faults: 0, maxRangeBytesInFlight: 0, close: async () => {} };
+  let inFlight = 0;
   const server = http.createServer((req, res) => {
+    // The bytes of ranged GETs asked for and not yet answered in full: what the client may hold.
+    const asked = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+    if (asked) {
+      const n = Number(asked[2]) - Number(asked[1]) + 1;
+      inFlight += n;
+      state.maxRangeBytesInFlight = Math.max(state.maxRangeBytesInFlight, inFlight);
+      res.once('close', () => (inFlight -= n));
+    }
     const up = http.request({ host: '127.0.0.1', port: s3.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
       const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(s3.bucket.length + 2));
@@ -180,5 +189,22 @@ test('a local restore onto a volume that fills up: one line naming ENOSPC, exit 
   } finally {
     await execa('umount', [target]);
     rmSync(sb.dir, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test('the parts of ranged downloads held at once stay within 128 MiB whatever BACKUP_MULTIPART_MB and BACKUP_DOWNLOAD_CONCURRENCY say (as uploads do)', async () => {
+  const s = setup({ BACKUP_MULTIPART_MB: '64', BACKUP_DOWNLOAD_CONCURRENCY: '16' });
+  writeFileSync(join(s.models, 'big/weights.bin'), randomBytes(200 * MB));
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const [id] = snapshots(s.root);
+  const proxy = await rangeProxy(() => undefined);
+  try {
+    const v = await run('l2backup', ['verify', id!, '--remote'], { ...s.env, S3_ENDPOINT: proxy.url });
+    expect(v.exitCode).toBe(0);
+    expect(proxy.maxRangeBytesInFlight).toBeGreaterThan(0);
+    expect(proxy.maxRangeBytesInFlight).toBeLessThanOrEqual(128 * MB);
+  } finally {
+    await proxy.close();
+    rmSync(s.dir, { recursive: true, force: true });
   }
 }, 240_000);

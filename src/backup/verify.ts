@@ -7,9 +7,8 @@ import { FILES, MANIFEST } from './layout.js';
 import { entryPath, remoteName, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
 import { Beneath, walk } from './walk.js';
-import { Slots } from './slots.js';
 import { TaskPool } from './task-pool.js';
-import { hashRemoteObject } from './download.js';
+import { downloadParts, hashRemoteObject } from './download.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
 export interface VerifyReport {
@@ -76,14 +75,14 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
     }
     // Objects hashed in parallel (BACKUP_DOWNLOAD_CONCURRENCY), large ones in ranged parts.
     const downloads = new TaskPool(remote.settings.downloadConcurrency);
-    const partSlots = new Slots(remote.settings.downloadConcurrency);
+    const parts = downloadParts(remote.settings);
     const differ = new Set<Entry>();
     for (const e of chosen) {
       signal.throwIfAborted();
       if (downloads.failed) break;
       if (bad.has(e)) continue;
       await downloads.start(async () => {
-        const got = await hashRemoteObject(remote, remote.sourceKey(snap.id, e.s, remoteName(e)), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots, signal });
+        const got = await hashRemoteObject(remote, remote.sourceKey(snap.id, e.s, remoteName(e)), e.size ?? 0, { ...parts, signal });
         if (got.size !== e.size || got.sha256 !== e.sha256) differ.add(e);
         onProgress?.(++report.checked, chosen.length);
       });
