@@ -208,3 +208,24 @@ test('the parts of ranged downloads held at once stay within 128 MiB whatever BA
     rmSync(s.dir, { recursive: true, force: true });
   }
 }, 240_000);
+
+test('a part whose body is cut short (its Content-Range right) is named as a fault of the server, never as an object shorter than its file list', async () => {
+  const s = await backedUp();
+  const proxy = await rangeProxy((key, start, end, size) => (bigKey(key) && start === 5 * MB ? { status: 206, headers: { 'content-range': `bytes ${start}-${end}/${size}` }, body: readFileSync(s3.objectPath(key)).subarray(start, start + MB) } : undefined));
+  try {
+    const env = { ...s.env, S3_ENDPOINT: proxy.url };
+    const target = join(s.dir, 'restored');
+    const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', target], env);
+    expect(proxy.faults).toBeGreaterThan(0);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).not.toMatch(/does not match the manifest|shorter than its file list/);
+    expect(res.stderr).toMatch(/S3 sent 1048576 of the 5242880 bytes asked for .*bytes 5242880-10485759/);
+    expect((await execa('find', [target, '-name', '.l2restore-*'])).stdout).toBe('');
+    const v = await run('l2backup', ['verify', s.id, '--remote'], env);
+    expect(v.exitCode).toBe(1);
+    expect(v.all).not.toMatch(/changed: /);
+  } finally {
+    await proxy.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+}, 240_000);

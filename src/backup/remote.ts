@@ -446,11 +446,12 @@ export class Remote {
           let at = 0;
           for await (const c of body) {
             const chunk = c as Buffer;
-            if (at + chunk.length > want) throw new ObjectSizeError(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object changed while it was read`);
+            if (at + chunk.length > want) throw new L2Error(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the server (or a proxy) mishandles ranged GETs; nothing of that answer was used`);
             chunk.copy(buf, at);
             at += chunk.length;
           }
-          if (at !== want) throw new ObjectSizeError(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object is shorter than its file list says`);
+          // The Content-Range gave the right size: the object is whole, the answer was cut short.
+          if (at !== want) throw new L2Error(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the answer was cut short (server or proxy); nothing of it was used`);
           return buf;
         } catch (err) {
           body.destroy(); // an answer refused before its body was read must not hold its connection
