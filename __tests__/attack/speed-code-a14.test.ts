@@ -229,3 +229,29 @@ test('a part whose body is cut short (its Content-Range right) is named as a fau
     rmSync(s.dir, { recursive: true, force: true });
   }
 }, 240_000);
+
+test('a file deeper than PATH_MAX, unchanged, is linked from the previous snapshot by the next one (no false "damaged" warning, no copy)', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'data', 'models');
+  mkdirSync(models, { recursive: true });
+  writeFileSync(join(models, 'top.bin'), 'top');
+  // 24 levels of 202 bytes: the whole path is over 4096 bytes; made with relative cd's, as an operator's shell would.
+  const level = 'q'.repeat(200);
+  const down = Array.from({ length: 24 }, (_, i) => `mkdir ${String(i).padStart(2, '0')}${level} && cd ${String(i).padStart(2, '0')}${level}`).join(' && ');
+  await execa('bash', ['-c', `set -e; cd "$1"; ${down}; printf deep > deep.bin`, 'bash', models]);
+  const env = { ...sb.env, BACKUP_SOURCES: `models=${models}` };
+  try {
+    expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+    const second = await run('l2backup', ['snapshot'], env);
+    expect(second.exitCode).toBe(0);
+    expect(second.stderr).not.toMatch(/no longer matches its file list/);
+    const [a, b] = snapshots(sb.root);
+    const m = JSON.parse(readFileSync(join(sb.root, b!, '.l2-manifest.json'), 'utf8')) as { totals: { linkedFiles: number; files: number } };
+    // Every source file linked (the generated env copy is always written anew).
+    expect(m.totals.linkedFiles).toBe(2);
+    const inode = async (id: string) => (await execa('bash', ['-c', `find "$1" -name deep.bin -printf '%i'`, 'bash', join(sb.root, id, 'models')])).stdout;
+    expect(await inode(b!)).toBe(await inode(a!));
+  } finally {
+    await execa('rm', ['-rf', sb.dir]);
+  }
+}, 240_000);
