@@ -17,6 +17,7 @@ import { L2Error } from '../errors.js';
 import { newHash } from './hash.js';
 import { FILES } from './layout.js';
 import { comparePaths, entryPath, parseEntryLine, readManifest, type Entry, type Manifest } from './manifest.js';
+import { Beneath } from './walk.js';
 
 /** A regular file of the previous snapshot that an unchanged source file may be linked to. */
 export interface Prev {
@@ -27,8 +28,12 @@ export interface Prev {
   ctimeNs?: string;
   ino?: string;
   sha256: string;
-  /** path of the base copy */
-  file: Buffer;
+  /**
+   * The base copy's path: whole when it fits in PATH_MAX, else reached folder by folder (a file
+   * deeper than PATH_MAX links too). Valid until the next call on this source's cursor: use it
+   * at once, synchronously. Throws when unreachable.
+   */
+  file: () => Buffer;
 }
 
 /** Lines of a gzipped text file, streamed a chunk's worth at a time. */
@@ -85,8 +90,8 @@ export class BaseList {
     const prefix = `{"s":${JSON.stringify(name)},`;
     const path = join(this.dir, FILES);
     const inWalkOrder = this.manifest.listFormat === 2;
-    const root = Buffer.from(join(this.dir, name) + '/');
-    const toPrev = (e: Entry, raw: Buffer): Prev => ({ size: e.size!, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256: e.sha256!, file: Buffer.concat([root, raw]) });
+    const folders = new BaseFolders(join(this.dir, name));
+    const toPrev = (e: Entry, raw: Buffer): Prev => ({ size: e.size!, mode: e.mode, mtime: e.mtime, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256: e.sha256!, file: () => folders.path(raw) });
     /** Batches of entries (one per chunk of the list), so the join awaits once a batch, not once a file. */
     async function* entries(): AsyncGenerator<Item[]> {
       let n = 0;
@@ -119,7 +124,33 @@ export class BaseList {
       sorted.sort((a, b) => comparePaths(a.raw, b.raw));
       if (sorted.length > 0) yield sorted.map((s) => ({ raw: s.raw, prev: toPrev(s.e, s.raw) }));
     }
-    return new BaseCursor(entries(), (err) => warn(`previous snapshot ${this.id}: ${err instanceof Error ? err.message : String(err)}; the rest of the source ${name} is copied, not linked`));
+    return new BaseCursor(entries(), folders, (err) => warn(`previous snapshot ${this.id}: ${err instanceof Error ? err.message : String(err)}; the rest of the source ${name} is copied, not linked`));
+  }
+}
+
+/** Linux's PATH_MAX, the terminating NUL included. */
+const PATH_MAX = 4096;
+
+/**
+ * Paths into the base snapshot's folder of one source. A whole path costs one lookup; one too
+ * long for PATH_MAX goes through open folders (opened when first needed, kept along the walk).
+ */
+class BaseFolders {
+  private beneath: Beneath | undefined;
+  private readonly prefix: Buffer;
+  constructor(private readonly root: string) {
+    this.prefix = Buffer.from(root + '/');
+  }
+
+  path(rel: Buffer): Buffer {
+    if (this.prefix.length + rel.length < PATH_MAX) return Buffer.concat([this.prefix, rel]);
+    this.beneath ??= new Beneath(this.root);
+    return this.beneath.path(rel);
+  }
+
+  close(): void {
+    this.beneath?.close();
+    this.beneath = undefined;
   }
 }
 
@@ -137,6 +168,7 @@ export class BaseCursor {
 
   constructor(
     private readonly it: AsyncGenerator<Item[]>,
+    private readonly folders: BaseFolders,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -179,6 +211,7 @@ export class BaseCursor {
 
   async close(): Promise<void> {
     this.done = true;
+    this.folders.close();
     await this.it.return(undefined).catch(() => {});
   }
 }

@@ -4,17 +4,17 @@
  *
  * - Objects: up to BACKUP_DOWNLOAD_CONCURRENCY at once (a TaskPool, src/backup/task-pool.ts, the caller feeds in walk
  *   order; it waits for a free slot, so the walk never runs far ahead).
- * - Large objects (at least two BACKUP_MULTIPART_MB parts): ranged GETs, several parts in
- *   flight. Every part waits for a slot of one shared PartSlots, and holds it until its bytes
- *   are hashed in order and written, so the bytes held at once are at most
- *   BACKUP_DOWNLOAD_CONCURRENCY parts whatever the number of large files: peak memory is bounded.
+ * - Large objects (at least two parts of BACKUP_MULTIPART_MB, or less: downloadParts): ranged
+ *   GETs, several parts in flight. Every part waits for a slot of one shared PartSlots, and
+ *   holds it until its bytes are hashed in order and written, so the bytes held at once are at
+ *   most PART_BUFFER_BYTES whatever the number of large files and the settings.
  * - Every byte is hashed on its way (in object order), and the caller checks the digest against
  *   the manifest: parallelism buys no shortcut.
  */
 import { promises as fs } from 'node:fs';
 import { newHash, type Digest } from './hash.js';
-import { ObjectSizeError, type Remote } from './remote.js';
-import type { Slots } from './slots.js';
+import { ObjectSizeError, RangeIgnoredError, type Remote } from './remote.js';
+import { Slots } from './slots.js';
 
 export interface DownloadOptions {
   /** bytes per ranged part (BACKUP_MULTIPART_MB) */
@@ -22,6 +22,21 @@ export interface DownloadOptions {
   /** shared by every large object in flight: bounds the part bytes held at once */
   partSlots: Slots;
   signal?: AbortSignal;
+}
+
+/** The bytes of ranged parts held at once, whatever the settings (uploads: LARGE_UPLOAD_BUFFER_BYTES). */
+const PART_BUFFER_BYTES = 128 * 1024 * 1024;
+const MIN_PART_BYTES = 1024 * 1024;
+
+/**
+ * Part size and part slots for one restore or verify: BACKUP_DOWNLOAD_CONCURRENCY parts of
+ * BACKUP_MULTIPART_MB, made smaller (then fewer) as needed to stay within PART_BUFFER_BYTES:
+ * 64 x 512 MiB of parts in memory would end a disaster recovery in the OOM killer, and a part
+ * over 4 GiB cannot even be one Buffer.
+ */
+export function downloadParts(s: { multipartBytes: number; downloadConcurrency: number }): Pick<DownloadOptions, 'partBytes' | 'partSlots'> {
+  const partBytes = Math.min(s.multipartBytes, Math.max(MIN_PART_BYTES, Math.floor(PART_BUFFER_BYTES / s.downloadConcurrency)));
+  return { partBytes, partSlots: new Slots(Math.max(1, Math.min(s.downloadConcurrency, Math.floor(PART_BUFFER_BYTES / partBytes)))) };
 }
 
 /** Whether an object of `size` bytes is fetched in ranged parts. */
@@ -96,8 +111,21 @@ async function inParts(remote: Remote, key: string, size: number, opts: Download
  * Downloads an object into `dest` (created, mode 0600), hashing every byte; the file is fsynced
  * before this returns. A size other than `size` shows as a digest the caller refuses.
  */
-export async function downloadObject(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Digest> {
+/** A digest, or what made the object's bytes unfit to hash (its size is not the file list's). */
+export type Fetched = Digest & { problem?: string };
+
+export async function downloadObject(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Fetched> {
   if (!ranged(size, opts.partBytes)) return remote.download(key, dest, opts.signal);
+  try {
+    return await downloadInParts(remote, key, dest, size, opts);
+  } catch (err) {
+    // A server that ignores Range: one streamed GET instead (it truncates what the parts wrote).
+    if (err instanceof RangeIgnoredError) return remote.download(key, dest, opts.signal);
+    throw err;
+  }
+}
+
+async function downloadInParts(remote: Remote, key: string, dest: string, size: number, opts: DownloadOptions): Promise<Fetched> {
   const fh = await fs.open(dest, 'wx', 0o600);
   try {
     const hash = newHash();
@@ -107,7 +135,7 @@ export async function downloadObject(remote: Remote, key: string, dest: string, 
         for (let done = 0; done < part.length; ) done += (await fh.write(part, done, part.length - done, offset + done)).bytesWritten;
       });
     } catch (err) {
-      if (err instanceof ObjectSizeError) return { sha256: `size-mismatch (${err.message})`, size: -1 };
+      if (err instanceof ObjectSizeError) return { sha256: 'size-mismatch', size: -1, problem: err.message };
       throw err;
     }
     await fh.sync();
@@ -125,6 +153,7 @@ export async function hashRemoteObject(remote: Remote, key: string, size: number
     await inParts(remote, key, size, opts, async (part) => void hash.update(part));
   } catch (err) {
     if (err instanceof ObjectSizeError) return { sha256: 'size-mismatch', size: -1 };
+    if (err instanceof RangeIgnoredError) return remote.hashObject(key, opts.signal);
     throw err;
   }
   return { sha256: hash.digest('hex'), size };

@@ -153,6 +153,9 @@ async function pool<T>(items: T[], limit: number, signal: AbortSignal, task: (it
 /** An object whose size is not what its file list says (found by a ranged GET). */
 export class ObjectSizeError extends L2Error {}
 
+/** A ranged GET answered with the whole object (the server does not do ranges). */
+export class RangeIgnoredError extends L2Error {}
+
 /**
  * How many multipart uploads may run at once. Each holds up to its queue of parts in memory
  * (lib-storage buffers every part): BACKUP_UPLOAD_CONCURRENCY of them at 4 x 16 MiB each was
@@ -431,19 +434,28 @@ export class Remote {
         const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
         abortSignal.addEventListener('abort', stop, { once: true });
         try {
-          const size = Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN);
-          if (size !== total) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} has ${Number.isNaN(size) ? 'an unknown number of' : size} bytes (Content-Range ${res.ContentRange ?? 'missing'}), its file list says ${total}`);
+          // A server may ignore Range and send the whole object (200): the caller falls back to one GET.
+          if (res.$metadata.httpStatusCode !== 206 || res.ContentRange === undefined) throw new RangeIgnoredError(`S3 ignored the Range header of a GET of ${key.slice(0, 120)} (HTTP ${res.$metadata.httpStatusCode ?? '?'} without Content-Range)`);
+          const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange);
+          const size = Number(got?.[3] ?? NaN);
+          if (size !== total) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} has ${Number.isNaN(size) ? 'an unknown number of' : size} bytes (Content-Range ${res.ContentRange}), its file list says ${total}`);
+          // Other bytes than those asked for would hash as damaged content: the server's fault is named instead.
+          if (Number(got![1]) !== start || Number(got![2]) !== end) throw new L2Error(`S3 sent Content-Range ${res.ContentRange} for a request of bytes ${start}-${end} of ${key.slice(0, 120)}: the server (or a proxy) mishandles ranged GETs; nothing of that answer was used`);
           const want = end - start + 1;
           const buf = Buffer.allocUnsafe(want);
           let at = 0;
           for await (const c of body) {
             const chunk = c as Buffer;
-            if (at + chunk.length > want) throw new ObjectSizeError(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object changed while it was read`);
+            if (at + chunk.length > want) throw new L2Error(`S3 sent more than the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the server (or a proxy) mishandles ranged GETs; nothing of that answer was used`);
             chunk.copy(buf, at);
             at += chunk.length;
           }
-          if (at !== want) throw new ObjectSizeError(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}); the object is shorter than its file list says`);
+          // The Content-Range gave the right size: the object is whole, the answer was cut short.
+          if (at !== want) throw new L2Error(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the answer was cut short (server or proxy); nothing of it was used`);
           return buf;
+        } catch (err) {
+          body.destroy(); // an answer refused before its body was read must not hold its connection
+          throw err;
         } finally {
           abortSignal.removeEventListener('abort', stop);
         }

@@ -25,25 +25,36 @@ async function writeFull(fd: number, buf: Buffer, n: number, pos: number): Promi
   for (let done = 0; done < n; ) done += (await writeAsync(fd, buf, done, n - done, pos + done)).bytesWritten;
 }
 
-/** Hashes and copies an open descriptor's bytes into `out`; reads ahead and writes behind while hashing. */
+/**
+ * Hashes and copies an open descriptor's bytes into `out`; reads ahead and writes behind while
+ * hashing. It settles only once no read or write is left in flight: the caller closes both
+ * descriptors next, and a read or write still queued would then hit a closed descriptor (an
+ * uncaught EBADF) or one the next open reused (stray bytes in another file).
+ */
 async function copyLarge(src: number, out: number): Promise<string> {
   const h = newHash();
   const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+  const quiet = <T>(p: Promise<T>): Promise<T> => (p.catch(() => {}), p); // awaited below, maybe only after the other failed
   let pos = 0;
-  let pending: Promise<void> | undefined;
-  let reading = readAsync(src, bufs[0]!, 0, CHUNK, 0);
-  for (let k = 0; ; k++) {
-    const { bytesRead: n } = await reading;
-    if (n === 0) break;
-    const cur = bufs[k % 3]!;
-    // bufs[(k+1) % 3] last held chunk k-2, whose write finished before chunk k-1's began.
-    reading = readAsync(src, bufs[(k + 1) % 3]!, 0, CHUNK, pos + n);
-    h.update(cur.subarray(0, n));
+  let pending: Promise<void> = Promise.resolve();
+  let reading = quiet(readAsync(src, bufs[0]!, 0, CHUNK, 0));
+  try {
+    for (let k = 0; ; k++) {
+      const { bytesRead: n } = await reading;
+      if (n === 0) break;
+      const cur = bufs[k % 3]!;
+      // bufs[(k+1) % 3] last held chunk k-2, whose write finished before chunk k-1's began.
+      reading = quiet(readAsync(src, bufs[(k + 1) % 3]!, 0, CHUNK, pos + n));
+      h.update(cur.subarray(0, n));
+      await pending;
+      pending = quiet(writeFull(out, cur, n, pos));
+      pos += n;
+    }
     await pending;
-    pending = writeFull(out, cur, n, pos);
-    pos += n;
+  } catch (err) {
+    await Promise.allSettled([reading, pending]);
+    throw err;
   }
-  await pending;
   return h.digest('hex');
 }
 

@@ -25,8 +25,7 @@ import { nsToSeconds } from './save.js';
 import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
 import { Beneath, removeTree } from './walk.js';
-import { downloadObject } from './download.js';
-import { Slots } from './slots.js';
+import { downloadObject, downloadParts } from './download.js';
 import { TaskPool } from './task-pool.js';
 
 export interface RestoreOptions {
@@ -367,6 +366,8 @@ const isMissing = (err: unknown) => {
 interface Filled {
   fd: number;
   sha: string;
+  /** why the bytes could not be what the manifest says (an object of another size) */
+  problem?: string;
 }
 
 /**
@@ -380,7 +381,8 @@ class RestoreRun {
   private done = 0;
   private doneBytes = 0;
   private readonly pool: TaskPool;
-  private readonly partSlots: Slots;
+  /** ranged parts of remote downloads (downloadParts: their bytes held at once are bounded) */
+  private readonly parts: ReturnType<typeof downloadParts> | undefined;
   /** The snapshot's files are reached folder by folder: a tree deeper than PATH_MAX restores. */
   private readonly stored: Beneath | undefined;
 
@@ -393,7 +395,7 @@ class RestoreRun {
   ) {
     const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : RESTORE_PARALLEL;
     this.pool = new TaskPool(parallel);
-    this.partSlots = new Slots(parallel);
+    this.parts = snap.origin === 'remote' ? downloadParts(snap.remote!.settings) : undefined;
     this.stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
   }
 
@@ -486,17 +488,17 @@ class RestoreRun {
   private async download(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
     const remote = this.snap.remote!;
     const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
-    const got = await downloadObject(remote, key, at(dirFd, tmp).toString('latin1'), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots: this.partSlots, signal: this.ctx.signal });
-    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256 };
+    const got = await downloadObject(remote, key, at(dirFd, tmp).toString('latin1'), e.size ?? 0, { ...this.parts!, signal: this.ctx.signal });
+    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256, problem: got.problem };
   }
 
   /** Checks the hash, then sets mode and times and renames the temp file into place; closes the descriptor. */
-  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha }: Filled): void {
-    if (sha !== e.sha256) {
+  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha, problem }: Filled): void {
+    if (problem !== undefined || sha !== e.sha256) {
       closeSync(fd);
       removeTemp(dirFd, tmp);
       this.mismatches.push(show(e));
-      this.ctx.out.error(`${show(e)}: content does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…); left as it was`);
+      this.ctx.out.error(`${show(e)}: content does not match the manifest (${problem ?? `sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…`}); left as it was`);
       return;
     }
     try {

@@ -119,7 +119,7 @@ const absDiff = (a: bigint, b: bigint) => (a > b ? a - b : b - a);
 /** A base copy is linked only while it still is what its file list says: a regular file of the recorded size. */
 function baseIntact(prev: Prev): boolean {
   try {
-    const st = lstatSync(prev.file);
+    const st = lstatSync(prev.file());
     return st.isFile() && st.size === prev.size;
   } catch {
     return false;
@@ -348,7 +348,7 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
       return undefined;
     }
     try {
-      linkSync(prev.file, dest);
+      linkSync(prev.file(), dest);
     } catch (err) {
       if (errnoCode(err) === 'ENOSPC') throw err;
       return undefined; // EXDEV, EMLINK, a vanished base file...: copy instead

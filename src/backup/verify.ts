@@ -7,9 +7,8 @@ import { FILES, MANIFEST } from './layout.js';
 import { entryPath, remoteName, type Entry } from './manifest.js';
 import { hashFile } from './hash.js';
 import { Beneath, walk } from './walk.js';
-import { Slots } from './slots.js';
 import { TaskPool } from './task-pool.js';
-import { hashRemoteObject } from './download.js';
+import { downloadParts, hashRemoteObject } from './download.js';
 import type { ResolvedSnapshot } from './catalog.js';
 
 export interface VerifyReport {
@@ -62,34 +61,37 @@ export async function verifySnapshot(snap: ResolvedSnapshot, sample: number, sig
     const remote = snap.remote!;
     const prefix = remote.key(snap.id, '');
     const objects = new Map((await remote.listKeys(prefix)).map((o) => [o.key.slice(prefix.length), o.size]));
+    // Looked up by the object's own name (remoteName: a name that is not UTF-8 is stored as
+    // %XX~l2raw-<hash>), reported JSON-escaped as the local verify does.
+    const bad = new Set<Entry>();
     for (const e of files) {
-      const name = `${e.s}/${e.p}`;
+      const name = `${e.s}/${remoteName(e)}`;
       const size = objects.get(name);
       objects.delete(name);
-      if (size === undefined) report.missing.push(name);
-      else if (size !== e.size) report.changed.push(name);
+      if (size === undefined) report.missing.push(nameOf(e));
+      else if (size !== e.size) report.changed.push(nameOf(e));
+      else continue;
+      bad.add(e);
     }
     // Objects hashed in parallel (BACKUP_DOWNLOAD_CONCURRENCY), large ones in ranged parts.
-    const bad = new Set([...report.missing, ...report.changed]);
     const downloads = new TaskPool(remote.settings.downloadConcurrency);
-    const partSlots = new Slots(remote.settings.downloadConcurrency);
+    const parts = downloadParts(remote.settings);
     const differ = new Set<Entry>();
     for (const e of chosen) {
       signal.throwIfAborted();
       if (downloads.failed) break;
-      const name = `${e.s}/${e.p}`;
-      if (bad.has(name)) continue;
+      if (bad.has(e)) continue;
       await downloads.start(async () => {
-        const got = await hashRemoteObject(remote, remote.sourceKey(snap.id, e.s, remoteName(e)), e.size ?? 0, { partBytes: remote.settings.multipartBytes, partSlots, signal });
+        const got = await hashRemoteObject(remote, remote.sourceKey(snap.id, e.s, remoteName(e)), e.size ?? 0, { ...parts, signal });
         if (got.size !== e.size || got.sha256 !== e.sha256) differ.add(e);
         onProgress?.(++report.checked, chosen.length);
       });
     }
     await downloads.drain();
-    for (const e of chosen) if (differ.has(e)) report.changed.push(`${e.s}/${e.p}`); // in file-list order
+    for (const e of chosen) if (differ.has(e)) report.changed.push(nameOf(e)); // in file-list order
     objects.delete(MANIFEST);
     objects.delete(FILES);
-    report.extra.push(...objects.keys());
+    report.extra.push(...[...objects.keys()].map(show));
   }
   report.ok = report.missing.length === 0 && report.changed.length === 0 && report.extra.length === 0;
   return report;

@@ -55,7 +55,7 @@ export const SETTINGS = {
   S3_SECRET_ACCESS_KEY: opt({ group: 'backup', secret: true, parse: p.nonEmpty, doc: 'S3 secret key' }),
   S3_CHECKSUM: opt({ group: 'backup', parse: p.oneOf('when_required', 'when_supported'), doc: 'SDK checksums; default when_required with S3_ENDPOINT (many S3-compatible servers mishandle CRC trailers), else when_supported' }),
   BACKUP_UPLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel uploads (objects and multipart parts)' }),
-  BACKUP_DOWNLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel downloads of restore --from remote and verify --remote (objects, and ranged parts of large ones)' }),
+  BACKUP_DOWNLOAD_CONCURRENCY: def({ group: 'backup', default: '8', parse: p.int(1, 64), doc: 'Parallel downloads of restore --from remote and verify --remote (objects, and ranged parts of large ones; the parts held at once stay within 128 MiB, smaller parts when needed)' }),
   S3_TIMEOUT_MS: def({ group: 'backup', default: '60000', parse: p.int(1000, 3_600_000), doc: 'Timeout of one S3 request (a server that accepts and never answers)' }),
   BACKUP_PING_URL: opt({ group: 'backup', secret: true, parse: p.httpUrl, doc: 'healthchecks.io-style check pinged by nightly: <url>/start, then <url> on success or <url>/<exit code> on failure (summary as the body)' }),
   BACKUP_PING_TIMEOUT_MS: def({ group: 'backup', default: '5000', parse: p.int(100, 60_000), doc: 'Timeout of one BACKUP_PING_URL ping (a failed ping is a warning)' }),
