@@ -31,11 +31,12 @@ export function buildProgram() {
 
   subcommand(program, 'status', 'last run, snapshots, remote state, free space, lock holder, next run (the default)')
     .addOption(jsonOption())
+    .option('--du', 'count local bytes as du -sb does, walking every snapshot (slow on a large volume); default: the bytes each backup recorded')
     .action(
-      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
+      action(spec, async ({ cfg, out }, opts: { json?: boolean; du?: boolean }) => {
         const st = await backupStatus(cfg, (m) => out.warn(m));
         const next = await nextRun('nightly', /(l2backup|backup\.sh)"?\s+nightly/);
-        const usage = await storageUsage(cfg, (m) => out.warn(m));
+        const usage = await storageUsage(cfg, (m) => out.warn(m), Date.now(), opts.du === true);
         if (opts.json) {
           out.json({ ...st, nextRun: next, usage });
           return EXIT.OK;
@@ -320,7 +321,7 @@ async function withStatusPage(ctx: JobContext, job: () => Promise<number>): Prom
 
 type Row = Awaited<ReturnType<typeof localRows>>[number];
 
-/** `usage`: status adds each snapshot's bytes on the volume, du-style (own, and shared by hard links with older ones). */
+/** `usage`: status adds each snapshot's bytes on the volume (own, and shared by hard links with older ones): as recorded, or du-style with --du. */
 function printSnapshots(out: import('../output/index.js').Output, rows: Row[], usage?: (r: Row) => LocalSnapshotUsage | undefined): void {
   if (rows.length === 0) {
     out.print('no snapshots yet');
@@ -342,7 +343,8 @@ function printUsage(out: import('../output/index.js').Output, u: StorageUsage): 
   const sign = (n: number) => (n < 0 ? `-${formatBytes(-n)}` : `+${formatBytes(n)}`);
   const line = (t: Trend, what: string) =>
     `${formatBytes(t.bytes)} ${what}; ${t.growth30d === null ? 'growth: no history yet' : `${sign(t.growth30d)} over ${t.growthDays} day(s)`}; ${t.forecast30d === null ? 'forecast: needs samples a day apart' : `forecast in 30 days ${formatBytes(t.forecast30d)}`}${t.budget === null ? '' : ` (budget ${formatBytes(t.budget)})`}${t.overBudget ? ': OVER BUDGET' : ''}`;
-  out.print(`local storage:  ${line(u.local, `on the volume in ${u.local.snapshots.length} snapshot(s) (du, hard links once)`)}`);
+  const counted = u.local.counted === 'du' ? 'du, hard links once' : "as recorded: bytes each backup copied; 'status --du' counts as du does";
+  out.print(`local storage:  ${line(u.local, `on the volume in ${u.local.snapshots.length} snapshot(s) (${counted})`)}`);
   if (u.remote) out.print(`remote storage: ${line(u.remote, `stored in ${u.remote.snapshots.length} snapshot(s)${u.remote.unknown.length ? ` (+${u.remote.unknown.length} of unknown size: ${u.remote.unknown.join(', ')})` : ''}`)}`);
   for (const [where, t] of [['local', u.local], ['remote', u.remote]] as const) if (t?.overBudget) out.warn(`${where} storage over budget: ${t.overBudget}`);
 }
