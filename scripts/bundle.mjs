@@ -21,7 +21,7 @@ const outdir = 'dist/bundle';
 rmSync(outdir, { recursive: true, force: true });
 
 await build({
-  entryPoints: { l2alert: 'dist/cli/l2alert.js', l2backup: 'dist/cli/l2backup.js', l2health: 'dist/cli/l2health.js' },
+  entryPoints: { l2alert: 'dist/cli/l2alert-main.js', l2backup: 'dist/cli/l2backup-main.js', l2health: 'dist/cli/l2health-main.js' },
   outdir,
   bundle: true,
   splitting: true,

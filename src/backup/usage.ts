@@ -27,7 +27,6 @@ import { FILES, MANIFEST, listLocal, idTime } from './layout.js';
 import { readManifest } from './manifest.js';
 import { BackupRecords, deletedFromRemote } from './records.js';
 import { remoteSettings } from './remote.js';
-import { walk } from './walk.js';
 
 const DAY = 86_400_000;
 export const WINDOW_DAYS = 30;
@@ -80,6 +79,8 @@ const usageFile = (root: string) => join(statePaths(root).backup, 'usage.jsonl')
 /** Local bytes, du-style, oldest snapshot first (main snapshots and pre-restore captures by their time). */
 export async function localUsage(root: string): Promise<LocalSnapshotUsage[]> {
   const refs = (await listLocal(root, true)).sort((a, b) => idTime(a.id) - idTime(b.id) || (a.preRestore === b.preRestore ? 0 : a.preRestore ? 1 : -1));
+  // Loaded only for `status --du`: picomatch and the walker stay out of plain status's start-up.
+  const { walk } = await import('./walk.js');
   const holders = new Map<string, { size: number; first: number; count: number }>();
   const rows: LocalSnapshotUsage[] = [];
   refs.forEach((ref, index) => {
