@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
- * Bundles the three programs (from tsc's dist/) into dist/bundle/ with esbuild: one file per
- * program plus shared chunks, npm packages left external. A program started every five
- * minutes by cron pays Node's module loading on every start; one bundle instead of ~40 small
- * modules brings `l2alert config` from ~1.5x to ~1.25x bare Node start-up (bench/startup.mjs).
+ * Bundles the three programs (from tsc's dist/) into dist/bundle/ with esbuild, in two parts.
+ *
+ * dist/bundle/<tool>.js, one file each: the program's entry (src/cli/<tool>-main.ts) with what
+ * its light commands need (status, config, buffer-status: src/cli/light.ts, the config, the
+ * output). Cron and people start these often, and Node's ESM loader pays for every module file
+ * it resolves, reads and links: one file is the cheapest start (bench/startup.mjs).
+ *
+ * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), which the entry imports for any
+ * other command line; one file per program plus shared chunks. Code splitting: what a command
+ * loads with import() (the alert sender, the backup engine, node:crypto behind them...) sits in
+ * its own chunk, so a command neither parses nor links what it does not run. A split chunk of a
+ * CommonJS package exports only `default`; src/schedule reads cron-parser either way.
  *
  * `--standalone` (the image's build stage) bundles the npm packages too, minified: the runtime
  * image then needs no node_modules at all (2.3 MB instead of ~190 MB). Packages loaded with
  * import() inside commands (the AWS SDK, got, archiver...) are still evaluated only when used.
- * Code splitting: what a command loads with import() (the alert sender, the backup engine,
- * node:crypto behind them...) sits in its own chunk, so a light command such as
- * `l2alert buffer-status` neither parses nor links it (bench/startup.mjs). A split chunk of a
- * CommonJS package exports only `default`; src/schedule reads cron-parser either way.
  */
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
@@ -19,13 +23,10 @@ import { rmSync } from 'node:fs';
 const standalone = process.argv.includes('--standalone');
 const outdir = 'dist/bundle';
 rmSync(outdir, { recursive: true, force: true });
+const PROGRAMS = ['l2alert', 'l2backup', 'l2health'];
 
-await build({
-  entryPoints: { l2alert: 'dist/cli/l2alert.js', l2backup: 'dist/cli/l2backup.js', l2health: 'dist/cli/l2health.js' },
-  outdir,
+const common = {
   bundle: true,
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
   format: 'esm',
   platform: 'node',
   target: 'node20',
@@ -48,4 +49,26 @@ await build({
         external: ['@aws-sdk/*', 'archiver', 'chalk', 'cron-parser', 'eventsource-parser', 'execa', 'fast-glob', 'got', 'ora'],
         sourcemap: 'linked',
       }),
+};
+
+/** The entries' import('./<tool>.js') of the commander program: left to load dist/bundle/full/<tool>.js. */
+const fullProgram = {
+  name: 'l2-full-program',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^\\./(${PROGRAMS.join('|')})\\.js$`) }, (args) => (/-main\.js$/.test(args.importer) ? { path: args.path.replace('./', './full/'), external: true } : undefined));
+  },
+};
+
+await build({
+  ...common,
+  entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}-main.js`])),
+  outdir,
+  plugins: [fullProgram],
+});
+await build({
+  ...common,
+  entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}.js`])),
+  outdir: `${outdir}/full`,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
 });

@@ -5,7 +5,7 @@
  * bytes of every object the server stores; the forecast past a budget warns in status and alerts
  * in the nightly.
  */
-import { readdirSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
@@ -37,9 +37,10 @@ test('status: local bytes as du -sb counts them, remote bytes as stored, growth 
   const ids = snapshots(sb.root);
   expect(ids).toHaveLength(3);
 
-  const st = await run('l2backup', ['status', '--json'], env);
+  const st = await run('l2backup', ['status', '--json', '--du'], env);
   expect(st.exitCode).toBe(0);
   const usage = JSON.parse(st.stdout).usage;
+  expect(usage.local.counted).toBe('du');
   const du = await execa('du', ['-sb', ...ids.map((id) => join(sb.root, id))]);
   const duBytes = du.stdout.split('\n').map((l) => Number(l.split('\t')[0]));
   expect(usage.local.snapshots.map((s: { ownBytes: number }) => s.ownBytes)).toEqual(duBytes);
@@ -56,7 +57,8 @@ test('status: local bytes as du -sb counts them, remote bytes as stored, growth 
 
   const human = await run('l2backup', ['status'], { ...env, BACKUP_REMOTE_BUDGET_BYTES: '1KB' });
   expect(human.stdout).toMatch(/remote storage: .* stored in 3 snapshot\(s\); \+.* over \d+(\.\d)? day\(s\); forecast in 30 days .* \(budget 1000 B\): OVER BUDGET/);
-  expect(human.stdout).toMatch(/local storage: .* on the volume in 3 snapshot\(s\)/);
+  expect(human.stdout).toMatch(/local storage: .* on the volume in 3 snapshot\(s\) \(as recorded: bytes each backup copied; 'status --du' counts as du does\)/);
+  expect((await run('l2backup', ['status', '--du'], env)).stdout).toMatch(/local storage: .* on the volume in 3 snapshot\(s\) \(du, hard links once\)/);
   expect(human.stderr).toMatch(/remote storage over budget: .* BACKUP_REMOTE_BUDGET_BYTES/);
 
   const nightly = await run('l2backup', ['nightly'], at({ ...env, BACKUP_REMOTE_BUDGET_BYTES: '1KB' }, '@2026-11-21 02:00:00'));
@@ -66,6 +68,31 @@ test('status: local bytes as du -sb counts them, remote bytes as stored, growth 
   const bad = await run('l2backup', ['status'], { ...env, BACKUP_LOCAL_BUDGET_BYTES: '50 parsecs' });
   expect(bad.exitCode).toBe(2);
   expect(bad.stderr.trim()).toMatch(/^[^\n]*BACKUP_LOCAL_BUDGET_BYTES.*a size such as 50GB[^\n]*$/);
+});
+
+test('status without --du takes the bytes each backup recorded and walks no snapshot; --du walks them', async () => {
+  const sb = sandbox();
+  const { data, sources } = makeTree(sb.dir);
+  const env = { ...sb.env, BACKUP_SOURCES: sources, BACKUP_LOCAL_RETENTION_DAYS: '3650' };
+  for (let i = 0; i < 2; i++) {
+    writeFileSync(join(data, `reports/r${i}.csv`), 'y'.repeat(5_000 * (i + 1)));
+    expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  }
+  const ids = snapshots(sb.root);
+  const totals = ids.map((id) => JSON.parse(readFileSync(join(sb.root, id, '.l2-manifest.json'), 'utf8')).totals);
+  const recorded = async () => JSON.parse((await run('l2backup', ['status', '--json'], env)).stdout).usage.local;
+  const before = await recorded();
+  expect(before.counted).toBe('manifests');
+  // The oldest snapshot owns all its bytes; a later one what it copied rather than linked.
+  expect(before.snapshots.map((s: { ownBytes: number }) => s.ownBytes)).toEqual([totals[0].bytes, totals[1].newBytes]);
+  expect(before.snapshots.map((s: { sharedBytes: number }) => s.sharedBytes)).toEqual([0, totals[1].bytes - totals[1].newBytes]);
+  expect(before.snapshots.map((s: { uniqueBytes: number | null }) => s.uniqueBytes)).toEqual([null, null]);
+  expect(before.bytes).toBe(totals[0].bytes + totals[1].newBytes);
+  // A file put into a snapshot folder by hand: only a walk sees it.
+  const duBefore = JSON.parse((await run('l2backup', ['status', '--json', '--du'], env)).stdout).usage.local.bytes;
+  writeFileSync(join(sb.root, ids[1]!, 'stray.bin'), Buffer.alloc(123_456));
+  expect((await recorded()).bytes).toBe(before.bytes);
+  expect(JSON.parse((await run('l2backup', ['status', '--json', '--du'], env)).stdout).usage.local.bytes).toBe(duBefore + 123_456);
 });
 
 test('the forecast is the least-squares line 30 days on; growth spans the last 30 days', () => {

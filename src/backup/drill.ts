@@ -30,20 +30,10 @@ import { DRILL_PREFIX, removeDrillLeftovers, removeTree } from './drill-dir.js';
 import { describeDrill, writeDrillRecord, type DrillRecord } from './drill-record.js';
 
 export { readLastDrill, drillRecordPath, describeDrill, type DrillRecord } from './drill-record.js';
+// In its own module: l2backup reads `--sample` without loading the drill (start-up, issue 14).
+export { parseSample } from './drill-sample.js';
 
 const PROBLEMS_KEPT = 20;
-
-/** `--sample`: a fraction (0.1) or a percentage (10%), more than 0 and at most 1 (100%). */
-export function parseSample(raw: string): number {
-  const text = raw.trim();
-  const pct = text.endsWith('%');
-  const n = Number(pct ? text.slice(0, -1) : text);
-  const f = pct ? n / 100 : n;
-  if (text === '' || text === '%' || !Number.isFinite(f) || f <= 0 || f > 1) {
-    throw new UsageError(`--sample ${JSON.stringify(raw.slice(0, 40))} is not a share of the files: give a fraction above 0 and at most 1 (0.1) or a percentage (10%)`);
-  }
-  return f;
-}
 
 export interface DrillOptions {
   from: Origin;

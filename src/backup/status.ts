@@ -9,7 +9,7 @@ import { listLocal } from './layout.js';
 import { readManifest } from './manifest.js';
 import { BackupRecords, type RunRecord } from './records.js';
 import { remoteSettings } from './remote.js';
-import { backupLockPath } from './jobs.js';
+import { statePaths } from '../state/paths.js';
 import { readLastDrill, type DrillRecord } from './drill-record.js';
 
 export interface LocalRow {
@@ -73,7 +73,8 @@ export async function backupStatus(cfg: Config, report: (m: string) => void): Pr
     const s = await fs.statfs(cfg.BACKUP_ROOT);
     disk = { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
   } catch {}
-  const holder = lockHolder(backupLockPath(cfg));
+  // jobs.ts's backupLockPath, without loading the backup engine behind it (status start-up).
+  const holder = lockHolder(statePaths(cfg.BACKUP_ROOT).lock('backup'));
   const pendingRecs = remoteRecs.filter((r) => r.state === 'pending');
   return {
     root: cfg.BACKUP_ROOT,

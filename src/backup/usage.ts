@@ -3,8 +3,9 @@
  * against the configured budgets. Reads only the volume and the state files (no live LIST), so
  * `status`, the nightly and the HTML page (src/report/) can all call `storageUsage`.
  *
- * Local bytes are counted as `du -sb` counts them (apparent sizes of files, folders and
- * symlinks; each inode once): each snapshot's `ownBytes` is what it holds that no snapshot before
+ * Local bytes come from each snapshot's manifest (the bytes its backup copied rather than
+ * linked), or, when asked (`status --du`), are counted as `du -sb` counts them (apparent sizes of
+ * files, folders and symlinks; each inode once): each snapshot's `ownBytes` is what it holds that no snapshot before
  * it in time order holds (du's figure for it when all snapshots are given oldest first), its
  * `sharedBytes` the rest (hard links into older snapshots), `uniqueBytes` what no other snapshot
  * holds (freed if it alone is deleted). Remote bytes: every object counts (S3 has no hard
@@ -26,7 +27,6 @@ import { FILES, MANIFEST, listLocal, idTime } from './layout.js';
 import { readManifest } from './manifest.js';
 import { BackupRecords, deletedFromRemote } from './records.js';
 import { remoteSettings } from './remote.js';
-import { walk } from './walk.js';
 
 const DAY = 86_400_000;
 export const WINDOW_DAYS = 30;
@@ -42,8 +42,8 @@ export interface LocalSnapshotUsage {
   ownBytes: number;
   /** bytes - ownBytes: hard links into older snapshots */
   sharedBytes: number;
-  /** inodes no other snapshot holds: what deleting only this snapshot frees */
-  uniqueBytes: number;
+  /** inodes no other snapshot holds: what deleting only this snapshot frees (null: not counted, figures from the manifests) */
+  uniqueBytes: number | null;
 }
 
 export interface Trend {
@@ -62,7 +62,8 @@ export interface Trend {
 
 export interface StorageUsage {
   at: string;
-  local: Trend & { snapshots: LocalSnapshotUsage[] };
+  /** counted: 'du' walked every snapshot; 'manifests' took each snapshot's recorded totals */
+  local: Trend & { counted: 'du' | 'manifests'; snapshots: LocalSnapshotUsage[] };
   remote: (Trend & { snapshots: { id: string; bytes: number }[]; unknown: string[] }) | null;
   samples: number;
 }
@@ -78,6 +79,8 @@ const usageFile = (root: string) => join(statePaths(root).backup, 'usage.jsonl')
 /** Local bytes, du-style, oldest snapshot first (main snapshots and pre-restore captures by their time). */
 export async function localUsage(root: string): Promise<LocalSnapshotUsage[]> {
   const refs = (await listLocal(root, true)).sort((a, b) => idTime(a.id) - idTime(b.id) || (a.preRestore === b.preRestore ? 0 : a.preRestore ? 1 : -1));
+  // Loaded only for `status --du`: picomatch and the walker stay out of plain status's start-up.
+  const { walk } = await import('./walk.js');
   const holders = new Map<string, { size: number; first: number; count: number }>();
   const rows: LocalSnapshotUsage[] = [];
   refs.forEach((ref, index) => {
@@ -100,7 +103,7 @@ export async function localUsage(root: string): Promise<LocalSnapshotUsage[]> {
     }
     rows.push({ id: ref.id, preRestore: ref.preRestore, bytes, ownBytes: own, sharedBytes: bytes - own, uniqueBytes: 0 });
   });
-  for (const h of holders.values()) if (h.count === 1) rows[h.first]!.uniqueBytes += h.size;
+  for (const h of holders.values()) if (h.count === 1) rows[h.first]!.uniqueBytes! += h.size;
   return rows;
 }
 
@@ -179,10 +182,13 @@ export function trend(now: number, bytes: number, history: { t: number; y: numbe
 }
 
 /**
- * The nightly's cheap figures: from each snapshot's manifest totals, with no walk and no
- * per-inode memory (a nightly of a million files must not walk every snapshot again, nor hold
- * a map of every inode). Own bytes are what the snapshot copied rather than linked; the oldest
- * snapshot owns all of its bytes (what it linked from is gone). `status` counts exactly.
+ * The cheap figures of the nightly and of `status`: from each snapshot's manifest totals, with
+ * no walk and no per-inode memory (a nightly of a million files must not walk every snapshot
+ * again, nor hold a map of every inode; `status`, started by hand and by scripts, must not take
+ * seconds on a volume of 30 snapshots). Own bytes are what the snapshot copied rather than
+ * linked; the oldest snapshot owns all of its bytes (what it linked from is gone). File bytes
+ * only: folders, symlinks and the snapshot's own manifest and file list are not counted.
+ * `status --du` counts exactly (localUsage).
  */
 export async function localUsageFromManifests(root: string): Promise<LocalSnapshotUsage[]> {
   const refs = (await listLocal(root, true)).sort((a, b) => idTime(a.id) - idTime(b.id) || (a.preRestore === b.preRestore ? 0 : a.preRestore ? 1 : -1));
@@ -191,13 +197,13 @@ export async function localUsageFromManifests(root: string): Promise<LocalSnapsh
     const totals = await readManifest(ref.dir).then((m) => m.totals, () => undefined);
     if (!totals) continue;
     const own = index === 0 ? totals.bytes : Math.min(totals.bytes, totals.newBytes);
-    rows.push({ id: ref.id, preRestore: ref.preRestore, bytes: totals.bytes, ownBytes: own, sharedBytes: totals.bytes - own, uniqueBytes: 0 });
+    rows.push({ id: ref.id, preRestore: ref.preRestore, bytes: totals.bytes, ownBytes: own, sharedBytes: totals.bytes - own, uniqueBytes: null });
   }
   return rows;
 }
 
-/** The cost figures, from the volume and the state files only (`exact`: du-style, walking every snapshot). */
-export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now(), exact = true): Promise<StorageUsage> {
+/** The cost figures, from the volume and the state files only (`exact`: du-style, walking every snapshot; else from the manifests). */
+export async function storageUsage(cfg: Config, report: (m: string) => void = () => {}, now = Date.now(), exact = false): Promise<StorageUsage> {
   // Read-only: status calls this without the lock (a corrupt record is repaired by the next run that holds it).
   const records = new BackupRecords(cfg.BACKUP_ROOT, report, { readOnly: true });
   const snaps = exact ? await localUsage(cfg.BACKUP_ROOT) : await localUsageFromManifests(cfg.BACKUP_ROOT);
@@ -208,7 +214,7 @@ export async function storageUsage(cfg: Config, report: (m: string) => void = ()
   const series = (pick: (s: UsageSample) => number | null) => samples.flatMap((s) => (pick(s) === null ? [] : [{ t: Date.parse(s.at), y: pick(s)! }]));
   return {
     at: new Date(now).toISOString(),
-    local: { ...trend(now, localBytes, series((s) => s.localBytes), cfg.BACKUP_LOCAL_BUDGET_BYTES, 'BACKUP_LOCAL_BUDGET_BYTES'), snapshots: snaps },
+    local: { ...trend(now, localBytes, series((s) => s.localBytes), cfg.BACKUP_LOCAL_BUDGET_BYTES, 'BACKUP_LOCAL_BUDGET_BYTES'), counted: exact ? 'du' : 'manifests', snapshots: snaps },
     remote: remote ? { ...trend(now, remoteBytes!, series((s) => s.remoteBytes), cfg.BACKUP_REMOTE_BUDGET_BYTES, 'BACKUP_REMOTE_BUDGET_BYTES'), ...remote } : null,
     samples: samples.length,
   };
@@ -216,7 +222,7 @@ export async function storageUsage(cfg: Config, report: (m: string) => void = ()
 
 /** After a nightly: appends today's sample (the caller holds the backup lock) and returns the figures. */
 export async function recordUsage(cfg: Config, report: (m: string) => void): Promise<StorageUsage> {
-  const usage = await storageUsage(cfg, report, Date.now(), false);
+  const usage = await storageUsage(cfg, report, Date.now());
   const sample: UsageSample = { at: usage.at, localBytes: usage.local.bytes, remoteBytes: usage.remote ? usage.remote.bytes : null };
   await appendLines(usageFile(cfg.BACKUP_ROOT), [JSON.stringify(sample)]);
   await writeJsonAtomic(forecastFile(cfg.BACKUP_ROOT), forecastSummary(usage));

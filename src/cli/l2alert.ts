@@ -1,15 +1,13 @@
 /** l2alert: send, test and flush alerts; show the buffer (the old alert.sh). */
 import { ALERT_LEVELS, type AlertLevel } from '../alert/types.js';
 import { EXIT, UsageError } from '../errors.js';
-import { formatAge, formatBytes } from '../output/index.js';
-import { statePaths } from '../state/paths.js';
+import { bufferStatusCommand, spec } from './l2alert-status.js';
 
 // Domain modules load inside the commands that use them: `config` and `buffer-status` stay
 // close to bare Node start-up (bench/startup.mjs).
 const alerter = async (...args: ConstructorParameters<typeof import('../alert/index.js').Alerter>) => new (await import('../alert/index.js')).Alerter(...args);
-import { Option, action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+import { Option, action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand } from './common.js';
 
-const spec: ProgramSpec = { name: 'l2alert', description: 'Deliver L2 Dash alerts to the webhook, buffering them when it is unreachable', groups: ['alert'] };
 
 export function buildProgram() {
   const program = createProgram(spec);
@@ -29,45 +27,7 @@ export function buildProgram() {
 
   subcommand(program, 'buffer-status', 'show buffered (undelivered) alerts: count, ages, size, dropped, last error')
     .addOption(jsonOption())
-    .action(
-      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
-        const { AlertBuffer } = await import('../alert/buffer.js');
-        const buffer = new AlertBuffer(cfg.ALERT_BUFFER_FILE, statePaths(cfg.BACKUP_ROOT).alertDelivery, cfg.ALERT_BUFFER_MAX, (m) => out.warn(m));
-        const stats = await buffer.stats();
-        const state = await buffer.readState();
-        const report = {
-          file: cfg.ALERT_BUFFER_FILE,
-          count: stats.count,
-          sizeBytes: stats.sizeBytes,
-          oldest: stats.oldest ?? null,
-          newest: stats.newest ?? null,
-          oldestAgeSeconds: stats.oldest ? Math.round((Date.now() - Date.parse(stats.oldest)) / 1000) : null,
-          newestAgeSeconds: stats.newest ? Math.round((Date.now() - Date.parse(stats.newest)) / 1000) : null,
-          spilled: stats.spilled,
-          deadLetters: stats.deadLetters,
-          deadLetterFile: buffer.deadLetterPath,
-          droppedTotal: state.droppedTotal,
-          droppedUnreported: state.droppedUnreported,
-          lastSuccessAt: state.lastSuccessAt ?? null,
-          lastError: state.lastError ?? null,
-          lastErrorAt: state.lastErrorAt ?? null,
-          webhookConfigured: Boolean(cfg.ALERT_WEBHOOK_URL),
-        };
-        if (opts.json) {
-          out.json(report);
-          return EXIT.OK;
-        }
-        out.print(`buffered alerts: ${stats.count}${stats.oldest ? ` (oldest ${formatAge(stats.oldest)} ago, newest ${formatAge(stats.newest)} ago)` : ''}`);
-        out.print(`buffer file:     ${cfg.ALERT_BUFFER_FILE} (${formatBytes(stats.sizeBytes)})`);
-        if (stats.spilled) out.print(`spilled:         ${stats.spilled} (in ${buffer.spillDir}, collected by the next flush)`);
-        out.print(`dead letters:    ${stats.deadLetters}${stats.deadLetters ? ` (rejected by the webhook for good; in ${buffer.deadLetterPath})` : ''}`);
-        out.print(`dropped:         ${state.droppedTotal} in total${state.droppedUnreported ? `, ${state.droppedUnreported} not yet reported` : ''}`);
-        out.print(`last delivery:   ${state.lastSuccessAt ? `${state.lastSuccessAt} (${formatAge(state.lastSuccessAt)} ago)` : 'never'}`);
-        if (state.lastError) out.print(`last error:      ${state.lastError} at ${state.lastErrorAt}`);
-        if (!cfg.ALERT_WEBHOOK_URL) out.print('webhook:         ALERT_WEBHOOK_URL is not set (alerts are log lines only)');
-        return EXIT.OK;
-      }),
-    );
+    .action(action(spec, bufferStatusCommand));
 
   subcommand(program, 'flush', 'deliver buffered alerts now (oldest first, digests per key, paced)')
     .addOption(jsonOption())

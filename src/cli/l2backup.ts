@@ -1,24 +1,18 @@
 /** l2backup: snapshots of models, logs, reports and configs, local and on S3 (the old backup.sh). */
 import { EXIT, L2Error, UsageError, errorMessage } from '../errors.js';
-import { formatAge, formatBytes } from '../output/index.js';
-import { runBackup, applyRetention, localPolicy, uploadPending, withBackupLock, type JobContext } from '../backup/jobs.js';
+import { formatBytes } from '../output/index.js';
+import type { JobContext } from '../backup/jobs.js';
 import type { Decision, RetentionPolicy } from '../backup/retention.js';
-import { BackupRecords } from '../backup/records.js';
-import { backupStatus, localRows } from '../backup/status.js';
-import { storageUsage, type LocalSnapshotUsage, type StorageUsage, type Trend } from '../backup/usage.js';
-import { preflight, restore } from '../backup/restore.js';
-import { openRemote, resolveSnapshot, selectSources } from '../backup/catalog.js';
-import { verifySnapshot, type VerifyReport } from '../backup/verify.js';
-import { checkExportTarget, exportSnapshot } from '../backup/export.js';
-import { cleanupLogs } from '../backup/cleanup-logs.js';
-import { describeDrill, drill, parseSample, readLastDrill } from '../backup/drill.js';
-import { pruneRemote, remotePolicy } from '../backup/remote-retention.js';
-import { listLocal } from '../backup/layout.js';
-import { describeNextRun, nextRun } from '../schedule/index.js';
-import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, withNdjson, type ProgramSpec } from './common.js';
-import { withRunPings } from '../backup/ping.js';
+import { localRows } from '../backup/status.js';
+import type { VerifyReport } from '../backup/verify.js';
+import { readLastDrill } from '../backup/drill-record.js';
+import { parseSample } from '../backup/drill-sample.js';
+import { Option, action, addConfigCommand, createProgram, jsonOption, parseNumberOption, runProgram, subcommand, withNdjson } from './common.js';
+import { printSnapshots, spec, statusCommand } from './l2backup-status.js';
 
-const spec: ProgramSpec = { name: 'l2backup', description: 'Snapshots of L2 Dash models, logs, reports and configs: local, incremental, and on S3/MinIO', groups: ['alert', 'backup'] };
+// The jobs' code loads inside the commands that run them: `status` stays light (bench/startup.mjs).
+const engine = () => import('./l2backup-engine.js');
+
 
 const list = (v: string) =>
   v
@@ -31,46 +25,23 @@ export function buildProgram() {
 
   subcommand(program, 'status', 'last run, snapshots, remote state, free space, lock holder, next run (the default)')
     .addOption(jsonOption())
-    .action(
-      action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
-        const st = await backupStatus(cfg, (m) => out.warn(m));
-        const next = await nextRun('nightly', /(l2backup|backup\.sh)"?\s+nightly/);
-        const usage = await storageUsage(cfg, (m) => out.warn(m));
-        if (opts.json) {
-          out.json({ ...st, nextRun: next, usage });
-          return EXIT.OK;
-        }
-        const lr = st.lastRun;
-        out.print(`backups volume: ${st.root}${st.disk ? ` (${formatBytes(st.disk.freeBytes)} free of ${formatBytes(st.disk.totalBytes)})` : ''}`);
-        const runWords = (r: NonNullable<typeof lr>) => (r.status === 'pending' ? `LOCAL OK, REMOTE PENDING since ${r.remotePendingSince ?? r.finishedAt}` : r.status.toUpperCase());
-        out.print(`last run:       ${lr ? `${lr.command} ${runWords(lr)} ${formatAge(lr.finishedAt)} ago${lr.id ? ` (${lr.id})` : ''}${lr.error ? `: ${lr.error}` : ''}` : 'never'}`);
-        out.print(`last success:   ${st.lastSuccess ? `${st.lastSuccess.id} ${formatAge(st.lastSuccess.finishedAt)} ago` : 'never'}`);
-        out.print(`remote:         ${st.remote.configured ? `${st.remote.url} (${st.remote.uploaded} uploaded, ${st.remote.pending.length} pending${st.remote.pending.length ? `: ${st.remote.pending.join(', ')}` : ''}${st.remote.skipped.length ? `, ${st.remote.skipped.length} could not be uploaded: ${st.remote.skipped.join(', ')}` : ''})` : 'off (BACKUP_BUCKET not set)'}`);
-        if (st.remote.pendingSince) out.print(`remote copy:    local ok, remote pending since ${st.remote.pendingSince} (${formatAge(st.remote.pendingSince)})`);
-        if (st.remote.lastError) out.print(`remote error:   ${st.remote.lastError}`);
-        out.print(`last drill:     ${st.lastDrill ? `${st.lastDrill.status.toUpperCase()} ${formatAge(st.lastDrill.finishedAt)} ago: ${describeDrill(st.lastDrill)}` : "never (run 'l2backup drill' to test a restore)"}`);
-        out.print(`lock:           ${st.lock ? `held by pid ${st.lock.pid} on ${st.lock.host} ("${st.lock.command}") since ${st.lock.startedAt}${st.lock.stale ? ` (stale: ${st.lock.stale})` : ''}` : 'free'}`);
-        out.print(describeNextRun(next));
-        if (next.warning) out.warn(next.warning);
-        printUsage(out, usage);
-        out.print('');
-        const own = new Map(usage.local.snapshots.map((u) => [u.id + (u.preRestore ? '+' : ''), u]));
-        printSnapshots(out, st.snapshots, (r) => own.get(r.id + (r.preRestore ? '+' : '')));
-        return EXIT.OK;
-      }),
-    );
+    .option('--du', 'count local bytes as du -sb does, walking every snapshot (slow on a large volume); default: the bytes each backup recorded')
+    .action(action(spec, statusCommand));
 
   for (const [kind, what] of [
     ['nightly', 'the nightly backup (cron, 02:00 UTC)'],
     ['snapshot', 'a backup by hand'],
   ] as const) {
     withNdjson(subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`)).action(
-      action(spec, async (ctx) => withStatusPage(ctx, () => (kind === 'nightly' ? withRunPings(ctx, 'l2backup nightly', () => runBackup(ctx, kind)) : runBackup(ctx, kind)))),
+      action(spec, async (ctx) => {
+        const { runBackup, withRunPings } = await engine();
+        return withStatusPage(ctx, () => (kind === 'nightly' ? withRunPings(ctx, 'l2backup nightly', () => runBackup(ctx, kind)) : runBackup(ctx, kind)));
+      }),
     );
   }
   subcommand(program, 'emergency-pre-restore', 'fast capture of the current state into .pre-restore/ (kept 7 days, not uploaded)')
     .option('--upload', 'upload the capture too')
-    .action(action(spec, async (ctx, opts: { upload?: boolean }) => withStatusPage(ctx, () => runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload }))));
+    .action(action(spec, async (ctx, opts: { upload?: boolean }) => withStatusPage(ctx, async () => (await engine()).runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload }))));
 
   subcommand(program, 'report', 'write the status page (HTML) from the state files on the volume; works on a copy of a volume too')
     .option('-o, --output <file>', "where to write it ('-' for stdout); default $BACKUP_ROOT/.l2/report/index.html")
@@ -101,7 +72,7 @@ export function buildProgram() {
           else printSnapshots(out, rows);
           return EXIT.OK;
         }
-        const remote = await openRemote(cfg);
+        const remote = await (await engine()).openRemote(cfg);
         try {
           const ids = await remote.listIds();
           const rows = [];
@@ -129,7 +100,7 @@ export function buildProgram() {
     .option('--no-pre-restore', 'skip the emergency-pre-restore capture')
     .action(
       action(spec, async (ctx, id: string, opts: { only?: string[]; from: 'local' | 'remote'; target?: string; dryRun?: boolean; preRestore: boolean }) =>
-        restore(ctx, id, { only: opts.only, from: opts.from, target: opts.target, dryRun: Boolean(opts.dryRun), preRestore: opts.preRestore }),
+        (await engine()).restore(ctx, id, { only: opts.only, from: opts.from, target: opts.target, dryRun: Boolean(opts.dryRun), preRestore: opts.preRestore }),
       ),
     );
 
@@ -139,7 +110,7 @@ export function buildProgram() {
     .addOption(jsonOption())
     .action(
       action(spec, async (ctx, opts: { from: 'local' | 'remote'; sample: number; json?: boolean }) => {
-        const code = await drill(ctx, { from: opts.from, sample: opts.sample });
+        const code = await (await engine()).drill(ctx, { from: opts.from, sample: opts.sample });
         if (opts.json) ctx.out.json((await readLastDrill(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m))) ?? null);
         return code;
       }),
@@ -154,11 +125,13 @@ export function buildProgram() {
       action(spec, async (ctx, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
         if (opts.all && opts.remote) throw new UsageError('--all works on local snapshots; verify remote snapshots one id at a time');
         // --all holds the backup lock, so retention cannot delete a snapshot while it is read.
+        const { withBackupLock } = await engine();
         return opts.all ? withBackupLock(ctx, 'l2backup verify --all', () => verifyCommand(ctx, idArg, opts)) : verifyCommand(ctx, idArg, opts);
       }),
     );
 
   const verifyCommand = async ({ cfg, out, signal }: JobContext, idArg: string, opts: { all?: boolean; remote?: boolean; sample: number; json?: boolean }) => {
+        const { BackupRecords, listLocal, resolveSnapshot, verifySnapshot } = await engine();
         const ids = opts.all ? (await listLocal(cfg.BACKUP_ROOT, true)).map((r) => r.id) : [idArg];
         const records = new BackupRecords(cfg.BACKUP_ROOT, (m) => out.warn(m));
         const reports: VerifyReport[] = [];
@@ -197,6 +170,7 @@ export function buildProgram() {
     .action(
       action(spec, async (ctx, idArg: string, opts: { output: string; only?: string[] }) => {
         const { cfg, out, signal } = ctx;
+        const { checkExportTarget, exportSnapshot, preflight, resolveSnapshot, selectSources, withBackupLock } = await engine();
         if (opts.only !== undefined && opts.only.length === 0) throw new UsageError('--only is empty: name the sources to export (e.g. --only models), or leave --only out for all');
         const file = await checkExportTarget(cfg.BACKUP_ROOT, opts.output);
         await preflight(ctx, idArg, 'local');
@@ -227,8 +201,9 @@ export function buildProgram() {
     .option('--remote', 'also apply remote retention')
     .addOption(jsonOption())
     .action(
-      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean; json?: boolean }) =>
-        withBackupLock(ctx, 'l2backup prune', async () => {
+      action(spec, async (ctx, opts: { dryRun?: boolean; remote?: boolean; json?: boolean }) => {
+        const { BackupRecords, applyRetention, localPolicy, openRemote, pruneRemote, remotePolicy, withBackupLock } = await engine();
+        return withBackupLock(ctx, 'l2backup prune', async () => {
           const dryRun = Boolean(opts.dryRun);
           const records = new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m));
           const local = await applyRetention(ctx, records, dryRun);
@@ -251,26 +226,27 @@ export function buildProgram() {
           }
           if (opts.json) ctx.out.json(report);
           return EXIT.OK;
-        }),
-      ),
+        });
+      }),
     );
 
   subcommand(program, 'upload', 'upload pending snapshots to the remote now (oldest first)').action(
-    action(spec, async (ctx) =>
-      withBackupLock(ctx, 'l2backup upload', async () => {
+    action(spec, async (ctx) => {
+      const { BackupRecords, uploadPending, withBackupLock } = await engine();
+      return withBackupLock(ctx, 'l2backup upload', async () => {
         if (!ctx.cfg.BACKUP_BUCKET) throw new UsageError('BACKUP_BUCKET is not set: there is no remote to upload to');
         const res = await uploadPending(ctx, new BackupRecords(ctx.cfg.BACKUP_ROOT, (m) => ctx.out.warn(m)));
         ctx.out.print(`uploaded: ${res.uploaded.length ? res.uploaded.join(', ') : 'nothing pending'}`);
         for (const k of res.skipped) ctx.out.print(`skipped ${k.id}: ${k.reason}`);
         if (res.error) throw new L2Error(res.error);
         return res.skipped.length ? EXIT.FAILED : EXIT.OK;
-      }),
-    ),
+      });
+    }),
   );
 
   subcommand(program, 'check-remote', 'check that the remote is reachable and the credentials work (lists the bucket)').action(
     action(spec, async ({ cfg, out }) => {
-      const remote = await openRemote(cfg);
+      const remote = await (await engine()).openRemote(cfg);
       try {
         const ids = await remote.listIds();
         out.print(`remote OK: ${remote.url} answers; ${ids.length} snapshot folder(s)`);
@@ -291,14 +267,15 @@ export function buildProgram() {
     .option('--dry-run', 'show what would be deleted')
     .option('--source <name>', 'the logs source', 'logs')
     .action(
-      action(spec, async (ctx, opts: { dryRun?: boolean; source: string }) =>
-        withBackupLock(ctx, 'l2backup cleanup-logs', async () => {
+      action(spec, async (ctx, opts: { dryRun?: boolean; source: string }) => {
+        const { cleanupLogs, withBackupLock } = await engine();
+        return withBackupLock(ctx, 'l2backup cleanup-logs', async () => {
           const res = await cleanupLogs(ctx, opts.source, Boolean(opts.dryRun));
           ctx.out.print(`${opts.dryRun ? 'would delete' : 'deleted'} ${res.deleted.length} log file(s) (${formatBytes(res.bytesFreed)}); kept ${res.keptNotBackedUp.length} old file(s) that are in no complete backup`);
           for (const p of res.keptNotBackedUp.slice(0, 20)) ctx.out.warn(`kept (not in any backup yet): ${p}`);
           return EXIT.OK;
-        }),
-      ),
+        });
+      }),
     );
 
   addConfigCommand(program, spec);
@@ -316,35 +293,6 @@ async function withStatusPage(ctx: JobContext, job: () => Promise<number>): Prom
   } finally {
     await (await import('../report/index.js')).refreshStatusPage(ctx.cfg, ctx.out);
   }
-}
-
-type Row = Awaited<ReturnType<typeof localRows>>[number];
-
-/** `usage`: status adds each snapshot's bytes on the volume, du-style (own, and shared by hard links with older ones). */
-function printSnapshots(out: import('../output/index.js').Output, rows: Row[], usage?: (r: Row) => LocalSnapshotUsage | undefined): void {
-  if (rows.length === 0) {
-    out.print('no snapshots yet');
-    return;
-  }
-  const cols = (r: Row) => [r.id, r.kind + (r.partial ? ' (partial)' : ''), String(r.files), formatBytes(r.bytes), formatBytes(r.newBytes), formatAge(r.createdAt), r.remote];
-  if (!usage) return out.table(['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE'], rows.map(cols));
-  out.table(
-    ['ID', 'KIND', 'FILES', 'SIZE', 'NEW', 'AGE', 'REMOTE', 'ON DISK', 'SHARED'],
-    rows.map((r) => {
-      const u = usage(r);
-      return [...cols(r), u ? formatBytes(u.ownBytes) : '-', u ? formatBytes(u.sharedBytes) : '-'];
-    }),
-  );
-}
-
-/** The cost lines: bytes now, growth over 30 days, the 30-day forecast against the budget. */
-function printUsage(out: import('../output/index.js').Output, u: StorageUsage): void {
-  const sign = (n: number) => (n < 0 ? `-${formatBytes(-n)}` : `+${formatBytes(n)}`);
-  const line = (t: Trend, what: string) =>
-    `${formatBytes(t.bytes)} ${what}; ${t.growth30d === null ? 'growth: no history yet' : `${sign(t.growth30d)} over ${t.growthDays} day(s)`}; ${t.forecast30d === null ? 'forecast: needs samples a day apart' : `forecast in 30 days ${formatBytes(t.forecast30d)}`}${t.budget === null ? '' : ` (budget ${formatBytes(t.budget)})`}${t.overBudget ? ': OVER BUDGET' : ''}`;
-  out.print(`local storage:  ${line(u.local, `on the volume in ${u.local.snapshots.length} snapshot(s) (du, hard links once)`)}`);
-  if (u.remote) out.print(`remote storage: ${line(u.remote, `stored in ${u.remote.snapshots.length} snapshot(s)${u.remote.unknown.length ? ` (+${u.remote.unknown.length} of unknown size: ${u.remote.unknown.join(', ')})` : ''}`)}`);
-  for (const [where, t] of [['local', u.local], ['remote', u.remote]] as const) if (t?.overBudget) out.warn(`${where} storage over budget: ${t.overBudget}`);
 }
 
 interface PruneReport {

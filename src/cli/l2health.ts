@@ -1,14 +1,11 @@
 /** l2health: HTTP and SSE checks with thresholds, transitions and reminders (the old health-monitor.sh). */
 import { EXIT, UsageError } from '../errors.js';
-import { formatAge } from '../output/index.js';
 import type { Output } from '../output/index.js';
-import { readHealthState, runChecks, type Mode } from '../health/run.js';
-import { uptime } from '../health/state.js';
+import { runChecks, type Mode } from '../health/run.js';
 import type { CheckResult } from '../health/types.js';
-import { describeNextRun, nextRun } from '../schedule/index.js';
-import { action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand, type ProgramSpec } from './common.js';
+import { action, addConfigCommand, createProgram, jsonOption, runProgram, subcommand } from './common.js';
+import { spec, statusCommand } from './l2health-status.js';
 
-const spec: ProgramSpec = { name: 'l2health', description: 'Health checks of L2 Dash HTTP endpoints, SSE streams and the backups', groups: ['alert', 'health'] };
 
 function printResults(out: Output, results: CheckResult[]): void {
   const colour = (s: CheckResult['status']) => (s === 'up' ? out.c.green('UP') : s === 'degraded' ? out.c.yellow('DEGRADED') : out.c.red('DOWN'));
@@ -51,42 +48,7 @@ export function buildProgram() {
 
   subcommand(program, 'status', 'the last recorded state of every target, without probing: status, since, latency, uptime 24 h / 7 d, last alert')
     .addOption(jsonOption())
-    .action(
-      action(spec, async ({ cfg, out: o }, opts: { json?: boolean }) => {
-        const { state, open } = await readHealthState(cfg, (m) => o.warn(m));
-        const next = await nextRun('health checks', /(l2health|health-monitor\.sh)"?\s+(once|health-only|sse-only)/);
-        const now = Date.now();
-        const rows = Object.entries(state?.targets ?? {}).map(([name, t]) => ({
-          name,
-          kind: t.kind,
-          status: t.status,
-          since: t.since,
-          lastCheckAt: t.lastCheckAt ?? null,
-          lastLatencyMs: t.lastLatencyMs ?? null,
-          lastError: t.lastError ?? null,
-          uptime24h: uptime(t.history, 86_400, now),
-          uptime7d: uptime(t.history, 7 * 86_400, now),
-          lastAlert: t.lastAlert ?? null,
-          openAlert: open[name] ?? null,
-        }));
-        if (opts.json) {
-          o.json({ lastRunAt: state?.lastRunAt ?? null, targets: rows, nextRun: next });
-          return EXIT.OK;
-        }
-        if (!state) o.print('no health state recorded yet: run l2health once');
-        else {
-          o.print(`last run: ${state.lastRunAt ? `${state.lastRunAt} (${formatAge(state.lastRunAt)} ago)` : 'never'}`);
-          const pct = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(v === 1 ? 0 : 2)}%`);
-          o.table(
-            ['NAME', 'KIND', 'STATUS', 'SINCE', 'LATENCY', 'UP 24H', 'UP 7D', 'LAST ALERT'],
-            rows.map((r) => [r.name, r.kind, r.status.toUpperCase(), `${formatAge(r.since)} ago`, r.lastLatencyMs !== null ? `${r.lastLatencyMs} ms` : '-', pct(r.uptime24h), pct(r.uptime7d), r.lastAlert ? `${r.lastAlert.kind} ${formatAge(r.lastAlert.at)} ago` : '-']),
-          );
-        }
-        o.print(describeNextRun(next));
-        if (next.warning) o.warn(next.warning);
-        return EXIT.OK;
-      }),
-    );
+    .action(action(spec, statusCommand));
 
   addConfigCommand(program, spec);
   return program;

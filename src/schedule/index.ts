@@ -1,10 +1,11 @@
 /**
  * What the installed crontab says about when a job runs next. Reads `crontab -l` (node's own
  * execFile: execa cost ~105 ms of start-up for this one call) and computes the next time with
- * cron-parser, loaded only when the crontab has a line to parse. Shared by l2backup and l2health
- * status.
+ * ./cron.ts in UTC; cron-parser (and luxon behind it) is loaded only for a schedule that module
+ * does not take or for another time zone. Shared by l2backup and l2health status.
  */
 import { formatDuration } from '../output/index.js';
+import { nextRunUtc, parseCron } from './cron.js';
 
 export interface CronLine {
   expression: string;
@@ -68,13 +69,18 @@ async function loadCronParser(): Promise<typeof import('cron-parser')> {
   return mod.CronExpressionParser ? mod : mod.default!;
 }
 
+const UTC_NAMES = new Set(['UTC', 'Etc/UTC']);
+
 /** The next run of the first job whose command matches, from crontab text. */
 export async function nextRunFrom(text: string, job: string, matches: RegExp, now = new Date()): Promise<NextRun> {
   const tab = parseCrontab(text);
   const line = tab.jobs.find((j) => matches.test(j.command));
   if (!line) return { job, warning: `the crontab has no line for ${job}` };
-  const { CronExpressionParser } = await loadCronParser();
   const tz = tab.vars.CRON_TZ ?? tab.vars.TZ ?? 'UTC';
+  const schedule = UTC_NAMES.has(tz) ? parseCron(line.expression) : undefined;
+  const own = schedule && nextRunUtc(schedule, now);
+  if (own) return { job, expression: line.expression, next: own.toISOString(), inMs: own.getTime() - now.getTime() };
+  const { CronExpressionParser } = await loadCronParser();
   try {
     const next = CronExpressionParser.parse(line.expression, { currentDate: now, tz }).next().toDate();
     return { job, expression: line.expression, next: next.toISOString(), inMs: next.getTime() - now.getTime() };
