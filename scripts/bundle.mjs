@@ -21,7 +21,8 @@ const outdir = 'dist/bundle';
 rmSync(outdir, { recursive: true, force: true });
 
 await build({
-  entryPoints: { l2alert: 'dist/cli/l2alert.js', l2backup: 'dist/cli/l2backup.js', l2health: 'dist/cli/l2health.js' },
+  // restore-worker: local restore's copy threads load it from beside the bundle (src/backup/restore-threads.ts).
+  entryPoints: { l2alert: 'dist/cli/l2alert.js', l2backup: 'dist/cli/l2backup.js', l2health: 'dist/cli/l2health.js', 'restore-worker': 'dist/backup/restore-worker.js' },
   outdir,
   bundle: true,
   splitting: true,
