@@ -26,7 +26,6 @@ import { BaseList, type BaseCursor, type Prev } from './base-list.js';
 
 export const TOOL = 'l2ops 0.1.0';
 const CONCURRENCY = 8;
-/** Temp files of an in-place restore (restore.ts); a backup never stores them. */
 const ENV_COPY = 'envs/.env.backup';
 /** Where the env copy goes when ENV_COPY cannot be used; a source file of that name is kept, the copy takes -2, -3... */
 const ENV_COPY_ASIDE = '.env.backup.redacted';
