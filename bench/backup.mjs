@@ -11,6 +11,8 @@
  *   restic (backup to a local repo, restore) is measured beside each, for reference
  *   peak memory of a nightly at MEM_SIZES files (100k, 300k; --million adds 1M) target <= 256 MiB
  * --local skips the remote part. The machine's load average is printed with each ratio.
+ * --restore measures only the restore (after one nightly), with CPU time beside wall time;
+ * BASELINE=/path/to/other/bin/l2backup.js times that build's restore too, interleaved.
  *   extra disk used by that nightly vs the changed bytes              target <= 1.05
  *   first remote upload vs `aws s3 sync` to the same local server     target >= 1.0 (throughput)
  *   bytes sent by a remote nightly vs the changed bytes               target <= 1.05
@@ -21,11 +23,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, time, median, report, measure, load } from './lib.mjs';
+import { ROOT, time, median, report, measure, load, timeCpu } from './lib.mjs';
 
 const SCALE = Number(process.env.SCALE ?? 1);
 const RUNS = Number(process.env.RUNS ?? 3);
 const LOCAL_ONLY = process.argv.includes('--local');
+const RESTORE_ONLY = process.argv.includes('--restore');
 const SMALL_FILES = Number(process.env.SMALL_FILES ?? 100_000);
 const MEM_SIZES = (process.env.MEM_SIZES ?? '100000,300000').split(',').map(Number).filter((n) => n > 0);
 if (process.argv.includes('--million') || process.env.MILLION === '1') MEM_SIZES.push(1_000_000);
@@ -93,6 +96,21 @@ buildTree();
 const total = treeBytes(data);
 console.log(`tree: ${(total / MiB).toFixed(0)} MiB`);
 execFileSync('sh', ['-c', `cat $(find ${data} -type f) > /dev/null`]);
+
+// --restore: one nightly (and its rsync and restic peers), then only the restore figures.
+if (RESTORE_ONLY) {
+  const root = join(work, 'inc');
+  mkdirSync(root);
+  time('node', [l2backup, 'nightly'], { env: env(root) });
+  const copy = join(work, 'rsync-base');
+  time('rsync', ['-a', `${data}/`, `${copy}/`]);
+  const repo = join(work, 'restic-inc');
+  time('restic', ['init', '-q', '--repo', repo], { env: RESTIC });
+  time('restic', ['backup', '-q', '--repo', repo, data], { env: RESTIC });
+  restoreLatest(root, copy, repo);
+  if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
+  process.exit(results ? 0 : 1);
+}
 
 // 1. Full snapshot vs cp -a, rsync -a (first run of --link-dest: nothing to link), restic
 {
@@ -209,20 +227,30 @@ if (!LOCAL_ONLY) {
  */
 function restoreLatest(root, rsyncCopy, repo) {
   const ours = [];
+  const base = [];
   const cp = [];
   const rc = [];
+  const restoreWith = (program, t) => timeCpu('node', [program, 'restore', 'latest', '--target', t, '--no-pre-restore'], { env: env(root) });
   for (let i = 0; i < RUNS; i++) {
     const t = join(work, `restore-${i}`);
-    ours.push(time('node', [l2backup, 'restore', 'latest', '--target', t, '--no-pre-restore'], { env: env(root) }));
+    ours.push(restoreWith(l2backup, t));
     rmSync(t, { recursive: true });
-    cp.push(time('cp', ['-a', rsyncCopy, t]));
+    if (process.env.BASELINE) {
+      base.push(restoreWith(process.env.BASELINE, t));
+      rmSync(t, { recursive: true });
+    }
+    cp.push(timeCpu('cp', ['-a', rsyncCopy, t]));
     rmSync(t, { recursive: true });
-    rc.push(time('restic', ['restore', '-q', '--repo', repo, 'latest', '--target', t], { env: RESTIC }));
+    rc.push(timeCpu('restic', ['restore', '-q', '--repo', repo, 'latest', '--target', t], { env: RESTIC }));
     rmSync(t, { recursive: true });
   }
+  const ms = (xs) => median(xs.map((x) => x.ms));
+  const cpu = (xs) => median(xs.map((x) => x.cpuMs));
   console.log(`load average: ${load()}`);
-  results = report('restore latest (hashes checked) / cp -a', median(ours), median(cp), 1.0) && results;
-  report('restore latest / restic restore (for reference)', median(ours), median(rc), Infinity);
+  results = report('restore latest (hashes checked) / cp -a', ms(ours), ms(cp), 1.0) && results;
+  report('restore latest / restic restore (for reference)', ms(ours), ms(rc), Infinity);
+  console.log(`  CPU time (user+sys, ms): ours ${cpu(ours).toFixed(0)}, cp -a ${cpu(cp).toFixed(0)}, restic ${cpu(rc).toFixed(0)}${base.length ? `, baseline ${cpu(base).toFixed(0)}` : ''}`);
+  if (base.length) report(`restore latest / the same by BASELINE ${process.env.BASELINE}`, ms(ours), ms(base), Infinity);
 }
 
 /** `n` small files, 1,000 to a folder. */

@@ -41,3 +41,12 @@ export function measure(cmd, args, opts = {}) {
 export function load() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
+
+/** Runs a command under /usr/bin/time: wall time and CPU time (user + system, children included), both in ms. */
+export function timeCpu(cmd, args, opts = {}) {
+  const out = join(tmpdir(), `l2bench-cpu-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const ms = time('/usr/bin/time', ['-o', out, '-f', '%U %S', cmd, ...args], opts);
+  const [user, sys] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  rmSync(out, { force: true });
+  return { ms, cpuMs: (user + sys) * 1000 };
+}

@@ -67,7 +67,9 @@ await build({
 });
 await build({
   ...common,
-  entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}.js`])),
+  // restore-worker: local restore's copy threads load it from the top of full/, above the chunk
+  // that starts them (src/backup/restore-threads.ts).
+  entryPoints: { ...Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}.js`])), 'restore-worker': 'dist/backup/restore-worker.js' },
   outdir: `${outdir}/full`,
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',

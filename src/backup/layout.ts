@@ -14,6 +14,8 @@ import { UsageError, errnoCode } from '../errors.js';
 export const MANIFEST = '.l2-manifest.json';
 export const FILES = '.l2-files.jsonl.gz';
 export const PRE_RESTORE_DIR = '.pre-restore';
+/** Temp files of an in-place restore (restore-copy.ts); a backup never stores them. */
+export const RESTORE_TEMP_PREFIX = '.l2restore-';
 
 const ID = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/;
 

@@ -9,8 +9,7 @@
  * (/proc/self/fd/N/name stands in for the *at() calls Node lacks). A symlink where the
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
-import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, renameSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration, type Progress } from '../output/index.js';
@@ -20,11 +19,10 @@ import { backupLocked, withBackupLock, type JobContext } from './jobs.js';
 import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, type ResolvedSnapshot } from './catalog.js';
 import { checkId } from './layout.js';
 import { comparePaths, entryPath, entryTarget, remoteName, safeRelative, type Entry } from './manifest.js';
-import { RESTORE_PARALLEL, copyStored } from './restore-copy.js';
+import { at, removeTemp, replaceAt, tempName } from './restore-copy.js';
+import { COPY_IN_FLIGHT, CopyThreads } from './restore-threads.js';
 import { nsToSeconds } from './save.js';
-import { RESTORE_TEMP_PREFIX } from './snapshot.js';
 import { overlap } from './realpath.js';
-import { Beneath, removeTree } from './walk.js';
 import { downloadObject, downloadParts } from './download.js';
 import { TaskPool } from './task-pool.js';
 
@@ -168,17 +166,7 @@ async function withSnapshot(ctx: JobContext, idArg: string, opts: RestoreOptions
 
 // ---- writing relative to open folders ------------------------------------------------------
 
-const at = (dirFd: number, name: Buffer | string) => Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), Buffer.from(name)]);
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
-
-/** Removes whatever `name` is in the open folder (a folder recursively); never follows a symlink. */
-function removeAt(dirFd: number, name: Buffer): void {
-  const p = at(dirFd, name);
-  const st = lstatSync(p, { throwIfNoEntry: false });
-  if (!st) return;
-  if (st.isDirectory()) removeTree(p); // through open folders: a tree deeper than PATH_MAX goes too
-  else unlinkSync(p);
-}
 
 /** Opens folder `name` inside an open folder, making it (or replacing a non-folder there) first. */
 function openDirAt(dirFd: number, name: Buffer): number {
@@ -199,20 +187,11 @@ function openRootAt(parentFd: number, source: string, root: string): number {
   return openSync(p, DIR_FLAGS);
 }
 
-/** Puts `tmp` in place of `name` in an open folder, replacing a file, symlink or folder there. */
-function replaceAt(dirFd: number, tmp: string, name: Buffer): void {
-  try {
-    renameSync(at(dirFd, tmp), at(dirFd, name));
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-    removeAt(dirFd, name);
-    renameSync(at(dirFd, tmp), at(dirFd, name));
-  }
-}
+/** An entry's mtime in seconds, as futimes takes it. */
+const mtimeSeconds = (e: Entry) => nsToSeconds(e.mtimeNs !== undefined ? BigInt(e.mtimeNs) : BigInt(e.mtime) * 1_000_000n);
 
 function setTimes(fd: number, e: Entry): void {
-  const t = nsToSeconds(e.mtimeNs !== undefined ? BigInt(e.mtimeNs) : BigInt(e.mtime) * 1_000_000n);
+  const t = mtimeSeconds(e);
   futimesSync(fd, t, t);
 }
 
@@ -316,18 +295,9 @@ function splitPath(raw: Buffer): Buffer[] {
   return parts;
 }
 
-const tempName = () => `${RESTORE_TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
 const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
-/** A file's path inside the snapshot folder. */
-const storedPath = (e: Entry) => Buffer.concat([Buffer.from(`${e.s}/`), entryPath(e)]);
-
-function removeTemp(dirFd: number, tmp: string): void {
-  try {
-    unlinkSync(at(dirFd, tmp));
-  } catch {
-    // not created, or already renamed
-  }
-}
+/** A file's path inside the snapshot folder, as a latin1 string of its bytes. */
+const storedPath = (e: Entry) => `${e.s}/${latin1(entryPath(e))}`;
 
 function placeSymlink(dirFd: number, name: Buffer, e: Entry): void {
   const tmp = tempName();
@@ -362,19 +332,12 @@ const isMissing = (err: unknown) => {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 || errnoCode(err) === 'ENOENT';
 };
 
-/** A file's bytes in its temp file: the descriptor (open for writing) and the sha256 of the bytes. */
-interface Filled {
-  fd: number;
-  sha: string;
-  /** why the bytes could not be what the manifest says (an object of another size) */
-  problem?: string;
-}
-
 /**
  * One restore: each source's entries are walked in order (folders and symlinks at once), and
- * files go to one TaskPool: local copies RESTORE_PARALLEL at once, remote downloads
- * BACKUP_DOWNLOAD_CONCURRENCY at once (large objects in ranged parts). Every file lands in a
- * temp file beside its name and is renamed into place only once its sha256 matched.
+ * files go to one TaskPool: local copies to the copy threads (COPY_IN_FLIGHT at once, see
+ * restore-threads.ts), remote downloads BACKUP_DOWNLOAD_CONCURRENCY at once (large objects in
+ * ranged parts). Every file lands in a temp file beside its name and is renamed into place only
+ * once its sha256 matched.
  */
 class RestoreRun {
   readonly mismatches: string[] = [];
@@ -383,8 +346,8 @@ class RestoreRun {
   private readonly pool: TaskPool;
   /** ranged parts of remote downloads (downloadParts: their bytes held at once are bounded) */
   private readonly parts: ReturnType<typeof downloadParts> | undefined;
-  /** The snapshot's files are reached folder by folder: a tree deeper than PATH_MAX restores. */
-  private readonly stored: Beneath | undefined;
+  private readonly threads: CopyThreads | undefined;
+  private readonly halt = () => this.threads?.halt();
 
   constructor(
     private readonly ctx: JobContext,
@@ -393,10 +356,11 @@ class RestoreRun {
     readonly progressLine: Progress,
     private readonly report: WriteReport | undefined,
   ) {
-    const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : RESTORE_PARALLEL;
+    const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : COPY_IN_FLIGHT;
     this.pool = new TaskPool(parallel);
     this.parts = snap.origin === 'remote' ? downloadParts(snap.remote!.settings) : undefined;
-    this.stored = snap.origin === 'local' ? new Beneath(snap.dir!) : undefined;
+    this.threads = snap.origin === 'local' ? new CopyThreads(snap.dir!) : undefined;
+    ctx.signal.addEventListener('abort', this.halt);
   }
 
   get files(): number {
@@ -407,8 +371,9 @@ class RestoreRun {
     return this.doneBytes;
   }
 
-  close(): void {
-    this.stored?.close();
+  async close(): Promise<void> {
+    this.ctx.signal.removeEventListener('abort', this.halt);
+    await this.threads?.close();
   }
 
   async writeSource(source: string, root: string): Promise<void> {
@@ -424,6 +389,9 @@ class RestoreRun {
       await finisher.done();
       const top = dirEntries.get(`${source}/`);
       if (top) setModeAndTimes(rootFd, top);
+    } catch (err) {
+      this.halt(); // files queued in the copy threads are not begun
+      throw err;
     } finally {
       finisher.stopped = true;
       await this.pool.settle(); // no file is still written into a folder closed below
@@ -453,61 +421,59 @@ class RestoreRun {
     }
   }
 
-  /** Fills a temp file beside `name`, checks its hash, then renames it into place. */
+  /** Restores one file (a temp file beside `name`, hash checked, renamed into place); a failure that stops the restore stops the copy threads' queued files too. */
   private fileTask(dirFd: number, name: Buffer, e: Entry): () => Promise<void> {
     return async () => {
-      const tmp = tempName();
       try {
-        const filled = await this.fill(dirFd, tmp, e);
-        this.place(dirFd, tmp, name, e, filled);
+        if (this.threads) await this.copyLocal(this.threads, dirFd, name, e);
+        else await this.download(dirFd, name, e);
       } catch (err) {
-        removeTemp(dirFd, tmp);
         const fatal = this.failure(err, e);
-        if (fatal) throw fatal;
+        if (fatal) {
+          this.halt();
+          throw fatal;
+        }
       }
     };
   }
 
-  private fill(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
-    return this.snap.origin === 'local' ? this.copyLocal(dirFd, tmp, e) : this.download(dirFd, tmp, e);
+  /** A copy thread copies and hashes the stored file in one read, checks the hash and renames the temp file into place. */
+  private async copyLocal(threads: CopyThreads, dirFd: number, name: Buffer, e: Entry): Promise<void> {
+    const outcome = await threads.copy({ dirFd, name: latin1(name), stored: storedPath(e), sha256: e.sha256 ?? '', mode: e.mode, mtime: mtimeSeconds(e), size: e.size ?? 0 });
+    if ('sha' in outcome) this.mismatch(e, outcome.sha);
+    else if ('landed' in outcome) this.landed(e);
   }
 
-  /** Copies and hashes a stored file in one read. Both files are opened before the first await: Beneath.path() is valid only until its next call. */
-  private async copyLocal(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
-    const fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  /** Downloads an object (ranged parts when large) into a temp file, hashing every byte on its way; then as copyLocal. */
+  private async download(dirFd: number, name: Buffer, e: Entry): Promise<void> {
+    const remote = this.snap.remote!;
+    const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
+    const tmp = tempName();
     try {
-      const copying = copyStored(this.stored!.path(storedPath(e)), fd);
-      return { fd, sha: await copying };
+      const got = await downloadObject(remote, key, at(dirFd, tmp), e.size ?? 0, { ...this.parts!, signal: this.ctx.signal });
+      const fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW);
+      if (got.problem !== undefined || got.sha256 !== e.sha256) {
+        closeSync(fd);
+        removeTemp(dirFd, tmp);
+        return this.mismatch(e, got.sha256, got.problem);
+      }
+      try {
+        setModeAndTimes(fd, e);
+      } finally {
+        closeSync(fd);
+      }
+      replaceAt(dirFd, tmp, name);
+      this.landed(e);
     } catch (err) {
-      closeSync(fd);
+      removeTemp(dirFd, tmp);
       throw err;
     }
   }
 
-  /** Downloads an object (ranged parts when large), hashing every byte on its way. */
-  private async download(dirFd: number, tmp: string, e: Entry): Promise<Filled> {
-    const remote = this.snap.remote!;
-    const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
-    const got = await downloadObject(remote, key, at(dirFd, tmp).toString('latin1'), e.size ?? 0, { ...this.parts!, signal: this.ctx.signal });
-    return { fd: openSync(at(dirFd, tmp), C.O_WRONLY | C.O_NOFOLLOW), sha: got.sha256, problem: got.problem };
-  }
-
-  /** Checks the hash, then sets mode and times and renames the temp file into place; closes the descriptor. */
-  private place(dirFd: number, tmp: string, name: Buffer, e: Entry, { fd, sha, problem }: Filled): void {
-    if (problem !== undefined || sha !== e.sha256) {
-      closeSync(fd);
-      removeTemp(dirFd, tmp);
-      this.mismatches.push(show(e));
-      this.ctx.out.error(`${show(e)}: content does not match the manifest (${problem ?? `sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…`}); left as it was`);
-      return;
-    }
-    try {
-      setModeAndTimes(fd, e);
-    } finally {
-      closeSync(fd);
-    }
-    replaceAt(dirFd, tmp, name);
-    this.landed(e);
+  /** The file did not match its manifest entry: nothing was put in its place. */
+  private mismatch(e: Entry, sha: string, problem?: string): void {
+    this.mismatches.push(show(e));
+    this.ctx.out.error(`${show(e)}: content does not match the manifest (${problem ?? `sha256 ${sha.slice(0, 12)}…, expected ${e.sha256?.slice(0, 12)}…`}); left as it was`);
   }
 
   private landed(e: Entry): void {
@@ -537,7 +503,7 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
   try {
     for (const [source, root] of plan.roots) await run.writeSource(source, root);
   } finally {
-    run.close();
+    await run.close();
   }
   const summary = `restored snapshot ${snap.id} (${snap.origin}): ${run.files} files, ${formatBytes(run.bytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
   return report ? concludeDrill(run, summary, report) : concludeRestore(ctx, snap, plan, run, summary);

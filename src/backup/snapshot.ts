@@ -20,14 +20,12 @@ import { saveFile, nsToSeconds, type Candidate } from './save.js';
 import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
 import { redactEnv } from './envcopy.js';
-import { FILES, MANIFEST, PRE_RESTORE_DIR, type SnapshotKind } from './layout.js';
+import { FILES, MANIFEST, PRE_RESTORE_DIR, RESTORE_TEMP_PREFIX, type SnapshotKind } from './layout.js';
 import { FileListWriter, emptyTotals, encodeName, type Entry, type Manifest, type SourceResult, type Totals } from './manifest.js';
 import { BaseList, type BaseCursor, type Prev } from './base-list.js';
 
 export const TOOL = 'l2ops 0.1.0';
 const CONCURRENCY = 8;
-/** Temp files of an in-place restore (restore.ts); a backup never stores them. */
-export const RESTORE_TEMP_PREFIX = '.l2restore-';
 const ENV_COPY = 'envs/.env.backup';
 /** Where the env copy goes when ENV_COPY cannot be used; a source file of that name is kept, the copy takes -2, -3... */
 const ENV_COPY_ASIDE = '.env.backup.redacted';

@@ -1,0 +1,138 @@
+/**
+ * The copy threads of local restore: a few worker threads (restore-worker.ts) copy, hash and
+ * place files while the main thread walks the file list, makes folders and keeps the count, so
+ * a restore works on every core as restic's does (the copying, not just the hashing: on small
+ * files the syscalls are most of the work). Jobs go in batches (one message per 32 files, or
+ * per MiB), each to the thread with the least work queued; a batch not yet full is sent as
+ * soon as the main thread has nothing else to do.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { fromThreadError, type CopyJob, type CopyResult } from './restore-copy.js';
+
+const BATCH_FILES = 32;
+const BATCH_BYTES = 1 << 20;
+/** What a job costs its thread beyond its bytes (the syscalls of a file), for picking the least busy thread. */
+const FILE_COST = 16 << 10;
+
+/** Copy threads: one per core, at least 2 (a thread waiting on the disk leaves the core to the other), at most 4. */
+export const COPY_THREADS = Math.min(4, Math.max(2, availableParallelism()));
+/** Files in flight: two full batches queued per thread, so none waits for the main thread. */
+export const COPY_IN_FLIGHT = COPY_THREADS * 2 * BATCH_FILES;
+
+export type CopyOutcome = { landed: true } | { sha: string } | { cancelled: true };
+
+interface Waiting {
+  resolve: (o: CopyOutcome) => void;
+  reject: (err: Error) => void;
+  cost: number;
+}
+
+interface Thread {
+  worker: Worker;
+  /** bytes (plus FILE_COST a file) sent and not answered yet */
+  load: number;
+  waiting: Map<number, Waiting>;
+  /** why it stopped, once it has (an exit is an error while the run goes on) */
+  dead?: Error;
+}
+
+/** The worker's script beside this module (tsc's dist/backup/), or at the bundle's top when this code sits in a chunk below it. */
+function workerScript(): URL {
+  const here = new URL('./restore-worker.js', import.meta.url);
+  const up = new URL('../restore-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(here)) || !existsSync(fileURLToPath(up)) ? here : up;
+}
+
+export class CopyThreads {
+  private readonly threads: Thread[] = [];
+  private readonly stop = new SharedArrayBuffer(4);
+  private batch: { job: CopyJob; waiting: Waiting }[] = [];
+  private batchBytes = 0;
+  private flushQueued = false;
+  private nextId = 0;
+
+  constructor(private readonly snapshotDir: string) {}
+
+  /** Restores one file in a copy thread: landed, did not match (with the hash found), or cancelled (stopped before it began). */
+  copy(job: Omit<CopyJob, 'id'>): Promise<CopyOutcome> {
+    return new Promise((resolve, reject) => {
+      const cost = job.size + FILE_COST;
+      this.batch.push({ job: { ...job, id: this.nextId++ }, waiting: { resolve, reject, cost } });
+      this.batchBytes += job.size;
+      if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flush();
+      else if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Jobs not begun yet are answered cancelled from now on (a failure, or the run was interrupted). */
+  halt(): void {
+    Atomics.store(new Int32Array(this.stop), 0, 1);
+  }
+
+  /** Ends the threads once their work is done (each closes the folders it opened: descriptors belong to the process, not the thread). */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.threads.map(async (t) => {
+        if (t.dead) return;
+        const ended = new Promise((resolve) => t.worker.once('exit', resolve));
+        t.worker.postMessage(null);
+        await ended;
+      }),
+    );
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    const t = this.pick();
+    if (t.dead) {
+      for (const { waiting } of batch) waiting.reject(t.dead);
+      return;
+    }
+    for (const { job, waiting } of batch) {
+      t.waiting.set(job.id, waiting);
+      t.load += waiting.cost;
+    }
+    t.worker.postMessage(batch.map((b) => b.job));
+  }
+
+  /** The least busy thread, starting another while there are fewer than COPY_THREADS and all are busy (a stopped one only when no other is left). */
+  private pick(): Thread {
+    let best: Thread | undefined;
+    for (const t of this.threads) if (!t.dead && (!best || t.load < best.load)) best = t;
+    if (best && (best.load === 0 || this.threads.length >= COPY_THREADS)) return best;
+    return this.threads.length < COPY_THREADS ? this.start() : this.threads[0]!;
+  }
+
+  private start(): Thread {
+    const worker = new Worker(workerScript(), { workerData: { snapshotDir: this.snapshotDir, stop: this.stop }, stdout: false });
+    const t: Thread = { worker, load: 0, waiting: new Map() };
+    worker.on('message', (results: CopyResult[]) => {
+      for (const r of results) {
+        const w = t.waiting.get(r.id)!;
+        t.waiting.delete(r.id);
+        t.load -= w.cost;
+        if ('error' in r) w.reject(fromThreadError(r.error));
+        else w.resolve(r);
+      }
+    });
+    const fail = (err: Error) => {
+      t.dead ??= new Error(`a copy thread stopped: ${err.message}`);
+      for (const w of t.waiting.values()) w.reject(t.dead);
+      t.waiting.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
+    this.threads.push(t);
+    return t;
+  }
+}
