@@ -3,7 +3,7 @@
  * following a symlink. Snapshot, restore, verify, cleanup-logs, the catalog, the file list and
  * the remote copies all hash through here, so "the hash of a file" means the same thing everywhere.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash as oneShot, type Hash } from 'node:crypto';
 import { constants as C, promises as fs, openSync, closeSync, readSync } from 'node:fs';
 
 export const CHUNK = 1 << 20;
@@ -12,8 +12,9 @@ export function newHash(): Hash {
   return createHash('sha256');
 }
 
+/** One shot (no Hash object: several times cheaper for the many small files of a first backup). */
 export function sha256(data: Buffer | string): string {
-  return newHash().update(data).digest('hex');
+  return oneShot('sha256', data, 'hex');
 }
 
 /** The base64 MD5 of bytes: the Content-MD5 header S3 checks an upload's body against (transport only, never a content hash of ours). */

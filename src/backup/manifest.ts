@@ -9,13 +9,17 @@
  * carries `pb`, its raw bytes in base64; `p` is then only for display. The same for symlink
  * targets (`target`, `tb`). Lists of format 1 (no `pb`, no ns times) read as before.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createGunzip, gzipSync } from 'node:zlib';
+import { createGunzip, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { L2Error } from '../errors.js';
 import { newHash, sha256 } from './hash.js';
 import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
+
+const gzipAsync = promisify(gzip) as (text: string) => Promise<Buffer>;
 
 export type EntryType = 'f' | 'd' | 'l';
 
@@ -180,7 +184,7 @@ export const entryBytesKey = (e: Pick<Entry, 's' | 'p' | 'pb'>) => `${e.s}\0${en
 /** `p` (and `pb` when the bytes are not UTF-8) for a raw name. */
 export function encodeName(raw: Buffer): { p: string; pb?: string } {
   const p = raw.toString('utf8');
-  return Buffer.from(p, 'utf8').equals(raw) ? { p } : { p, pb: raw.toString('base64') };
+  return isUtf8(raw) ? { p } : { p, pb: raw.toString('base64') };
 }
 
 /** The exact bytes of an entry's path relative to its source. */
@@ -231,11 +235,19 @@ export function safeRelative(p: string | Buffer): boolean {
 
 /**
  * Writes a file list: JSON lines, gzipped in batches (a gzip file may hold many members, and
- * the list stays streamed), hashing the uncompressed text for the manifest.
+ * the list stays streamed), hashing the uncompressed text for the manifest. `add` is
+ * synchronous: each batch is compressed in libuv's thread pool (on another core) and written in
+ * order while the walk goes on; it hands back a promise only when two batches are still in
+ * flight, so memory stays bounded.
  */
 export class FileListWriter {
   private lines: string[] = [];
+  private pending = 0;
   private readonly hash = newHash();
+  /** the batches compressed or written so far, in order; never rejects (the first error is kept) */
+  private tail: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private failure: { err: unknown } | undefined;
   entries = 0;
 
   private constructor(private readonly fh: fs.FileHandle) {}
@@ -244,34 +256,52 @@ export class FileListWriter {
     return new FileListWriter(await fs.open(path, 'wx', 0o600));
   }
 
-  private pending = 0;
-
-  async add(e: Entry): Promise<void> {
+  add(e: Entry): void | Promise<void> {
     const line = JSON.stringify(e) + '\n';
     this.lines.push(line);
     this.pending += line.length;
     this.entries++;
     // About 1 MiB of text per gzip member: few zlib set-ups, memory bounded.
-    if (this.pending >= 1 << 20) await this.flush();
+    if (this.pending >= 1 << 20) return this.flush();
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void | Promise<void> {
+    if (this.failure) throw this.failure.err;
     if (this.lines.length === 0) return;
     const text = this.lines.join('');
     this.lines = [];
     this.pending = 0;
     this.hash.update(text);
-    await this.fh.write(gzipSync(text));
+    const compressed = gzipAsync(text);
+    compressed.catch(() => {}); // awaited in order below
+    this.inFlight++;
+    this.tail = this.tail.then(async () => {
+      try {
+        if (!this.failure) await this.fh.write(await compressed);
+      } catch (err) {
+        this.failure ??= { err };
+      } finally {
+        this.inFlight--;
+      }
+    });
+    if (this.inFlight >= 2) return this.tail.then(() => this.check());
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure.err;
   }
 
   /** Flushes and closes; returns the sha256 of the uncompressed list. */
   async finish(): Promise<string> {
     await this.flush();
+    await this.tail;
+    this.check();
     await this.fh.close();
     return this.hash.digest('hex');
   }
 
   async abandon(): Promise<void> {
+    await this.tail;
     await this.fh.close().catch(() => {});
   }
 }

@@ -10,13 +10,14 @@
  */
 import { promises as fs, constants as C, lstatSync, linkSync, readlinkSync, symlinkSync, mkdirSync, openSync, writeSync, closeSync, fchmodSync, futimesSync, type BigIntStats } from 'node:fs';
 import { hostname } from 'node:os';
+import { isUtf8 } from 'node:buffer';
 import { join } from 'node:path';
 import { overlap } from './realpath.js';
 import { L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { ensureDir } from '../state/files.js';
 import type { NamedPath } from '../config/parsers.js';
 import { atFd, Beneath, compileExcludes, removeTree, walk, type WalkEntry } from './walk.js';
-import { saveFile, nsToSeconds, type Candidate } from './save.js';
+import { saveFile, nsToSeconds, type Candidate, type SaveResult } from './save.js';
 import { publishDir } from './publish.js';
 import { sha256 } from './hash.js';
 import { redactEnv } from './envcopy.js';
@@ -102,13 +103,13 @@ type Decision = { action: 'link'; prev: Prev } | { action: 'check'; prev: Prev }
  * Same size and mtime with a new inode or ctime (a restored file, `cp -p`, `rsync -a`): the
  * bytes are read and compared with the base copy's hash first. Anything else is copied.
  */
-export function decide(prev: Prev | undefined, st: BigIntStats): Decision {
-  if (!prev || BigInt(prev.size) !== st.size) return { action: 'copy' };
+export function decide(prev: Prev | undefined, st: BigIntStats, times: Times = timesOf(st)): Decision {
+  if (!prev || prev.size !== Number(st.size)) return { action: 'copy' };
   const mode = Number(st.mode & 0o7777n);
-  if (prev.mtimeNs === String(st.mtimeNs) && prev.ctimeNs === String(st.ctimeNs) && prev.ino === String(st.ino) && prev.mode === mode) return { action: 'link', prev };
+  if (prev.mtimeNs === times.mtimeNs && prev.ctimeNs === times.ctimeNs && prev.ino === times.ino && prev.mode === mode) return { action: 'link', prev };
   // Times set through utimes() (restore) carry a double's precision, then libuv cuts them to
   // whole microseconds: a restored time can read up to just under 2 us off the recorded one.
-  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 2000n : prev.mtime === Math.floor(Number(st.mtimeNs / 1_000_000n));
+  const sameTime = prev.mtimeNs !== undefined ? absDiff(BigInt(prev.mtimeNs), st.mtimeNs) < 2000n : prev.mtime === times.mtime;
   return sameTime ? { action: 'check', prev } : { action: 'copy' };
 }
 
@@ -117,8 +118,8 @@ const absDiff = (a: bigint, b: bigint) => (a > b ? a - b : b - a);
 /** A base copy is linked only while it still is what its file list says: a regular file of the recorded size. */
 function baseIntact(prev: Prev): boolean {
   try {
-    const st = lstatSync(prev.file());
-    return st.isFile() && st.size === prev.size;
+    const st = lstatSync(prev.file(), { throwIfNoEntry: false });
+    return st !== undefined && st.isFile() && st.size === prev.size;
   } catch {
     return false;
   }
@@ -126,28 +127,79 @@ function baseIntact(prev: Prev): boolean {
 
 // ---- the pipeline -------------------------------------------------------------------------
 
-/** Runs up to `limit` tasks at once and hands their results on in the order they were pushed. */
+/**
+ * Hands results on in the order they were pushed, with up to `limit` tasks in flight. A plain
+ * result with nothing waiting ahead of it is handed on at once, without a promise: an unchanged
+ * file (a link) costs no await. `push` answers with a promise only when the caller must wait.
+ */
 class OrderedPool<T> {
-  private queue: Promise<T>[] = [];
+  private queue: { done: boolean; value?: T; task?: Promise<T> }[] = [];
   constructor(
     private readonly limit: number,
-    private readonly emit: (v: T) => Promise<void>,
+    private readonly emit: (v: T) => void | Promise<void>,
   ) {}
-  async push(task: Promise<T>): Promise<void> {
-    task.catch(() => {}); // awaited in order below; this only silences the early rejection
-    this.queue.push(task);
-    while (this.queue.length >= this.limit) await this.emit(await this.queue.shift()!);
+
+  push(v: T | Promise<T>): void | Promise<void> {
+    let wait = this.emitSettled();
+    if (v instanceof Promise) {
+      const slot: { done: boolean; value?: T; task?: Promise<T> } = { done: false, task: v };
+      // A rejection is awaited in order (emitHead, drain); this only marks a result as ready.
+      v.then(
+        (r) => {
+          slot.done = true;
+          slot.value = r;
+        },
+        () => {},
+      );
+      this.queue.push(slot);
+      if (this.queue.length >= this.limit) return this.emitHead(wait);
+    } else if (this.queue.length === 0) {
+      wait = this.emit(v) ?? wait;
+    } else {
+      this.queue.push({ done: true, value: v });
+    }
+    return wait;
   }
+
+  /** Hands on the results at the head that are ready, synchronously. */
+  private emitSettled(): void | Promise<void> {
+    let wait: void | Promise<void> = undefined;
+    while (this.queue.length > 0 && this.queue[0]!.done) wait = this.emit(this.queue.shift()!.value as T) ?? wait;
+    return wait;
+  }
+
+  private async emitHead(wait: void | Promise<void>): Promise<void> {
+    await wait;
+    while (this.queue.length >= this.limit) {
+      const slot = this.queue.shift()!;
+      await this.emit(slot.done ? (slot.value as T) : await slot.task!);
+    }
+    await this.emitSettled();
+  }
+
   async drain(): Promise<void> {
-    while (this.queue.length > 0) await this.emit(await this.queue.shift()!);
+    while (this.queue.length > 0) {
+      const slot = this.queue.shift()!;
+      await this.emit(slot.done ? (slot.value as T) : await slot.task!);
+    }
   }
+
   async settle(): Promise<void> {
-    await Promise.allSettled(this.queue);
+    await Promise.allSettled(this.queue.map((s) => s.task));
     this.queue = [];
   }
 }
 
-const timesOf = (st: BigIntStats) => ({ mtime: Math.floor(Number(st.mtimeNs / 1_000_000n)), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) });
+interface Times {
+  mtime: number;
+  mtimeNs: string;
+  ctimeNs: string;
+  ino: string;
+}
+
+function timesOf(st: BigIntStats): Times {
+  return { mtime: Math.floor(Number(st.mtimeNs / 1_000_000n)), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) };
+}
 
 interface Run {
   opts: SnapshotOptions;
@@ -246,17 +298,28 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
   }
   const destRoot = Buffer.from(join(run.tmp, src.name));
   const rootSt = await fs.stat(opts.root, { bigint: true });
-  const exclude = compileExcludes(opts.exclude);
+  // No patterns: no exclude callback, so the walk makes no string of each path for it.
+  const exclude = opts.exclude.some((p) => p.trim() !== '') ? compileExcludes(opts.exclude) : undefined;
   const show = (rel: Buffer) => JSON.stringify(rel.toString('utf8')).slice(1, -1);
-  const pool = new OrderedPool<Entry | undefined>(CONCURRENCY, async (e) => {
+  let sinceProgress = 0;
+  const pool = new OrderedPool<Entry | undefined>(CONCURRENCY, (e) => {
     if (!e) return;
-    await list.add(e);
-    if (e.t === 'f') opts.onProgress?.(totals.files, totals.bytes);
+    const wait = list.add(e);
+    // Progress is shown every few seconds at most: formatting it once a file is wasted work.
+    if (e.t === 'f' && (sinceProgress++ & 63) === 0) opts.onProgress?.(totals.files, totals.bytes);
+    return wait;
   });
-  const fileOf = (ev: WalkEntry): Omit<Entry, 't'> => ({ s: src.name, ...encodeName(ev.rel), mode: Number(ev.st.mode & 0o7777n), ...timesOf(ev.st) });
-  /** The open folders of the temp tree along the walk's current path (root first). */
-  const destDirs: { rel: Buffer; fd: number }[] = [];
+  const fileOf = (ev: WalkEntry, times: Times): Omit<Entry, 't'> => {
+    const p = ev.rel.toString('utf8');
+    const mode = Number(ev.st.mode & 0o7777n);
+    // Same keys in the same order as ever (`s` first: base-list.ts skips other sources' lines by it).
+    if (isUtf8(ev.rel)) return { s: src.name, p, mode, mtime: times.mtime, mtimeNs: times.mtimeNs, ctimeNs: times.ctimeNs, ino: times.ino };
+    return { s: src.name, p, pb: ev.rel.toString('base64'), mode, mtime: times.mtime, mtimeNs: times.mtimeNs, ctimeNs: times.ctimeNs, ino: times.ino };
+  };
+  /** The open folders of the temp tree along the walk's current path (root first), with their /proc/self/fd/N/ prefix. */
+  const destDirs: { rel: Buffer; fd: number; at: Buffer }[] = [];
   const baseFiles: BaseCursor | undefined = run.base?.source(src.name, warn);
+  let sinceYield = 0;
   try {
     const events = walk(real, {
       exclude,
@@ -267,6 +330,11 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
     });
     for (const ev of events) {
       opts.signal.throwIfAborted();
+      // Unchanged files never await: let signals (a stopping container) and I/O in now and then.
+      if (++sinceYield >= 1024) {
+        sinceYield = 0;
+        await new Promise(setImmediate);
+      }
       if (ev.type === 'problem') {
         // A folder or file removed during the backup (rotated logs) is churn, not a missing part.
         // So is a folder swapped for a symlink (or another folder) since it was listed: never followed.
@@ -278,36 +346,44 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
         if (!ev.dir) totals.skipped++;
         continue;
       }
-      const relText = ev.rel.toString('utf8');
       // The copy is made relative to its open parent folder in the temp tree, so a path legal in
       // the source never exceeds PATH_MAX under the longer BACKUP_ROOT/.tmp-*/ prefix.
       const slash = ev.rel.lastIndexOf(0x2f);
       const parentRel = ev.rel.subarray(0, Math.max(0, slash));
       while (destDirs.length > 1 && !destDirs[destDirs.length - 1]!.rel.equals(parentRel)) closeSync(destDirs.pop()!.fd);
-      const dest = ev.rel.length === 0 ? destRoot : atFd(destDirs[destDirs.length - 1]!.fd, ev.rel.subarray(slash + 1));
-      const name = ev.rel.subarray(ev.rel.lastIndexOf(0x2f) + 1).toString('latin1');
-      if (name.startsWith(RESTORE_TEMP_PREFIX)) {
+      const dest = ev.rel.length === 0 ? destRoot : Buffer.concat([destDirs[destDirs.length - 1]!.at, ev.rel.subarray(slash + 1)]);
+      if (ev.rel[slash + 1] === 0x2e && ev.rel.subarray(slash + 1).toString('latin1').startsWith(RESTORE_TEMP_PREFIX)) {
         warn(`source ${src.name}: ${show(ev.rel)} is a leftover of an interrupted restore; not backed up (delete it)`);
         continue;
       }
-      if (opts.envFile && src.name === 'configs' && relText === ENV_COPY) continue; // superseded by the fresh redacted copy
+      if (opts.envFile && src.name === 'configs' && ev.rel.toString('utf8') === ENV_COPY) continue; // superseded by the fresh redacted copy
+      const times = timesOf(ev.st);
+      let wait: void | Promise<void> = undefined;
       if (ev.kind === 'd') {
         mkdirSync(dest, { mode: 0o700 });
-        destDirs.push({ rel: ev.rel, fd: openSync(dest, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW) });
+        const fd = openSync(dest, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+        destDirs.push({ rel: ev.rel, fd, at: atFd(fd, Buffer.alloc(0)) });
         run.dirTimes.push({ path: ev.rel.length === 0 ? destRoot : Buffer.concat([destRoot, Buffer.from('/'), ev.rel]), st: ev.st });
-        await pool.push(Promise.resolve({ ...fileOf(ev), t: 'd' }));
+        const e = fileOf(ev, times) as Entry;
+        e.t = 'd';
+        wait = pool.push(e);
         totals.dirs++;
       } else if (ev.kind === 'l') {
-        await pool.push(Promise.resolve(saveSymlink(run, src.name, ev, dest, fileOf(ev))));
+        wait = pool.push(saveSymlink(run, src.name, ev, dest, fileOf(ev, times)));
       } else if (ev.kind === 'f') {
         const found = baseFiles?.find(ev.rel);
         const prev = found instanceof Promise ? await found : found;
-        await pool.push(saveRegular(run, res, ev, dest, fileOf(ev), prev));
+        const entry = fileOf(ev, times);
+        const decision = decide(prev, ev.st, times);
+        // Unchanged (the common case): linked here, synchronously, and handed on without a promise.
+        const linked = decision.action === 'link' ? linkBase(run, res, entry, decision.prev, dest) : undefined;
+        wait = pool.push(linked ?? saveRegular(run, res, ev, dest, entry, decision));
       } else {
         const what = ev.st.isSocket() ? 'socket' : ev.st.isFIFO() ? 'fifo' : 'device';
         warn(`source ${src.name}: ${show(ev.rel)} is a ${what}; skipped (only files, folders and symlinks are backed up)`);
         totals.skipped++;
       }
+      if (wait) await wait;
     }
     await pool.drain();
   } catch (err) {
@@ -337,31 +413,36 @@ function saveSymlink(run: Run, source: string, ev: WalkEntry, dest: Buffer, base
   return { ...base, t: 'l', target: t.p, ...(t.pb !== undefined ? { tb: t.pb } : {}) };
 }
 
-async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, entry: Omit<Entry, 't'>, prev: Prev | undefined): Promise<Entry | undefined> {
-  const { totals, warn } = run;
-  const decision = decide(prev, ev.st);
-  const linked = (prev: Prev): Entry | undefined => {
-    if (!baseIntact(prev)) {
-      warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
-      return undefined;
-    }
-    try {
-      linkSync(prev.file(), dest);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOSPC') throw err;
-      return undefined; // EXDEV, EMLINK, a vanished base file...: copy instead
-    }
-    totals.linkedFiles++;
-    totals.files++;
-    totals.bytes += prev.size;
-    res.files++;
-    res.bytes += prev.size;
-    return { ...entry, t: 'f', size: prev.size, sha256: prev.sha256 };
-  };
-  if (decision.action === 'link') {
-    const e = linked(decision.prev);
-    if (e) return e;
+/**
+ * Links the base copy of an unchanged file into the snapshot, only while it still is what its
+ * file list says (a regular file of the recorded size). Undefined: not linked, copy instead.
+ */
+function linkBase(run: Run, res: SourceResult, entry: Omit<Entry, 't'>, prev: Prev, dest: Buffer): Entry | undefined {
+  const { totals } = run;
+  if (!baseIntact(prev)) {
+    run.warn(`source ${res.name}: the base copy of ${entry.p} no longer matches its file list (damaged?); copied from the source instead`);
+    return undefined;
   }
+  try {
+    linkSync(prev.file(), dest);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOSPC') throw err;
+    return undefined; // EXDEV, EMLINK, a vanished base file...: copy instead
+  }
+  totals.linkedFiles++;
+  totals.files++;
+  totals.bytes += prev.size;
+  res.files++;
+  res.bytes += prev.size;
+  const e = entry as Entry;
+  e.t = 'f';
+  e.size = prev.size;
+  e.sha256 = prev.sha256;
+  return e;
+}
+
+function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, entry: Omit<Entry, 't'>, decision: Decision): Entry | undefined | Promise<Entry | undefined> {
+  const { totals, warn } = run;
   let candidate: Candidate | undefined;
   if (decision.action === 'check') {
     if (baseIntact(decision.prev)) candidate = decision.prev;
@@ -370,11 +451,8 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
   // The link is made while saveFile still holds the source open, before any await: ev.abs and
   // dest name folders through descriptors that are only valid until the walk moves on.
   let linkedEntry: Entry | undefined;
-  const linkBase = () => (linkedEntry = decision.action === 'check' ? linked(decision.prev) : undefined) !== undefined;
-  let saved;
-  try {
-    saved = await saveFile(ev.abs, dest, candidate, run.opts.signal, linkBase);
-  } catch (err) {
+  const linkSame = () => (linkedEntry = decision.action === 'check' ? linkBase(run, res, { ...entry }, decision.prev, dest) : undefined) !== undefined;
+  const failed = (err: unknown): undefined => {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ELOOP') {
       // ELOOP: swapped for a symlink since the walk; the link is stored by the next run.
@@ -389,24 +467,34 @@ async function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buf
       return undefined;
     }
     throw err;
+  };
+  const saved = (saved: SaveResult): Entry | undefined => {
+    if (saved.kind === 'changed-type') {
+      warn(`source ${res.name}: ${entry.p} changed type during the backup; skipped`);
+      totals.skipped++;
+      return undefined;
+    }
+    if (saved.kind === 'same-as-base') return { ...linkedEntry!, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
+    if (saved.changed) {
+      totals.changedDuringBackup++;
+      warn(`source ${res.name}: ${entry.p} changed during backup; stored what was read after ${saved.attempts} tries (sha256 ${saved.sha256.slice(0, 12)}…)`);
+    }
+    totals.copiedFiles++;
+    totals.files++;
+    totals.bytes += saved.size;
+    totals.newBytes += saved.size;
+    res.files++;
+    res.bytes += saved.size;
+    return { ...entry, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n), t: 'f', size: saved.size, sha256: saved.sha256, ...(saved.changed ? { changed: true } : {}) };
+  };
+  let result: SaveResult | Promise<SaveResult>;
+  try {
+    result = saveFile(ev.abs, dest, candidate, run.opts.signal, linkSame);
+  } catch (err) {
+    return failed(err);
   }
-  if (saved.kind === 'changed-type') {
-    warn(`source ${res.name}: ${entry.p} changed type during the backup; skipped`);
-    totals.skipped++;
-    return undefined;
-  }
-  if (saved.kind === 'same-as-base') return { ...linkedEntry!, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
-  if (saved.changed) {
-    totals.changedDuringBackup++;
-    warn(`source ${res.name}: ${entry.p} changed during backup; stored what was read after ${saved.attempts} tries (sha256 ${saved.sha256.slice(0, 12)}…)`);
-  }
-  totals.copiedFiles++;
-  totals.files++;
-  totals.bytes += saved.size;
-  totals.newBytes += saved.size;
-  res.files++;
-  res.bytes += saved.size;
-  return { ...entry, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n), t: 'f', size: saved.size, sha256: saved.sha256, ...(saved.changed ? { changed: true } : {}) };
+  // A small file is saved synchronously: its entry is handed on without a promise.
+  return result instanceof Promise ? result.then(saved, failed) : saved(result);
 }
 
 /**

@@ -142,9 +142,10 @@ function* walkBelow(dir: { rel: Buffer; abs: Buffer; fd: number }, opts: WalkOpt
       return;
     }
     names.sort(Buffer.compare);
+    const at = Buffer.from(`/proc/self/fd/${dir.fd}/`);
     for (const name of names) {
       const rel = child(dir.rel, name);
-      const abs = atFd(dir.fd, name);
+      const abs = Buffer.concat([at, name]);
       let st: BigIntStats;
       try {
         st = lstatSync(abs, { bigint: true });
