@@ -442,6 +442,9 @@ class RestoreRun {
     const outcome = await threads.copy({ dirFd, name: latin1(name), stored: storedPath(e), sha256: e.sha256 ?? '', mode: e.mode, mtime: mtimeSeconds(e), size: e.size ?? 0 });
     if ('sha' in outcome) this.mismatch(e, outcome.sha);
     else if ('landed' in outcome) this.landed(e);
+    // Not begun: the run was interrupted (or another file failed, whose error the pool holds);
+    // never counted as done, or a stopped restore would end "every file matched", exit 0.
+    else throw this.ctx.signal.aborted ? this.ctx.signal.reason : new L2Error(`${show(e)}: not restored, the restore stopped`);
   }
 
   /** Downloads an object (ranged parts when large) into a temp file, hashing every byte on its way; then as copyLocal. */

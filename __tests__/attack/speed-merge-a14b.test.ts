@@ -1,0 +1,54 @@
+/**
+ * An operator's attack on the three speed changes merged for issue 14 (a14b): local restore in
+ * copy threads, the nightly without an await per small file, start-up without commander. The
+ * built bin/ programs as child processes.
+ */
+import { writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { bin, run, sandbox } from '../helpers/run.js';
+import { tracked } from '../helpers/cleanup.js';
+
+const MB = 1024 * 1024;
+
+function walkNames(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' });
+}
+
+test('SIGTERM once every file is queued to the copy threads: the restore says it was interrupted (exit 1), never "every file matched" with files left out', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'models');
+  mkdirSync(models);
+  // Fewer files than the copy threads take in flight: the walk has queued them all at once.
+  const FILES = 48;
+  for (let i = 0; i < FILES; i++) writeFileSync(join(models, `m${String(i).padStart(2, '0')}.bin`), Buffer.alloc(8 * MB, i + 1));
+  sb.env.BACKUP_SOURCES = `models=${models}`;
+  expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
+  const target = join(sb.dir, 'restored');
+  const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--only', 'models', '--target', target, '--json'], { env: sb.env, extendEnv: false, reject: false, all: true, buffer: { stdout: false } }));
+  // Stopped at its first restored file, then asked to stop: the rest of the queue is cancelled.
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (line.includes('"phase":"restore"')) {
+      child.kill('SIGSTOP');
+      child.kill('SIGTERM');
+      child.kill('SIGCONT');
+      break;
+    }
+  }
+  child.stdout!.resume();
+  const res = await child;
+  const restored = walkNames(join(target, 'models')).filter((n) => n.endsWith('.bin'));
+  expect(walkNames(target).filter((n) => n.includes('.l2restore-'))).toEqual([]);
+  expect(existsSync(join(sb.root, '.l2/locks/backup.lock'))).toBe(false);
+  if (restored.length < FILES) {
+    expect(String(res.all)).not.toMatch(/every file matched/);
+    expect(String(res.all)).toMatch(/interrupted by SIGTERM/);
+    expect(res.exitCode).toBe(1);
+  } else {
+    // Every file landed before the signal was seen: then a success is the truth.
+    expect(res.exitCode).toBe(0);
+  }
+  expect(restored.length).toBeLessThan(FILES); // the attack reached its window (else it proved nothing)
+}, 300_000);
