@@ -52,3 +52,21 @@ test('SIGTERM once every file is queued to the copy threads: the restore says it
   }
   expect(restored.length).toBeLessThan(FILES); // the attack reached its window (else it proved nothing)
 }, 300_000);
+
+const USAGE_LINES: [program: 'l2backup' | 'l2alert' | 'l2health', args: string[], culprit: RegExp][] = [
+  ['l2backup', ['status', '--du=1'], /unknown option '--du=1'.*--du/],
+  ['l2backup', ['status', '--jsn'], /unknown option '--jsn'.*--json/],
+  ['l2alert', ['buffer-statu'], /unknown command 'buffer-statu'.*buffer-status/],
+  ['l2health', ['status', '--jsno'], /unknown option '--jsno'.*--json/],
+];
+
+test.each(USAGE_LINES)('a mistyped command line near a light one (%s %j): one line naming it, exit 2', async (program, args, culprit) => {
+  const sb = sandbox();
+  const res = await run(program, args, sb.env);
+  expect(res.exitCode).toBe(2);
+  expect(res.stdout).toBe('');
+  const lines = res.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(culprit);
+  expect(lines[0]).toMatch(/see '.*--help'$/);
+});

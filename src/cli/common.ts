@@ -14,6 +14,9 @@ export { LINGER_AFTER_RUN_MS, redactUrl, reportError, type Context, type Program
 
 export const VERSION = '0.1.0';
 
+/** commander's error text as one line: its "(Did you mean ...?)" comes on a line of its own. */
+const oneLine = (str: string) => str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ');
+
 export function createProgram(spec: ProgramSpec): Command {
   const program = new Command(spec.name)
     .description(spec.description)
@@ -23,7 +26,7 @@ export function createProgram(spec: ProgramSpec): Command {
     .exitOverride()
     .configureOutput({
       writeErr: (str) => process.stderr.write(str),
-      outputError: (str, write) => write(`${spec.name}: ${str.replace(/^error: /, '').trim()}; see '${spec.name} --help'\n`),
+      outputError: (str, write) => write(`${spec.name}: ${oneLine(str)}; see '${spec.name} --help'\n`),
     });
   return program;
 }
@@ -33,7 +36,7 @@ export function subcommand(program: Command, name: string, description: string):
   const cmd = program.command(name).description(description).exitOverride().addHelpText('after', `\n${EXIT_CODES_HELP}`);
   cmd.configureOutput({
     writeErr: (str) => process.stderr.write(str),
-    outputError: (str, write) => write(`${program.name()} ${name}: ${str.replace(/^error: /, '').trim()}; see '${program.name()} ${name} --help'\n`),
+    outputError: (str, write) => write(`${program.name()} ${name}: ${oneLine(str)}; see '${program.name()} ${name} --help'\n`),
   });
   return cmd;
 }
