@@ -55,6 +55,7 @@ test('SIGTERM once every file is queued to the copy threads: the restore says it
 
 const USAGE_LINES: [program: 'l2backup' | 'l2alert' | 'l2health', args: string[], culprit: RegExp][] = [
   ['l2backup', ['status', '--du=1'], /unknown option '--du=1'.*--du/],
+  ['l2backup', ['statu'], /unknown command 'statu'/],
   ['l2backup', ['status', '--jsn'], /unknown option '--jsn'.*--json/],
   ['l2alert', ['buffer-statu'], /unknown command 'buffer-statu'.*buffer-status/],
   ['l2health', ['status', '--jsno'], /unknown option '--jsno'.*--json/],

@@ -280,7 +280,10 @@ export function buildProgram() {
 
   addConfigCommand(program, spec);
   // Bare `l2backup` shows the status, as the old `backup.sh` did.
-  program.action(async () => {
+  // A word that is no command (`l2backup statu`) is named as one, not as "too many arguments".
+  program.allowExcessArguments(true).action(async () => {
+    const [word] = program.args;
+    if (word !== undefined) program.error(`unknown command '${word}'`, { code: 'commander.unknownCommand', exitCode: EXIT.USAGE });
     await program.commands.find((c) => c.name() === 'status')!.parseAsync([], { from: 'user' });
   });
   return program;
