@@ -27,6 +27,18 @@ import { BaseList, type BaseCursor, type Prev } from './base-list.js';
 
 export const TOOL = 'l2ops 0.1.0';
 const CONCURRENCY = 8;
+/** Bytes the walk reads (or links) between two turns of the event loop, at most about this plus one file. */
+const YIELD_BYTES = 32 << 20;
+
+/**
+ * Lets signals and I/O in: two turns of the event loop. One alone is not enough when the walk
+ * runs from the check phase (after an earlier setImmediate): the next check phase then comes
+ * before any poll, where a signal's handler runs.
+ */
+async function letIn(): Promise<void> {
+  await new Promise(setImmediate);
+  await new Promise(setImmediate);
+}
 const ENV_COPY = 'envs/.env.backup';
 /** Where the env copy goes when ENV_COPY cannot be used; a source file of that name is kept, the copy takes -2, -3... */
 const ENV_COPY_ASIDE = '.env.backup.redacted';
@@ -208,6 +220,8 @@ interface Run {
   totals: Totals;
   warn: (m: string) => void;
   dirTimes: { path: Buffer; st: { mode: bigint; mtimeNs: bigint } }[];
+  /** bytes of sources read so far (copied, or hashed to compare with the base copy) */
+  readBytes: number;
 }
 
 async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Promise<Omit<SnapshotResult, 'dir'>> {
@@ -227,6 +241,7 @@ async function fill(opts: SnapshotOptions, tmp: string, startedAt: string): Prom
     base,
     totals: emptyTotals(),
     dirTimes: [],
+    readBytes: 0,
     warn: (m) => {
       warnings.push(m);
       opts.warn(m);
@@ -320,6 +335,7 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
   const destDirs: { rel: Buffer; fd: number; at: Buffer }[] = [];
   const baseFiles: BaseCursor | undefined = run.base?.source(src.name, warn);
   let sinceYield = 0;
+  let yieldAtBytes = run.readBytes + YIELD_BYTES;
   try {
     const events = walk(real, {
       exclude,
@@ -330,10 +346,14 @@ async function snapshotSource(run: Run, src: NamedPath, list: FileListWriter): P
     });
     for (const ev of events) {
       opts.signal.throwIfAborted();
-      // Unchanged files never await: let signals (a stopping container) and I/O in now and then.
-      if (++sinceYield >= 1024) {
+      // Unchanged and small files never await: let signals (a stopping container) and I/O in
+      // every 1,024 entries, and every YIELD_BYTES read (1,024 small files copied synchronously
+      // are up to 1 GiB: seconds on a busy disk before SIGTERM could be seen).
+      if (++sinceYield >= 1024 || run.readBytes >= yieldAtBytes) {
         sinceYield = 0;
-        await new Promise(setImmediate);
+        yieldAtBytes = run.readBytes + YIELD_BYTES;
+        await letIn();
+        opts.signal.throwIfAborted();
       }
       if (ev.type === 'problem') {
         // A folder or file removed during the backup (rotated logs) is churn, not a missing part.
@@ -474,6 +494,7 @@ function saveRegular(run: Run, res: SourceResult, ev: WalkEntry, dest: Buffer, e
       totals.skipped++;
       return undefined;
     }
+    run.readBytes += saved.kind === 'same-as-base' ? Number(saved.st.size) : saved.size;
     if (saved.kind === 'same-as-base') return { ...linkedEntry!, ...timesOf(saved.st), mode: Number(saved.st.mode & 0o7777n) };
     if (saved.changed) {
       totals.changedDuringBackup++;
