@@ -109,3 +109,15 @@ test('SIGTERM during a first backup of many small files is seen within a few MiB
   expect(read).toBeGreaterThan(0); // atime is kept on this volume (else the test shows nothing)
   expect(read).toBeLessThan(512);
 }, 300_000);
+
+test.each([
+  ['l2backup', '--help'],
+  ['l2alert', '--version'],
+  ['l2health', 'status --help'],
+])('%s %s into a reader that has gone (| true): exit 0, no stack trace', async (program, args) => {
+  const sb = sandbox();
+  // `true` exits at once: the help is written into a pipe with no reader (EPIPE).
+  const res = await execa('bash', ['-c', `set -o pipefail; node ${bin(program as 'l2backup')} ${args} | true`], { env: sb.env, extendEnv: false, reject: false, all: true });
+  expect(String(res.all)).toBe('');
+  expect(res.exitCode).toBe(0);
+});

@@ -94,6 +94,10 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
     if (err instanceof CommanderError) {
       const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
       process.exitCode = ok ? EXIT.OK : EXIT.USAGE;
+      // `--help | head -1`: the help's reader went away (EPIPE, reported after the write); not an error.
+      if (ok) process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') throw e;
+      });
       return;
     }
     process.exitCode = reportError(new Output(program.name()), err);
