@@ -3,7 +3,7 @@
  * copy threads, the nightly without an await per small file, start-up without commander. The
  * built bin/ programs as child processes.
  */
-import { writeFileSync, mkdirSync, readdirSync, existsSync, statSync, utimesSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readdirSync, existsSync, statSync, utimesSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
@@ -121,3 +121,35 @@ test.each([
   expect(String(res.all)).toBe('');
   expect(res.exitCode).toBe(0);
 });
+
+test('SIGTERM while a copy thread copies a large file: its copy stops, its temp file is removed, nothing half-copied lands', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'models');
+  mkdirSync(models);
+  // One full batch of small files (one thread, answered first), then a large file (another thread).
+  for (let i = 0; i < 32; i++) writeFileSync(join(models, `a${String(i).padStart(2, '0')}.txt`), `small ${i}\n`);
+  const big = openSync(join(models, 'b-large.bin'), 'w');
+  const chunk = Buffer.alloc(8 * MB, 5);
+  for (let i = 0; i < 64; i++) writeSync(big, chunk);
+  closeSync(big);
+  sb.env.BACKUP_SOURCES = `models=${models}`;
+  expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
+  const target = join(sb.dir, 'restored');
+  const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--only', 'models', '--target', target, '--json'], { env: sb.env, extendEnv: false, reject: false, all: true, buffer: { stdout: false } }));
+  // The small files' batch answered: the large file is being copied in the other thread.
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (line.includes('"phase":"restore"')) {
+      child.kill('SIGSTOP');
+      child.kill('SIGTERM');
+      child.kill('SIGCONT');
+      break;
+    }
+  }
+  child.stdout!.resume();
+  const res = await child;
+  expect(res.exitCode).toBe(1);
+  expect(String(res.all)).toMatch(/ERROR.*interrupted by SIGTERM/);
+  expect(walkNames(target).filter((n) => n.includes('.l2restore-'))).toEqual([]);
+  expect(existsSync(join(target, 'models', 'b-large.bin'))).toBe(false);
+}, 300_000);

@@ -69,13 +69,16 @@ async function writeFull(fd: number, buf: Buffer, n: number, pos: number): Promi
   for (let done = 0; done < n; ) done += (await writeAsync(fd, buf, done, n - done, pos + done)).bytesWritten;
 }
 
+/** A large copy given up because the restore stopped (a failure, or the run was interrupted). */
+class Stopped extends Error {}
+
 /**
  * Hashes and copies an open descriptor's bytes into `out`; reads ahead and writes behind while
  * hashing. It settles only once no read or write is left in flight: the caller closes both
  * descriptors next, and a read or write still queued would then hit a closed descriptor (an
  * uncaught EBADF) or one the next open reused (stray bytes in another file).
  */
-async function copyLarge(src: number, out: number): Promise<string> {
+async function copyLarge(src: number, out: number, stopped: () => boolean): Promise<string> {
   const h = newHash();
   const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
   const quiet = <T>(p: Promise<T>): Promise<T> => (p.catch(() => {}), p); // awaited below, maybe only after the other failed
@@ -86,6 +89,8 @@ async function copyLarge(src: number, out: number): Promise<string> {
     for (let k = 0; ; k++) {
       const { bytesRead: n } = await reading;
       if (n === 0) break;
+      // A stopping container must not wait for a large file: its temp file is removed unfinished.
+      if (stopped()) throw new Stopped();
       const cur = bufs[k % 3]!;
       // bufs[(k+1) % 3] last held chunk k-2, whose write finished before chunk k-1's began.
       reading = quiet(readAsync(src, bufs[(k + 1) % 3]!, 0, CHUNK, pos + n));
@@ -123,7 +128,7 @@ function copySmall(src: number, out: number, size: number): string {
  * Opens the stored file (never through a symlink) at once, then copies it into `out` and
  * returns the sha256 of the bytes read (and written). `file` is used only before the first await.
  */
-export function copyStored(file: Buffer, out: number): Promise<string> {
+export function copyStored(file: Buffer, out: number, stopped: () => boolean = () => false): Promise<string> {
   const src = openSync(file, C.O_RDONLY | C.O_NOFOLLOW);
   let async = false;
   try {
@@ -131,7 +136,7 @@ export function copyStored(file: Buffer, out: number): Promise<string> {
     if (!st.isFile()) throw new L2Error(`${file.toString('utf8')} in the snapshot is not a regular file`);
     if (st.size >= SMALL) {
       async = true;
-      return copyLarge(src, out).finally(() => closeSync(src));
+      return copyLarge(src, out, stopped).finally(() => closeSync(src));
     }
     return Promise.resolve(copySmall(src, out, st.size));
   } finally {
@@ -161,7 +166,7 @@ export interface ThreadError {
   l2?: boolean;
 }
 
-/** landed: in place; sha: did not match (nothing written, temp removed); cancelled: not started (the restore stopped). */
+/** landed: in place; sha: did not match (nothing written, temp removed); cancelled: not started, or a large copy given up (temp removed), as the restore stopped. */
 export type CopyResult = { id: number; landed: true } | { id: number; sha: string } | { id: number; error: ThreadError } | { id: number; cancelled: true };
 
 export function toThreadError(err: unknown): ThreadError {
@@ -179,13 +184,13 @@ export function fromThreadError(e: ThreadError): Error {
  * against the manifest's, then sets mode and times and renames it into place. A mismatch or an
  * error removes the temp file; the live file is then left as it was.
  */
-export async function restoreFile(job: CopyJob, stored: Beneath): Promise<CopyResult> {
+export async function restoreFile(job: CopyJob, stored: Beneath, stopped: () => boolean = () => false): Promise<CopyResult> {
   const { id, dirFd } = job;
   const tmp = tempName();
   let fd: number | undefined;
   try {
     fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    const sha = await copyStored(stored.path(Buffer.from(job.stored, 'latin1')), fd);
+    const sha = await copyStored(stored.path(Buffer.from(job.stored, 'latin1')), fd, stopped);
     if (sha !== job.sha256) {
       closeSync(fd);
       fd = undefined;
@@ -205,6 +210,7 @@ export async function restoreFile(job: CopyJob, stored: Beneath): Promise<CopyRe
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     removeTemp(dirFd, tmp);
+    if (err instanceof Stopped) return { id, cancelled: true };
     throw err;
   }
 }

@@ -56,7 +56,7 @@ export class CopyThreads {
 
   constructor(private readonly snapshotDir: string) {}
 
-  /** Restores one file in a copy thread: landed, did not match (with the hash found), or cancelled (stopped before it began). */
+  /** Restores one file in a copy thread: landed, did not match (with the hash found), or cancelled (the restore stopped: not begun, or a large copy given up). */
   copy(job: Omit<CopyJob, 'id'>): Promise<CopyOutcome> {
     return new Promise((resolve, reject) => {
       const cost = job.size + FILE_COST;
@@ -70,7 +70,7 @@ export class CopyThreads {
     });
   }
 
-  /** Jobs not begun yet are answered cancelled from now on (a failure, or the run was interrupted). */
+  /** Jobs not begun yet, and large copies under way, are answered cancelled from now on (a failure, or the run was interrupted). */
   halt(): void {
     Atomics.store(new Int32Array(this.stop), 0, 1);
   }
