@@ -3,10 +3,11 @@
  * copy threads, the nightly without an await per small file, start-up without commander. The
  * built bin/ programs as child processes.
  */
-import { writeFileSync, mkdirSync, readdirSync, existsSync, statSync, utimesSync, openSync, writeSync, closeSync } from 'node:fs';
+import { writeFileSync, mkdirSync, readdirSync, existsSync, statSync, utimesSync, openSync, writeSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { tracked } from '../helpers/cleanup.js';
 
@@ -152,4 +153,21 @@ test('SIGTERM while a copy thread copies a large file: its copy stops, its temp 
   expect(String(res.all)).toMatch(/ERROR.*interrupted by SIGTERM/);
   expect(walkNames(target).filter((n) => n.includes('.l2restore-'))).toEqual([]);
   expect(existsSync(join(target, 'models', 'b-large.bin'))).toBe(false);
+}, 300_000);
+
+test('a FIFO where the snapshot has a file (a damaged snapshot): restore fails naming it, exit 1, and never hangs in a copy thread', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'models');
+  mkdirSync(models);
+  for (const n of ['f1', 'f2', 'f3']) writeFileSync(join(models, n), `${n}\n`);
+  sb.env.BACKUP_SOURCES = `models=${models}`;
+  expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
+  const stored = join(sb.root, readdirSync(sb.root).find((n) => /^\d{8}-\d{6}$/.test(n))!, 'models', 'f2');
+  rmSync(stored);
+  execFileSync('mkfifo', [stored]);
+  // A copy thread blocked opening the FIFO would hold the process past even its forced exit.
+  const res = await run('l2backup', ['restore', 'latest', '--only', 'models', '--target', join(sb.dir, 'restored')], sb.env, { timeout: 120_000, killSignal: 'SIGKILL' });
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toMatch(/ERROR.*models\/f2.*not a regular file/);
+  expect(existsSync(join(sb.root, '.l2/locks/backup.lock'))).toBe(false);
 }, 300_000);

@@ -125,15 +125,15 @@ function copySmall(src: number, out: number, size: number): string {
 }
 
 /**
- * Opens the stored file (never through a symlink) at once, then copies it into `out` and
+ * Opens the stored file (never through a symlink, never waiting on a FIFO) at once, then copies it into `out` and
  * returns the sha256 of the bytes read (and written). `file` is used only before the first await.
  */
-export function copyStored(file: Buffer, out: number, stopped: () => boolean = () => false): Promise<string> {
-  const src = openSync(file, C.O_RDONLY | C.O_NOFOLLOW);
+export function copyStored(file: Buffer, out: number, stopped: () => boolean = () => false, shown = file.toString('utf8')): Promise<string> {
+  const src = openSync(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   let async = false;
   try {
     const st = fstatSync(src);
-    if (!st.isFile()) throw new L2Error(`${file.toString('utf8')} in the snapshot is not a regular file`);
+    if (!st.isFile()) throw new L2Error(`${shown} in the snapshot is not a regular file; the snapshot is damaged (l2backup verify names what else is)`);
     if (st.size >= SMALL) {
       async = true;
       return copyLarge(src, out, stopped).finally(() => closeSync(src));
@@ -190,7 +190,8 @@ export async function restoreFile(job: CopyJob, stored: Beneath, stopped: () => 
   let fd: number | undefined;
   try {
     fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    const sha = await copyStored(stored.path(Buffer.from(job.stored, 'latin1')), fd, stopped);
+    const raw = Buffer.from(job.stored, 'latin1');
+    const sha = await copyStored(stored.path(raw), fd, stopped, raw.toString('utf8'));
     if (sha !== job.sha256) {
       closeSync(fd);
       fd = undefined;
