@@ -85,6 +85,17 @@ export const UNWRITABLE_CODES: Record<string, string> = {
   EROFS: 'is read-only',
 };
 
+/**
+ * What to do about running out of file descriptors (EMFILE: this process, ENFILE: the system),
+ * or '' for any other error. A restore keeps a few hundred files and their folders open at once;
+ * a container's low nofile ulimit is the usual cause.
+ */
+export function descriptorHint(err: unknown): string {
+  const code = errnoCode(err);
+  if (code !== 'EMFILE' && code !== 'ENFILE') return '';
+  return `; out of open files (${code}): raise the open-file limit (ulimit -n 4096, or the container's nofile ulimit) and run it again`;
+}
+
 /** A state file or lock that cannot be written because its volume is full or read-only. */
 export class UnwritableError extends L2Error {
   constructor(

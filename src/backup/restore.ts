@@ -11,7 +11,7 @@
  */
 import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { EXIT, L2Error, UsageError, errnoCode, errorMessage } from '../errors.js';
+import { EXIT, L2Error, UsageError, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration, type Progress } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
 import { ensureDir } from '../state/files.js';
@@ -496,7 +496,7 @@ class RestoreRun {
       return undefined;
     }
     if (err instanceof L2Error) return err;
-    return new L2Error(`restoring ${show(e)} failed: ${this.snap.remote ? this.snap.remote.describe(err) : errorMessage(err)}`);
+    return new L2Error(`restoring ${show(e)} failed: ${this.snap.remote ? this.snap.remote.describe(err) : errorMessage(err)}${descriptorHint(err)}`);
   }
 }
 

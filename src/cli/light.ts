@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
 import { maskUrlCredentials } from '../output/mask.js';
-import { EXIT, L2Error, UNWRITABLE_CODES, errnoCode, errorMessage } from '../errors.js';
+import { EXIT, L2Error, UNWRITABLE_CODES, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { becomeUser, handBack, jobUser } from '../state/owner.js';
 import { setStateRoot } from '../state/files.js';
 
@@ -122,6 +122,12 @@ export function reportError(out: Output, err: unknown): number {
   const code = errnoCode(err);
   if (code && code in UNWRITABLE_CODES) {
     out.error(`the volume ${UNWRITABLE_CODES[code]} (${code}): ${errorMessage(err)}; free space or remount it read-write`);
+    return EXIT.FAILED;
+  }
+  // Out of descriptors: the machine's limit, not a bug.
+  const hint = descriptorHint(err);
+  if (hint) {
+    out.error(`${errorMessage(err)}${hint}`);
     return EXIT.FAILED;
   }
   // A bug, not a user mistake: say so plainly, keep the stack for the report.
