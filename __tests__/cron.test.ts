@@ -229,7 +229,8 @@ test('the real cron daemon runs a job for the non-root user', async () => {
  * /tmp/alerts_buffer.jsonl and /etc/tmpfiles.d/l2ops.conf with the install test above.)
  */
 describe('host install with install-crontab.sh', () => {
-  const HOST_USER = 'l2ops-host-test';
+  // One user per test process: two suites on one machine (a shared CI host) must not share it.
+  const HOST_USER = `l2h-${process.pid}`;
   const SCRIPT = join(ROOT, 'scripts/install-crontab.sh');
   const LOG = '/var/log/l2ops.log';
   const LINK = '/tmp/alerts_buffer.jsonl';
