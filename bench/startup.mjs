@@ -8,7 +8,7 @@
  * schedule, so cron-parser's cost is counted. Besides wall time, each child's CPU time
  * (user + system, 10 ms ticks) is printed: on a loaded machine it is the steadier of the two.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { ROOT, median, report } from './lib.mjs';
 
 const runs = Number(process.env.RUNS ?? 21);
 const dir = mkdtempSync(join(tmpdir(), 'l2bench-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const fakeBin = join(dir, 'bin');
 mkdirSync(fakeBin);
 writeFileSync(join(fakeBin, 'crontab'), '#!/bin/sh\necho "0 3 * * * /app/backup.sh nightly"\necho "*/5 * * * * /app/health-monitor.sh once"\n');
