@@ -3,7 +3,6 @@
  * server, libfaketime). Each test fails on the code under attack.
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { constants, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { run, sandbox as makeSandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { withS3Server, s3Env, type TestS3 } from '../helpers/s3.js';
 import { deadPort } from '../helpers/receiver.js';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { fakeTimeEnv as at } from '../helpers/faketime.js';
 
 const dirs: string[] = [];
@@ -52,12 +52,11 @@ test('a pending snapshot whose remote record is damaged is neither uploaded nor 
  */
 async function drippingProxy(upstream: string, bytes: number, everyMs: number) {
   const target = new URL(upstream);
-  const sockets = new Set<Socket>();
   let resolveDone!: () => void;
   const dripDone = new Promise<void>((r) => (resolveDone = r));
   let drips = 0;
   const server = http.createServer((req, res) => {
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+    passThrough(req, res, target, (ur) => {
       if (!(req.method === 'GET' && /[?&]list-type=2/.test(req.url ?? ''))) {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
@@ -82,22 +81,13 @@ async function drippingProxy(upstream: string, bytes: number, everyMs: number) {
         tick();
       });
     });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const listening = await listenLocal(server);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: listening.url,
     dripDone,
     drips: () => drips,
-    close: () => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: listening.close,
   };
 }
 

@@ -6,11 +6,11 @@
  */
 import { writeFileSync, mkdirSync, rmSync, readFileSync, truncateSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { run, sandbox } from '../helpers/run.js';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { snapshots } from '../helpers/tree.js';
 import { startS3, s3Env, type TestS3 } from '../helpers/s3.js';
 
@@ -67,7 +67,6 @@ type RangeAnswer = (key: string, start: number, end: number, size: number) => { 
  * sends its own, made from the object's bytes on the server's disk.
  */
 async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: number; maxRangeBytesInFlight: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
   const state = { url: '', faults: 0, maxRangeBytesInFlight: 0, close: async () => {} };
   let inFlight = 0;
   const server = http.createServer((req, res) => {
@@ -79,7 +78,7 @@ async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: n
       state.maxRangeBytesInFlight = Math.max(state.maxRangeBytesInFlight, inFlight);
       res.once('close', () => (inFlight -= n));
     }
-    const up = http.request({ host: '127.0.0.1', port: s3.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+    passThrough(req, res, new URL(`http://127.0.0.1:${s3.port}`), (ur) => {
       const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
       const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(s3.bucket.length + 2));
       const own = range && ur.statusCode === 206 ? answer(key, Number(range[1]), Number(range[2]), readFileSync(s3.objectPath(key)).length) : undefined;
@@ -93,19 +92,10 @@ async function rangeProxy(answer: RangeAnswer): Promise<{ url: string; faults: n
       res.writeHead(own.status, { 'content-length': String(own.body.length), 'content-type': 'application/octet-stream', etag: String(ur.headers.etag), ...own.headers });
       res.end(own.body);
     });
-    up.on('error', () => res.socket?.destroy());
-    req.pipe(up);
   });
-  server.on('connection', (sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = async () => {
-    for (const sock of sockets) sock.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  };
+  const listening = await listenLocal(server);
+  state.url = listening.url;
+  state.close = listening.close;
   return state;
 }
 

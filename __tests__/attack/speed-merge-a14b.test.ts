@@ -17,18 +17,12 @@ function walkNames(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' });
 }
 
-test('SIGTERM once every file is queued to the copy threads: the restore says it was interrupted (exit 1), never "every file matched" with files left out', async () => {
-  const sb = sandbox();
-  const models = join(sb.dir, 'models');
-  mkdirSync(models);
-  // Fewer files than the copy threads take in flight: the walk has queued them all at once.
-  const FILES = 48;
-  for (let i = 0; i < FILES; i++) writeFileSync(join(models, `m${String(i).padStart(2, '0')}.bin`), Buffer.alloc(8 * MB, i + 1));
-  sb.env.BACKUP_SOURCES = `models=${models}`;
-  expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
-  const target = join(sb.dir, 'restored');
-  const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--only', 'models', '--target', target, '--json'], { env: sb.env, extendEnv: false, reject: false, all: true, buffer: { stdout: false } }));
-  // Stopped at its first restored file, then asked to stop: the rest of the queue is cancelled.
+/**
+ * `restore latest --only models --json` into `target`, sent SIGTERM the moment it reports its
+ * first restored file (stopped first, so the signal lands before it can copy any further).
+ */
+async function restoreStoppedAtFirstFile(env: NodeJS.ProcessEnv, target: string) {
+  const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--only', 'models', '--target', target, '--json'], { env, extendEnv: false, reject: false, all: true, buffer: { stdout: false } }));
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
     if (line.includes('"phase":"restore"')) {
@@ -39,7 +33,20 @@ test('SIGTERM once every file is queued to the copy threads: the restore says it
     }
   }
   child.stdout!.resume();
-  const res = await child;
+  return child;
+}
+
+test('SIGTERM once every file is queued to the copy threads: the restore says it was interrupted (exit 1), never "every file matched" with files left out', async () => {
+  const sb = sandbox();
+  const models = join(sb.dir, 'models');
+  mkdirSync(models);
+  // Fewer files than the copy threads take in flight: the walk has queued them all at once.
+  const FILES = 48;
+  for (let i = 0; i < FILES; i++) writeFileSync(join(models, `m${String(i).padStart(2, '0')}.bin`), Buffer.alloc(8 * MB, i + 1));
+  sb.env.BACKUP_SOURCES = `models=${models}`;
+  expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
+  const target = join(sb.dir, 'restored');
+  const res = await restoreStoppedAtFirstFile(sb.env, target);
   const restored = walkNames(join(target, 'models')).filter((n) => n.endsWith('.bin'));
   expect(walkNames(target).filter((n) => n.includes('.l2restore-'))).toEqual([]);
   expect(existsSync(join(sb.root, '.l2/locks/backup.lock'))).toBe(false);
@@ -136,19 +143,7 @@ test('SIGTERM while a copy thread copies a large file: its copy stops, its temp 
   sb.env.BACKUP_SOURCES = `models=${models}`;
   expect((await run('l2backup', ['nightly'], sb.env)).exitCode).toBe(0);
   const target = join(sb.dir, 'restored');
-  const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--only', 'models', '--target', target, '--json'], { env: sb.env, extendEnv: false, reject: false, all: true, buffer: { stdout: false } }));
-  // The small files' batch answered: the large file is being copied in the other thread.
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (line.includes('"phase":"restore"')) {
-      child.kill('SIGSTOP');
-      child.kill('SIGTERM');
-      child.kill('SIGCONT');
-      break;
-    }
-  }
-  child.stdout!.resume();
-  const res = await child;
+  const res = await restoreStoppedAtFirstFile(sb.env, target);
   expect(res.exitCode).toBe(1);
   expect(String(res.all)).toMatch(/ERROR.*interrupted by SIGTERM/);
   expect(walkNames(target).filter((n) => n.includes('.l2restore-'))).toEqual([]);

@@ -5,11 +5,11 @@
  * outright), and bad input.
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, run } from '../helpers/run.js';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { snapshots } from '../helpers/tree.js';
 import { withS3Server, remoteSandbox } from '../helpers/s3.js';
 import { withReceiver } from '../helpers/receiver.js';
@@ -106,7 +106,6 @@ test('a drill that meets a flipped byte and a missing object on the remote: exit
  */
 async function holdingProxy(marker: string): Promise<{ url: string; held: Promise<void>; close: () => Promise<void> }> {
   const target = new URL(s3.endpoint);
-  const sockets = new Set<Socket>();
   let onHeld!: () => void;
   const held = new Promise<void>((r) => (onHeld = r));
   const server = http.createServer((req, res) => {
@@ -114,26 +113,10 @@ async function holdingProxy(marker: string): Promise<{ url: string; held: Promis
       onHeld();
       return;
     }
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    passThrough(req, res, target);
   });
-  server.on('connection', (c) => {
-    sockets.add(c);
-    c.on('close', () => sockets.delete(c));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    held,
-    close: async () => {
-      for (const c of sockets) c.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  const { url, close } = await listenLocal(server);
+  return { url, held, close };
 }
 
 test('a drill stopped by SIGTERM removes its folder, frees the lock and records "interrupted"; one killed outright is swept by the next run', async () => {

@@ -15,7 +15,7 @@ import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { startTargets, type Targets } from '../helpers/targets.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { buildImage, IMAGE, podman, podmanUnavailable, shell, sizeOverBase, until } from './podman.js';
 
 const unavailable = podmanUnavailable();
@@ -44,31 +44,17 @@ interface HoldProxy {
 
 async function startHoldProxy(upstream: string): Promise<HoldProxy> {
   const target = new URL(upstream);
-  const sockets = new Set<Socket>();
   const p: HoldProxy = { url: '', holding: false, held: 0, close: async () => {} };
   const server = http.createServer((req, res) => {
     if (p.holding) {
       p.held++;
       return;
     }
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.socket?.destroy());
-    req.pipe(up);
+    passThrough(req, res, target);
   });
-  server.on('connection', (sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  p.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  p.close = () =>
-    new Promise<void>((r) => {
-      for (const sock of sockets) sock.destroy();
-      server.close(() => r());
-    });
+  const listening = await listenLocal(server);
+  p.url = listening.url;
+  p.close = listening.close;
   return p;
 }
 

@@ -6,7 +6,7 @@
  * every connection and never answers (with `hangIf`, only the requests it picks).
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenLocal, passThrough } from './listen.js';
 
 export type Fault = 'pass' | 'reset' | 'delay' | '500' | '503' | '429' | 'truncate';
 
@@ -56,7 +56,6 @@ function unstartedProxy(): FaultProxy {
 
 async function listenProxy(p: FaultProxy, upstream: string): Promise<void> {
   const target = new URL(upstream);
-  const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     p.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (p.hang || p.hangIf?.(req)) {
@@ -80,51 +79,34 @@ async function listenProxy(p: FaultProxy, upstream: string): Promise<void> {
       });
       return;
     }
-    const forward = () => {
-      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        if (fault === 'truncate') {
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          let sent = false;
-          ur.on('data', (chunk: Buffer) => {
-            if (sent) return;
-            sent = true;
-            res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
-            res.socket?.destroy();
-          });
-          ur.on('end', () => res.socket?.destroy());
-          return;
-        }
+    const forward = () =>
+      passThrough(req, res, target, (ur) => {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
+        if (fault !== 'truncate') return void ur.pipe(res);
+        let sent = false;
+        ur.on('data', (chunk: Buffer) => {
+          if (sent) return;
+          sent = true;
+          res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
+          res.socket?.destroy();
+        });
+        ur.on('end', () => res.socket?.destroy());
       });
-      up.on('error', () => res.socket?.destroy());
-      req.pipe(up);
-    };
     if (fault === 'delay') setTimeout(forward, p.delayMs);
     else forward();
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  const listen = (port: number) => new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  await listen(0);
-  p.port = (server.address() as AddressInfo).port;
-  p.url = `http://127.0.0.1:${p.port}`;
-  const stop = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
+  let listening = await listenLocal(server);
+  p.port = listening.port;
+  p.url = listening.url;
   p.refuse = async () => {
     if (!p.listening) return;
     p.listening = false;
-    await stop();
+    await listening.close();
   };
   p.accept = async () => {
     if (p.listening) return;
-    await listen(p.port);
+    listening = await listenLocal(server, p.port);
     p.listening = true;
   };
-  p.close = stop;
+  p.close = () => listening.close();
 }
