@@ -91,6 +91,11 @@ const s3dir = join(work, 's3');
 mkdirSync(s3dir);
 const server = spawn('node', ['--openssl-legacy-provider', join(ROOT, 'scripts/dev-s3-server.cjs'), String(s3port), s3dir, 'bench'], { stdio: ['ignore', 'pipe', 'inherit'] });
 await new Promise((r) => server.stdout.once('data', r));
+// A failed run still stops its server and removes its folder.
+process.on('exit', () => {
+  server.kill();
+  if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
+});
 const proxy = await countingProxy(s3port);
 const endpoint = `http://127.0.0.1:${s3port}`;
 const awsEnv = { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_DEFAULT_REGION: 'us-east-1' };
@@ -113,13 +118,20 @@ const aws = (args) => time('aws', [...args, '--endpoint-url', endpoint, '--only-
 const rclone = (args) => time('rclone', args, { env: rcloneEnv });
 const snapshotIds = (root) => readdirSync(root).filter((n) => /^\d{8}-\d{6}$/.test(n)).sort();
 
-/** `l2backup nightly` under /usr/bin/time: upload time from its log line, peak memory in MiB. */
-function nightly(root, extra) {
-  const r = spawnSync('/usr/bin/time', ['-f', 'peak %M', 'node', l2backup, 'nightly'], { env: env(root, extra), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`l2backup nightly exited ${r.status}:\n${r.stderr}`);
-  const m = /uploaded \S+: .* in ([\d.]+) (ms|s)\b/.exec(r.stderr);
-  if (!m) throw new Error(`no upload line in:\n${r.stderr}`);
-  return { ms: Number(m[1]) * (m[2] === 's' ? 1000 : 1), peakMiB: Number(/peak (\d+)/.exec(r.stderr)[1]) / 1024 };
+/**
+ * `l2backup nightly` under /usr/bin/time: upload time from its log line, peak memory in MiB.
+ * Not spawnSync: the counting proxy runs in this process's event loop, and a blocked loop would
+ * leave every request through it unanswered (the nightly then times out).
+ */
+async function nightly(root, extra) {
+  const child = spawn('/usr/bin/time', ['-f', 'peak %M', 'node', l2backup, 'nightly'], { env: env(root, extra), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  const status = await new Promise((resolve) => child.on('close', resolve));
+  if (status !== 0) throw new Error(`l2backup nightly exited ${status}:\n${stderr}`);
+  const m = /uploaded \S+: .* in ([\d.]+) (ms|s)\b/.exec(stderr);
+  if (!m) throw new Error(`no upload line in:\n${stderr}`);
+  return { ms: Number(m[1]) * (m[2] === 's' ? 1000 : 1), peakMiB: Number(/peak (\d+)/.exec(stderr)[1]) / 1024 };
 }
 
 console.log(`building the tree (SCALE=${SCALE}) in ${work} ...`);
@@ -130,7 +142,7 @@ console.log(`tree: ${(total / MiB).toFixed(0)} MiB`);
 // 1. First upload, with peak memory, against aws s3 sync.
 const root = join(work, 'root');
 mkdirSync(root);
-const first = nightly(root);
+const first = await nightly(root);
 const awsUp = aws(['s3', 'sync', data, 's3://bench/aws/']);
 ok = report('first remote upload / aws s3 sync (upload)', first.ms, awsUp, 1.0) && ok;
 console.log(`first remote upload peak memory: ${first.peakMiB.toFixed(0)} MiB (target <= 256) ${first.peakMiB <= 256 ? 'OK' : 'MISSED'}`);
@@ -178,7 +190,7 @@ rclone(['copy', data, 'dev:bench/rc/base']);
     proxy.stats.bytes = 0;
     proxy.stats.maxOpen = 0;
     const before = proxy.stats.bytes;
-    ours.push(nightly(root, { S3_ENDPOINT: `http://127.0.0.1:${proxy.port}` }).ms);
+    ours.push((await nightly(root, { S3_ENDPOINT: `http://127.0.0.1:${proxy.port}` })).ms);
     const wire = proxy.stats.bytes - before;
     copiesInFlight = Math.max(copiesInFlight, proxy.stats.maxOpen);
     const files = Number(spawnSync('find', [data, '-type', 'f'], { encoding: 'utf8' }).stdout.trim().split('\n').length);
