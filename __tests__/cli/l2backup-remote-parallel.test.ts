@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, mkdirSync, statSync, rmSync, truncateSync,
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { run, sandbox } from '../helpers/run.js';
+import { bin, run, sandbox } from '../helpers/run.js';
 import { snapshots } from '../helpers/tree.js';
 import { withS3Server, s3Env } from '../helpers/s3.js';
 
@@ -90,4 +90,21 @@ test('a large object shortened on the server is refused, and nothing half-writte
   expect(res.stderr).toMatch(/models\/big\/other\.bin: content does not match the manifest/);
   expect((await sh(`ls -A '${join(target, 'models/big')}'`)).all).toBe('weights.bin');
   expect(readFileSync(join(target, 'models/big/weights.bin')).equals(readFileSync(join(s.models, 'big/weights.bin')))).toBe(true);
+});
+
+test('restore --from remote makes what it wrote durable (a syncfs) before it reports success', async () => {
+  // Files are no longer fsynced one by one: the one syncfs at the end must come before the
+  // success line, or a host crash just after "every file matched" could lose restored files.
+  const s = await backedUp();
+  const target = join(s.dir, 'restored');
+  const trace = join(s.dir, 'strace.txt');
+  const res = await execa('strace', ['-f', '-qq', '-s', '4000', '-e', 'trace=syncfs,write', '-o', trace, 'node', bin('l2backup'), 'restore', 'latest', '--from', 'remote', '--target', target], { env: s.env, extendEnv: false, reject: false, all: true });
+  expect(res.exitCode).toBe(0);
+  const lines = readFileSync(trace, 'utf8').split('\n');
+  const synced = lines.findIndex((l) => /syncfs\(\d+\)\s+= 0/.test(l));
+  const success = lines.findIndex((l) => /write\(2, ".*restored snapshot .*every file matched/.test(l));
+  expect(success).toBeGreaterThan(-1);
+  expect(synced).toBeGreaterThan(-1);
+  expect(synced).toBeLessThan(success);
+  expect((await sh(`diff -r '${s.models}' '${join(target, 'models')}'`)).exitCode).toBe(0);
 });

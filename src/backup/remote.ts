@@ -483,7 +483,7 @@ export class Remote {
     return parseEntries(text, `s3 ${id}/${FILES}`);
   }
 
-  /** Downloads an object to `dest`, returning its sha256 and size. */
+  /** Downloads an object to `dest`, returning its sha256 and size (not fsynced: the restore syncs once at its end). */
   async download(key: string, dest: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
     return this.getWith(key, (body) => this.saveBody(body, dest), signal);
   }
@@ -503,7 +503,6 @@ export class Remote {
           },
         }),
       );
-      await fh.sync();
     } finally {
       await fh.close();
     }

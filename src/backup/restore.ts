@@ -25,6 +25,7 @@ import { nsToSeconds } from './save.js';
 import { overlap } from './realpath.js';
 import { downloadObject, downloadParts } from './download.js';
 import { TaskPool } from './task-pool.js';
+import { makeDurable } from './publish.js';
 
 export interface RestoreOptions {
   only?: string[];
@@ -508,8 +509,25 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
   } finally {
     await run.close();
   }
+  // A remote restore's files are not fsynced one by one: one syncfs per filesystem, before success is reported.
+  if (snap.origin === 'remote' && !report) await makeRestoreDurable([...plan.roots.values()]);
   const summary = `restored snapshot ${snap.id} (${snap.origin}): ${run.files} files, ${formatBytes(run.bytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
   return report ? concludeDrill(run, summary, report) : concludeRestore(ctx, snap, plan, run, summary);
+}
+
+/**
+ * Makes what a restore wrote durable before it reports success: one syncfs (`sync -f`) per
+ * filesystem the roots live on (where that is missing, an fsync of every file and folder below
+ * each root). The same guarantee as an fsync per file and of each folder, for one call.
+ */
+export async function makeRestoreDurable(roots: string[]): Promise<void> {
+  const seen = new Set<number>();
+  for (const root of roots) {
+    const dev = (await fs.stat(root)).dev;
+    if (seen.has(dev)) continue;
+    seen.add(dev);
+    await makeDurable(root);
+  }
 }
 
 /** The drill reports for itself: no alert. */
