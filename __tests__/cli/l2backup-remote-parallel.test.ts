@@ -108,3 +108,26 @@ test('restore --from remote makes what it wrote durable (a syncfs) before it rep
   expect(synced).toBeLessThan(success);
   expect((await sh(`diff -r '${s.models}' '${join(target, 'models')}'`)).exitCode).toBe(0);
 });
+
+test('small objects (fetched into memory, written in one go) damaged or grown on the server are refused; nothing is left in their place', async () => {
+  const s = await backedUp();
+  const objects = `${s.prefix}/snapshots/${s.id}/models/set-3/inner`;
+  const damaged = s3.objectPath(`${objects}/f2 & ü.txt`);
+  const fd = openSync(damaged, 'r+');
+  writeSync(fd, Buffer.from('XY'), 0, 2, 40);
+  closeSync(fd);
+  writeFileSync(s3.objectPath(`${objects}/f5 & ü.txt`), randomBytes(600 * 1024)); // far past its file-list size
+  const target = join(s.dir, 'restored');
+  const inner = join(target, 'models/set-3/inner');
+  mkdirSync(inner, { recursive: true });
+  writeFileSync(join(inner, 'f2 & ü.txt'), 'was here 2');
+  writeFileSync(join(inner, 'f5 & ü.txt'), 'was here 5');
+  const res = await run('l2backup', ['restore', 'latest', '--from', 'remote', '--target', target], s.env);
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toMatch(/models\/set-3\/inner\/f2 & ü\.txt: content does not match the manifest/);
+  expect(res.stderr).toMatch(/models\/set-3\/inner\/f5 & ü\.txt: content does not match the manifest/);
+  expect(readFileSync(join(inner, 'f2 & ü.txt'), 'utf8')).toBe('was here 2');
+  expect(readFileSync(join(inner, 'f5 & ü.txt'), 'utf8')).toBe('was here 5');
+  expect((await sh(`ls -A '${inner}' | grep -c l2restore`)).all).toBe('0');
+  expect(readFileSync(join(inner, 'f4 & ü.txt')).equals(readFileSync(join(s.models, 'set-3/inner/f4 & ü.txt')))).toBe(true);
+});

@@ -9,7 +9,7 @@
  * (/proc/self/fd/N/name stands in for the *at() calls Node lacks). A symlink where the
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
-import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, L2Error, UsageError, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration, type Progress } from '../output/index.js';
@@ -25,6 +25,7 @@ import { nsToSeconds } from './save.js';
 import { overlap } from './realpath.js';
 import { downloadObject, downloadParts } from './download.js';
 import { TaskPool } from './task-pool.js';
+import { sha256 } from './hash.js';
 import { makeDurable } from './publish.js';
 
 export interface RestoreOptions {
@@ -36,6 +37,8 @@ export interface RestoreOptions {
 }
 
 const latin1 = (b: Buffer) => b.toString('latin1');
+/** Remote objects up to this size are fetched into memory and written in one go (downloadSmall): at most 64 x 256 KiB held at once. */
+const SMALL_OBJECT = 256 * 1024;
 
 /** Refuses file lists that would write through a symlink or outside the source. */
 export function checkEntries(entries: Entry[], id: string): void {
@@ -452,6 +455,7 @@ class RestoreRun {
   private async download(dirFd: number, name: Buffer, e: Entry): Promise<void> {
     const remote = this.snap.remote!;
     const key = remote.sourceKey(this.snap.id, e.s, remoteName(e));
+    if ((e.size ?? 0) <= SMALL_OBJECT) return this.downloadSmall(dirFd, name, e, key);
     const tmp = tempName();
     try {
       const got = await downloadObject(remote, key, at(dirFd, tmp), e.size ?? 0, { ...this.parts!, signal: this.ctx.signal });
@@ -472,6 +476,32 @@ class RestoreRun {
       removeTemp(dirFd, tmp);
       throw err;
     }
+  }
+
+  /**
+   * A small object: fetched into memory and hashed there; only when it matched is it written,
+   * in one go without an await (temp file, mode and times, rename), so a mismatch or an
+   * interruption never leaves a temp file, and no libuv thread hop is paid per step.
+   */
+  private async downloadSmall(dirFd: number, name: Buffer, e: Entry, key: string): Promise<void> {
+    const bytes = await this.snap.remote!.getSmall(key, SMALL_OBJECT, this.ctx.signal);
+    const sha = sha256(bytes);
+    if (bytes.length !== e.size || sha !== e.sha256) return this.mismatch(e, sha, bytes.length !== e.size ? `${bytes.length > SMALL_OBJECT ? `more than ${bytes.length - 1}` : bytes.length} bytes on the server, the file list says ${e.size}` : undefined);
+    const tmp = tempName();
+    try {
+      const fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      try {
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+        setModeAndTimes(fd, e);
+      } finally {
+        closeSync(fd);
+      }
+      replaceAt(dirFd, tmp, name);
+    } catch (err) {
+      removeTemp(dirFd, tmp);
+      throw err;
+    }
+    this.landed(e);
   }
 
   /** The file did not match its manifest entry: nothing was put in its place. */
