@@ -9,8 +9,9 @@
  * (/proc/self/fd/N/name stands in for the *at() calls Node lacks). A symlink where the
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
-import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync, writeSync } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync, writeSync, open as openCb } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { EXIT, L2Error, UsageError, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration, type Progress } from '../output/index.js';
 import { Alerter } from '../alert/index.js';
@@ -37,6 +38,7 @@ export interface RestoreOptions {
 }
 
 const latin1 = (b: Buffer) => b.toString('latin1');
+const openAsync = promisify(openCb);
 /** Remote objects up to this size are fetched into memory and written in one go (downloadSmall): at most 64 x 256 KiB held at once. */
 const SMALL_OBJECT = 256 * 1024;
 
@@ -479,9 +481,9 @@ class RestoreRun {
   }
 
   /**
-   * A small object: fetched into memory and hashed there; only when it matched is it written,
-   * in one go without an await (temp file, mode and times, rename), so a mismatch or an
-   * interruption never leaves a temp file, and no libuv thread hop is paid per step.
+   * A small object: fetched into memory and hashed there; only when it matched is its temp file
+   * made, then written, given mode and times and renamed in one go without an await, so a
+   * mismatch or an interruption never leaves a temp file, and no libuv thread hop is paid per step.
    */
   private async downloadSmall(dirFd: number, name: Buffer, e: Entry, key: string): Promise<void> {
     const bytes = await this.snap.remote!.getSmall(key, SMALL_OBJECT, this.ctx.signal);
@@ -489,8 +491,10 @@ class RestoreRun {
     if (bytes.length !== e.size || sha !== e.sha256) return this.mismatch(e, sha, bytes.length !== e.size ? `${bytes.length > SMALL_OBJECT ? `more than ${bytes.length - 1}` : bytes.length} bytes on the server, the file list says ${e.size}` : undefined);
     const tmp = tempName();
     try {
-      const fd = openSync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      // The create is the one slow step on a busy disk: in libuv's pool, not on the main thread.
+      const fd = await openAsync(at(dirFd, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       try {
+        this.ctx.signal.throwIfAborted();
         for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
         setModeAndTimes(fd, e);
       } finally {
