@@ -8,7 +8,10 @@ import { readFileSync, writeFileSync, mkdirSync, statSync, rmSync, truncateSync,
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { run, sandbox } from '../helpers/run.js';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { bin, run, sandbox } from '../helpers/run.js';
+import { tracked } from '../helpers/cleanup.js';
 import { snapshots } from '../helpers/tree.js';
 import { withS3Server, s3Env } from '../helpers/s3.js';
 
@@ -90,4 +93,97 @@ test('a large object shortened on the server is refused, and nothing half-writte
   expect(res.stderr).toMatch(/models\/big\/other\.bin: content does not match the manifest/);
   expect((await sh(`ls -A '${join(target, 'models/big')}'`)).all).toBe('weights.bin');
   expect(readFileSync(join(target, 'models/big/weights.bin')).equals(readFileSync(join(s.models, 'big/weights.bin')))).toBe(true);
+});
+
+test('restore --from remote makes what it wrote durable (a syncfs) before it reports success', async () => {
+  // Files are no longer fsynced one by one: the one syncfs at the end must come before the
+  // success line, or a host crash just after "every file matched" could lose restored files.
+  const s = await backedUp();
+  const target = join(s.dir, 'restored');
+  const trace = join(s.dir, 'strace.txt');
+  const res = await execa('strace', ['-f', '-qq', '-s', '4000', '-e', 'trace=syncfs,write', '-o', trace, 'node', bin('l2backup'), 'restore', 'latest', '--from', 'remote', '--target', target], { env: s.env, extendEnv: false, reject: false, all: true });
+  expect(res.exitCode).toBe(0);
+  const lines = readFileSync(trace, 'utf8').split('\n');
+  const synced = lines.findIndex((l) => /syncfs\(\d+\)\s+= 0/.test(l));
+  const success = lines.findIndex((l) => /write\(2, ".*restored snapshot .*every file matched/.test(l));
+  expect(success).toBeGreaterThan(-1);
+  expect(synced).toBeGreaterThan(-1);
+  expect(synced).toBeLessThan(success);
+  expect((await sh(`diff -r '${s.models}' '${join(target, 'models')}'`)).exitCode).toBe(0);
+});
+
+test('small objects (fetched into memory, written in one go) damaged or grown on the server are refused; nothing is left in their place', async () => {
+  const s = await backedUp();
+  const objects = `${s.prefix}/snapshots/${s.id}/models/set-3/inner`;
+  const damaged = s3.objectPath(`${objects}/f2 & ü.txt`);
+  const fd = openSync(damaged, 'r+');
+  writeSync(fd, Buffer.from('XY'), 0, 2, 40);
+  closeSync(fd);
+  writeFileSync(s3.objectPath(`${objects}/f5 & ü.txt`), randomBytes(600 * 1024)); // far past its file-list size
+  const target = join(s.dir, 'restored');
+  const inner = join(target, 'models/set-3/inner');
+  mkdirSync(inner, { recursive: true });
+  writeFileSync(join(inner, 'f2 & ü.txt'), 'was here 2');
+  writeFileSync(join(inner, 'f5 & ü.txt'), 'was here 5');
+  const res = await run('l2backup', ['restore', 'latest', '--from', 'remote', '--target', target], s.env);
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toMatch(/models\/set-3\/inner\/f2 & ü\.txt: content does not match the manifest/);
+  expect(res.stderr).toMatch(/models\/set-3\/inner\/f5 & ü\.txt: content does not match the manifest/);
+  expect(readFileSync(join(inner, 'f2 & ü.txt'), 'utf8')).toBe('was here 2');
+  expect(readFileSync(join(inner, 'f5 & ü.txt'), 'utf8')).toBe('was here 5');
+  expect((await sh(`ls -A '${inner}' | grep -c l2restore`)).all).toBe('0');
+  expect(readFileSync(join(inner, 'f4 & ü.txt')).equals(readFileSync(join(s.models, 'set-3/inner/f4 & ü.txt')))).toBe(true);
+});
+
+/** A proxy in front of the server that never answers a GET whose path holds `marker` (and says when one came). */
+async function holdingProxy(marker: string): Promise<{ url: string; held: Promise<void>; close: () => Promise<void> }> {
+  const up = new URL(s3.endpoint);
+  const sockets = new Set<Socket>();
+  let onHeld!: () => void;
+  const held = new Promise<void>((r) => (onHeld = r));
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.includes(marker)) return onHeld();
+    const fwd = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  server.on('connection', (c) => {
+    sockets.add(c);
+    c.on('close', () => sockets.delete(c));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    held,
+    close: async () => {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test('a remote restore stopped by SIGTERM mid-way: exit 1, never "every file matched", no temp file left, every file in place byte-exact', async () => {
+  const s = await backedUp();
+  const proxy = await holdingProxy(encodeURIComponent('f14 & ü.txt'));
+  try {
+    const target = join(s.dir, 'restored');
+    const child = tracked(execa('node', [bin('l2backup'), 'restore', 'latest', '--from', 'remote', '--target', target], { env: { ...s.env, S3_ENDPOINT: proxy.url }, extendEnv: false, reject: false, all: true }));
+    await proxy.held;
+    child.kill('SIGTERM');
+    const res = await child;
+    expect(res.exitCode).toBe(1);
+    expect(String(res.all)).toMatch(/interrupted by SIGTERM/);
+    expect(String(res.all)).not.toMatch(/every file matched/);
+    const left = (await sh(`find '${target}' -name '.l2restore-*'`)).all;
+    expect(left).toBe('');
+    const files = (await sh(`cd '${join(target, 'models')}' && find . -type f`)).all!.split('\n').filter(Boolean);
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(readFileSync(join(target, 'models', f)).equals(readFileSync(join(s.models, f)))).toBe(true);
+    expect(files).not.toContain('./set-0/inner/f14 & ü.txt');
+  } finally {
+    await proxy.close();
+  }
 });

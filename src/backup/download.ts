@@ -108,8 +108,9 @@ async function inParts(remote: Remote, key: string, size: number, opts: Download
 }
 
 /**
- * Downloads an object into `dest` (created, mode 0600), hashing every byte; the file is fsynced
- * before this returns. A size other than `size` shows as a digest the caller refuses.
+ * Downloads an object into `dest` (created, mode 0600), hashing every byte. Not fsynced here:
+ * a restore makes its files durable with one syncfs per filesystem before it reports success
+ * (restore.ts: makeRestoreDurable). A size other than `size` shows as a digest the caller refuses.
  */
 /** A digest, or what made the object's bytes unfit to hash (its size is not the file list's). */
 export type Fetched = Digest & { problem?: string };
@@ -138,7 +139,6 @@ async function downloadInParts(remote: Remote, key: string, dest: string, size: 
       if (err instanceof ObjectSizeError) return { sha256: 'size-mismatch', size: -1, problem: err.message };
       throw err;
     }
-    await fh.sync();
     return { sha256: hash.digest('hex'), size };
   } finally {
     await fh.close();

@@ -21,6 +21,7 @@ import { FILES, MANIFEST, isSnapshotId } from './layout.js';
 import { md5Base64, newHash, sha256 as sha256Of } from './hash.js';
 import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
 import { Slots } from './slots.js';
+import { LeanGet, type GetAnswer } from './s3-get.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
@@ -303,6 +304,17 @@ export class Remote {
     }
   }
 
+  private lean: Promise<LeanGet | undefined> | undefined;
+
+  /** One GET (of `range` when given): the lean signed request (s3-get.ts), or the SDK's command where that does not apply. */
+  private async getObject(key: string, range: string | undefined, abortSignal: AbortSignal): Promise<GetAnswer> {
+    this.lean ??= LeanGet.make(this.client, this.settings.bucket, this.settings.endpoint, S3_ATTEMPTS);
+    const lean = await this.lean;
+    if (lean) return lean.get(key, range, abortSignal);
+    const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key, ...(range ? { Range: range } : {}) }), { abortSignal });
+    return { ...res, Body: res.Body as Readable };
+  }
+
   /** Extra time for a body of `bytes`: each multipartBytes of it gets one answer's allowance. */
   private bodyAllowance(bytes: number | undefined): number {
     return Math.ceil((bytes ?? 0) / Math.max(1, this.settings.multipartBytes)) * this.settings.timeoutMs * REQUEST_TIMEOUTS;
@@ -393,7 +405,7 @@ export class Remote {
     return this.bounded(
       `GET ${key.slice(0, 120)}`,
       async (abortSignal, extend) => {
-        const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal });
+        const res = await this.getObject(key, undefined, abortSignal);
         extend(this.bodyAllowance(res.ContentLength));
         const body = res.Body as Readable;
         const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
@@ -424,7 +436,7 @@ export class Remote {
     return this.bounded(
       `GET ${key.slice(0, 120)} bytes ${start}-${end}`,
       async (abortSignal, extend) => {
-        const res = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal }).catch((err: unknown) => {
+        const res = await this.getObject(key, `bytes=${start}-${end}`, abortSignal).catch((err: unknown) => {
           const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
           if (e.name === 'InvalidRange' || e.$metadata?.httpStatusCode === 416) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} is shorter than its file list says (${total} bytes): bytes ${start}-${end} are not there`);
           throw err;
@@ -464,6 +476,31 @@ export class Remote {
     );
   }
 
+  /**
+   * A small object's bytes in memory (restore's small files: no temp file is made before its
+   * hash is known), at most `max` + 1 of them: a larger answer is cut there, and its size and
+   * hash then differ from the file list's.
+   */
+  async getSmall(key: string, max: number, signal?: AbortSignal): Promise<Buffer> {
+    return this.getWith(
+      key,
+      async (body) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        for await (const c of body) {
+          chunks.push(c as Buffer);
+          n += (c as Buffer).length;
+          if (n > max) {
+            body.destroy();
+            break;
+          }
+        }
+        return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      },
+      signal,
+    );
+  }
+
   async getText(key: string): Promise<string> {
     return (await this.getBuffer(key)).toString('utf8');
   }
@@ -483,7 +520,7 @@ export class Remote {
     return parseEntries(text, `s3 ${id}/${FILES}`);
   }
 
-  /** Downloads an object to `dest`, returning its sha256 and size. */
+  /** Downloads an object to `dest`, returning its sha256 and size (not fsynced: the restore syncs once at its end). */
   async download(key: string, dest: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
     return this.getWith(key, (body) => this.saveBody(body, dest), signal);
   }
@@ -503,7 +540,6 @@ export class Remote {
           },
         }),
       );
-      await fh.sync();
     } finally {
       await fh.close();
     }
