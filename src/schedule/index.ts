@@ -55,7 +55,8 @@ export interface NextRun {
  * every status (README "Benchmarks"); the crontab is the one thing status waits for here.
  */
 export async function readCrontab(): Promise<{ text?: string; warning?: string }> {
-  const { spawnSync } = await import('node:child_process');
+  // Not import(): in the light bundle (CommonJS) that would start Node's ESM loader just for this.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync('crontab', ['-l'], { timeout: 5000, encoding: 'utf8', maxBuffer: 1 << 20 });
   if (!r.error && r.status === 0) return { text: r.stdout };
   // Timed out: killed, as execFile did (its error carried the signal, not a code).
