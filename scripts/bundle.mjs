@@ -2,13 +2,16 @@
 /**
  * Bundles the three programs (from tsc's dist/) into dist/bundle/ with esbuild, in two parts.
  *
- * dist/bundle/<tool>.js, one file each: the program's entry (src/cli/<tool>-main.ts) with what
+ * dist/bundle/<tool>.cjs, one file each: the program's entry (src/cli/<tool>-main.ts) with what
  * its light commands need (status, config, buffer-status: src/cli/light.ts, the config, the
- * output). Cron and people start these often, and Node's ESM loader pays for every module file
- * it resolves, reads and links: one file is the cheapest start (bench/startup.mjs).
+ * output). Cron and people start these often. The sources are ESM; this one built file is
+ * CommonJS, which bin/<tool>.js (CommonJS too, bin/package.json) require()s: on Node 20 an ESM
+ * entry starts Node's ESM loader (its resolver, module jobs, node:fs/promises with readline
+ * behind it) and compiles the module graph eagerly, about 25 M instructions (~15 % of the
+ * start-up) more than the same bundle as CommonJS (README "Benchmarks").
  *
- * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), which the entry imports for any
- * other command line; one file per program plus shared chunks. Code splitting: what a command
+ * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), ESM, which the entry loads with
+ * import() for any other command line; one file per program plus shared chunks. Code splitting: what a command
  * loads with import() (the alert sender, the backup engine, node:crypto behind them...) sits in
  * its own chunk, so a command neither parses nor links what it does not run. A split chunk of a
  * CommonJS package exports only `default`; src/schedule reads cron-parser either way.
@@ -27,11 +30,8 @@ const PROGRAMS = ['l2alert', 'l2backup', 'l2health'];
 
 const common = {
   bundle: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  // commander is CommonJS and requires node builtins: give the ESM bundle a require().
-  banner: { js: "import { createRequire as __l2CreateRequire } from 'node:module'; const require = __l2CreateRequire(import.meta.url);" },
   logLevel: 'warning',
   ...(standalone
     ? {
@@ -61,12 +61,17 @@ const fullProgram = {
 
 await build({
   ...common,
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
   entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}-main.js`])),
   outdir,
   plugins: [fullProgram],
 });
 await build({
   ...common,
+  format: 'esm',
+  // commander is CommonJS and requires node builtins: give the ESM bundle a require().
+  banner: { js: "import { createRequire as __l2CreateRequire } from 'node:module'; const require = __l2CreateRequire(import.meta.url);" },
   // restore-worker: local restore's copy threads load it from the top of full/, above the chunk
   // that starts them (src/backup/restore-threads.ts).
   entryPoints: { ...Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}.js`])), 'restore-worker': 'dist/backup/restore-worker.js' },

@@ -12,14 +12,19 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream, promises as fs } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createGunzip, gzip } from 'node:zlib';
+import type * as Zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { L2Error } from '../errors.js';
 import { newHash, sha256 } from './hash.js';
 import { FILES, MANIFEST, type SnapshotKind } from './layout.js';
 
-const gzipAsync = promisify(gzip) as (text: string) => Promise<Buffer>;
+/**
+ * node:zlib, loaded when a file list is read or written: `l2backup status` (a light command,
+ * scripts/bundle.mjs) includes this module but never needs zlib, ~8 M instructions of start-up.
+ */
+const zlib = (): typeof Zlib => process.getBuiltinModule('node:zlib');
+const gzipAsync = (text: string): Promise<Buffer> => (promisify(zlib().gzip) as (text: string) => Promise<Buffer>)(text);
 
 export type EntryType = 'f' | 'd' | 'l';
 
@@ -146,7 +151,7 @@ export function parseEntryLine(line: string, where: string, n: number): Entry {
 /** Streams the entries of a (gzipped) file list. */
 export async function* readEntries(path: string): AsyncGenerator<Entry> {
   const source = createReadStream(path);
-  const gunzip = createGunzip();
+  const gunzip = zlib().createGunzip();
   // pipe() does not forward errors: a missing or unreadable list must end the loop, not the process.
   source.on('error', (err) => gunzip.destroy(err));
   const rl = createInterface({ input: source.pipe(gunzip).setEncoding('utf8'), crlfDelay: Infinity });

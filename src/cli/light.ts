@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
 import { maskUrlCredentials } from '../output/mask.js';
+import { FdSink } from '../output/fd.js';
 import { EXIT, L2Error, UNWRITABLE_CODES, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { becomeUser, handBack, jobUser } from '../state/owner.js';
 import { setStateRoot } from '../state/files.js';
@@ -37,8 +38,9 @@ let signalsInstalled = false;
 export function installSignals(out: Output): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
-  // `l2backup list | head -3`: a reader that goes away is not an error.
-  for (const stream of [process.stdout, process.stderr]) {
+  // `l2backup list | head -3`: a reader that goes away is not an error. (An Output on FdSinks,
+  // runLight's, says so itself: touching process.stdout here would build the stream it avoids.)
+  for (const stream of out.onProcessStreams ? [process.stdout, process.stderr] : []) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') {
         // --json progress whose reader went away: a backup or restore is not stopped (and never
@@ -161,7 +163,10 @@ export async function runLight(spec: ProgramSpec, argv: string[], commands: Reco
   // `--json` -> { json: true }, `--du` -> { du: true }, as commander names them.
   const opts = Object.fromEntries(flags.map((f) => [f.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), true]));
   try {
-    await runBody(spec, await createOutput(spec.name), command.body, [opts]);
+    // Straight to fds 1 and 2 (../output/fd.ts); a reader that went away ends the run as
+    // installSignals does for the streams.
+    const gone = () => process.exit(process.exitCode ?? 0);
+    await runBody(spec, await createOutput(spec.name, { stdout: new FdSink(1, gone), stderr: new FdSink(2, gone) }), command.body, [opts]);
   } finally {
     setTimeout(() => process.exit(), LINGER_AFTER_RUN_MS).unref();
   }

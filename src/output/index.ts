@@ -8,6 +8,7 @@
 import type { Writable } from 'node:stream';
 import { maskUrlCredentials } from './mask.js';
 import { NdjsonWriter, type StatusEvent } from './ndjson.js';
+import type { FdSink } from './fd.js';
 
 /** The colours we use; plain identity functions when colour is off, so chalk loads only on a TTY. */
 export interface Paint {
@@ -46,9 +47,15 @@ export interface Progress {
   fail(text: string): void;
 }
 
+/**
+ * Where an Output writes: process.stdout/stderr (the default), a test's stream, or an FdSink
+ * (./fd.ts: the light commands, which print a few lines and exit).
+ */
+export type OutputStream = (Writable | FdSink) & { isTTY?: boolean };
+
 export interface OutputOptions {
-  stdout?: Writable & { isTTY?: boolean };
-  stderr?: Writable & { isTTY?: boolean };
+  stdout?: OutputStream;
+  stderr?: OutputStream;
   env?: NodeJS.ProcessEnv;
   /** Plain progress lines at most this often when not on a TTY. */
   progressIntervalMs?: number;
@@ -57,8 +64,10 @@ export interface OutputOptions {
 export class Output {
   readonly tty: boolean;
   private secrets: string[] = [];
-  private readonly stdout: Writable;
-  private readonly stderr: Writable & { isTTY?: boolean };
+  private readonly stdout: OutputStream;
+  private readonly stderr: OutputStream;
+  /** Writes to process.stdout and process.stderr (not to streams or sinks it was given). */
+  readonly onProcessStreams: boolean;
   private readonly progressIntervalMs: number;
   /** Set under `--json` on a progress command: status, error and summary lines on stdout. */
   private ndjson: NdjsonWriter | undefined;
@@ -69,6 +78,7 @@ export class Output {
     readonly c: Paint = NO_PAINT,
   ) {
     const env = opts.env ?? process.env;
+    this.onProcessStreams = opts.stdout === undefined && opts.stderr === undefined;
     this.stdout = opts.stdout ?? process.stdout;
     this.stderr = opts.stderr ?? process.stderr;
     this.tty = Boolean(this.stderr.isTTY) && env.TERM !== 'dumb';
@@ -173,9 +183,10 @@ export class Output {
   /** A spinner on a TTY; elsewhere a plain line at most every few seconds, then the summary. */
   async progress(text: string): Promise<Progress> {
     // A pseudo-terminal without a size (columns 0) sends ora's line counting into a spin.
+    // An FdSink has no columns: ora only ever gets a terminal's stream.
     if (this.tty && ((this.stderr as { columns?: number }).columns ?? 0) > 0) {
       const { default: ora } = await import('ora');
-      const spinner = ora({ text: this.scrub(text), stream: this.stderr, color: 'cyan', isEnabled: true, discardStdin: false }).start();
+      const spinner = ora({ text: this.scrub(text), stream: this.stderr as Writable, color: 'cyan', isEnabled: true, discardStdin: false }).start();
       return {
         update: (t) => {
           spinner.text = this.scrub(t);

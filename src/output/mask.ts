@@ -88,6 +88,9 @@ function withDecoded(part: string): string[] {
 /** The secret parts of the URLs in `text` (passwords, user names with a password, token values), to scrub by value. */
 export function urlSecretParts(text: string): string[] {
   const out: string[] = [];
+  // Userinfo needs an '@' and a parameter an '=': most values (paths, numbers) have neither,
+  // and every setting's value passes here on every start.
+  if (!text.includes('@') && !text.includes('=')) return out;
   for (const userinfo of userinfos(text)) {
     const colon = userinfo.indexOf(':');
     for (const part of colon >= 0 ? [userinfo, userinfo.slice(colon + 1)] : [userinfo]) out.push(...withDecoded(part));

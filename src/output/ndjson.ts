@@ -6,7 +6,6 @@
  *   {"message_type":"summary",...}  exactly once, last, whatever the outcome (with the exit code)
  * The schema is in the README ("JSON progress"). Human lines still go to stderr.
  */
-import type { Writable } from 'node:stream';
 
 /** What a job reports as it goes; the command's domain code calls this through Output.status. */
 export interface StatusEvent {
@@ -30,7 +29,7 @@ export class NdjsonWriter {
   private readerGone = false;
 
   constructor(
-    private readonly stdout: Writable,
+    private readonly stdout: { write(text: string): unknown; destroyed?: boolean; writableEnded?: boolean },
     readonly command: string,
     private readonly scrub: (text: string) => string,
     private readonly intervalMs = 1000,

@@ -1,6 +1,6 @@
 /**
  * What the installed crontab says about when a job runs next. Reads `crontab -l` (node's own
- * execFile: execa cost ~105 ms of start-up for this one call) and computes the next time with
+ * spawnSync: execa cost ~105 ms of start-up for this one call) and computes the next time with
  * ./cron.ts in UTC; cron-parser (and luxon behind it) is loaded only for a schedule that module
  * does not take or for another time zone. Shared by l2backup and l2health status.
  */
@@ -49,18 +49,21 @@ export interface NextRun {
   warning?: string;
 }
 
-/** Reads the current user's crontab; undefined with a reason when there is none. */
+/**
+ * Reads the current user's crontab; undefined with a reason when there is none. spawnSync, not
+ * execFile: execFile wraps the child's pipes in sockets and streams, about 8 ms of CPU more on
+ * every status (README "Benchmarks"); the crontab is the one thing status waits for here.
+ */
 export async function readCrontab(): Promise<{ text?: string; warning?: string }> {
-  const { execFile } = await import('node:child_process');
-  return new Promise((resolve) => {
-    execFile('crontab', ['-l'], { timeout: 5000, encoding: 'utf8', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (!err) return resolve({ text: stdout });
-      const e = err as NodeJS.ErrnoException & { code?: string | number };
-      if (typeof e.code === 'string') return resolve({ warning: 'the crontab command is not available here' });
-      const why = (stderr || `exit ${e.code ?? (err as { signal?: string }).signal ?? 'error'}`).trim().split('\n')[0];
-      resolve({ warning: `no crontab installed for this user (crontab -l: ${why})` });
-    });
-  });
+  // Not import(): in the light bundle (CommonJS) that would start Node's ESM loader just for this.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
+  const r = spawnSync('crontab', ['-l'], { timeout: 5000, encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (!r.error && r.status === 0) return { text: r.stdout };
+  // Timed out: killed, as execFile did (its error carried the signal, not a code).
+  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  if (r.error && !timedOut) return { warning: 'the crontab command is not available here' };
+  const why = (r.stderr || `exit ${r.status ?? r.signal ?? 'error'}`).trim().split('\n')[0];
+  return { warning: `no crontab installed for this user (crontab -l: ${why})` };
 }
 
 /** cron-parser is CommonJS: in the standalone bundle's split chunk its exports sit under `default`. */
