@@ -49,6 +49,8 @@ export interface NextRun {
   warning?: string;
 }
 
+const CRONTAB_TIMEOUT_MS = 5000;
+
 /**
  * Reads the current user's crontab; undefined with a reason when there is none. spawnSync, not
  * execFile: execFile wraps the child's pipes in sockets and streams, about 8 ms of CPU more on
@@ -57,11 +59,13 @@ export interface NextRun {
 export async function readCrontab(): Promise<{ text?: string; warning?: string }> {
   // Not import(): in the light bundle (CommonJS) that would start Node's ESM loader just for this.
   const { spawnSync } = process.getBuiltinModule('node:child_process');
-  const r = spawnSync('crontab', ['-l'], { timeout: 5000, encoding: 'utf8', maxBuffer: 1 << 20 });
+  // SIGKILL on the timeout: a crontab that ignores SIGTERM (or a grandchild keeping its pipe)
+  // would keep spawnSync, and status with it, waiting for ever.
+  const r = spawnSync('crontab', ['-l'], { timeout: CRONTAB_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 1 << 20 });
   if (!r.error && r.status === 0) return { text: r.stdout };
-  // Timed out: killed, as execFile did (its error carried the signal, not a code).
-  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
-  if (r.error && !timedOut) return { warning: 'the crontab command is not available here' };
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ETIMEDOUT') return { warning: `crontab -l did not answer within ${CRONTAB_TIMEOUT_MS / 1000} s (stopped); the next run is unknown` };
+  if (r.error) return { warning: 'the crontab command is not available here' };
   const why = (r.stderr || `exit ${r.status ?? r.signal ?? 'error'}`).trim().split('\n')[0];
   return { warning: `no crontab installed for this user (crontab -l: ${why})` };
 }

@@ -1,0 +1,62 @@
+/**
+ * An operator's attack (a15) on the lean remote downloads (src/backup/s3-get.ts, one syncfs per
+ * restore, small objects in memory) and on the light start-up (fd sinks, spawnSync crontab).
+ * Real dev S3 server on 127.0.0.1, the built bin/ programs as child processes, libfaketime for
+ * a skewed clock, a real tmpfs mount for a second filesystem, fake `crontab` programs on PATH.
+ */
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { bin, run, sandbox } from '../helpers/run.js';
+import { snapshots } from '../helpers/tree.js';
+import { remoteSandbox, withS3Server } from '../helpers/s3.js';
+import { fakeTimeEnv } from '../helpers/faketime.js';
+
+
+const s3 = withS3Server();
+
+async function backedUp(tag: string) {
+  const s = remoteSandbox(s3, tag);
+  const res = await run('l2backup', ['nightly'], s.env);
+  expect(res.exitCode).toBe(0);
+  const [id] = snapshots(s.root);
+  return { ...s, id: id! };
+}
+
+
+test('restore --from remote on a host whose clock is an hour off: the lean GETs correct for the skew as the SDK does (RequestTimeTooSkewed)', async () => {
+  const s = await backedUp('skew');
+  rmSync(join(s.root, s.id), { recursive: true, force: true });
+  const target = join(s.dir, 'restored');
+  const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', target, '--no-pre-restore'], fakeTimeEnv(s.env, '+1h'));
+  expect(res.stderr).not.toMatch(/Skewed|RequestTime/i);
+  expect(res.exitCode).toBe(0);
+  expect(readFileSync(join(target, 'models/model.bin')).equals(readFileSync(join(s.data, 'models/model.bin')))).toBe(true);
+  rmSync(s.dir, { recursive: true, force: true });
+});
+
+/** A sandbox whose PATH starts with a folder holding a fake `crontab` (shell `script`). */
+function fakeCrontab(script: string) {
+  const sb = sandbox();
+  const fake = join(sb.dir, 'fakebin');
+  mkdirSync(fake);
+  writeFileSync(join(fake, 'crontab'), `#!/bin/sh\n${script}\n`);
+  chmodSync(join(fake, 'crontab'), 0o755);
+  sb.env.PATH = `${fake}:${sb.env.PATH}`;
+  return sb;
+}
+
+test('status when `crontab -l` hangs and ignores SIGTERM: status still answers, with a warning', async () => {
+  const sb = fakeCrontab(`trap '' TERM\necho $$ > "$HOME/crontab.pid"\nexec sleep 3600`);
+  try {
+    // Generous: the crontab is given 5 s; a status stuck on it for a minute is hung.
+    const res = await run('l2backup', ['status'], sb.env, { timeout: 60_000 });
+    expect(res.exitCode).not.toBe(-1);
+    expect(res.all).toMatch(/crontab -l did not answer/);
+  } finally {
+    try {
+      process.kill(Number(readFileSync(join(sb.dir, 'crontab.pid'), 'utf8')), 'SIGKILL');
+    } catch {}
+    rmSync(sb.dir, { recursive: true, force: true });
+  }
+});
