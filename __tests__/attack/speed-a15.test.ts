@@ -35,6 +35,33 @@ test('restore --from remote on a host whose clock is an hour off: the lean GETs 
   rmSync(s.dir, { recursive: true, force: true });
 });
 
+test('restore --from remote into a folder that is another filesystem (a mount below the target): what lands there is made durable too', async () => {
+  const s = await backedUp('mnt');
+  const target = join(s.dir, 'restored');
+  const mounted = join(target, 'logs/2025');
+  mkdirSync(mounted, { recursive: true });
+  const mount = await execa('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'a15tmpfs', mounted], { reject: false, all: true });
+  expect(mount.exitCode).toBe(0);
+  try {
+    const trace = join(s.dir, 'strace.txt');
+    const res = await execa('strace', ['-f', '-y', '-qq', '-e', 'trace=syncfs,fsync,fdatasync', '-o', trace, 'node', bin('l2backup'), 'restore', 'latest', '--from', 'remote', '--target', target, '--no-pre-restore'], { env: s.env, extendEnv: false, reject: false, all: true });
+    expect(res.exitCode).toBe(0);
+    expect(readFileSync(join(mounted, '10/fills-3.log'), 'utf8')).toBe('fill 3\n'.repeat(50));
+    // Every filesystem the restore wrote to got a syncfs (or every file there an fsync).
+    const syncedDevs = new Set<number>();
+    for (const m of readFileSync(trace, 'utf8').matchAll(/(?:syncfs|fsync|fdatasync)\(\d+<([^>]+)>\)\s+= 0/g)) {
+      try {
+        syncedDevs.add(statSync(m[1]!).dev);
+      } catch {}
+    }
+    expect(syncedDevs.has(statSync(join(target, 'models')).dev)).toBe(true);
+    expect(syncedDevs.has(statSync(mounted).dev)).toBe(true);
+  } finally {
+    await execa('umount', ['-l', mounted], { reject: false });
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
 /** A sandbox whose PATH starts with a folder holding a fake `crontab` (shell `script`). */
 function fakeCrontab(script: string) {
   const sb = sandbox();

@@ -9,7 +9,7 @@
  * (/proc/self/fd/N/name stands in for the *at() calls Node lacks). A symlink where the
  * snapshot has a folder is replaced by the folder, and the other way round.
  */
-import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync, writeSync, open as openCb } from 'node:fs';
+import { promises as fs, constants as C, openSync, closeSync, lstatSync, mkdirSync, unlinkSync, symlinkSync, fchmodSync, futimesSync, writeSync, open as openCb, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { EXIT, L2Error, UsageError, descriptorHint, errnoCode, errorMessage } from '../errors.js';
@@ -551,17 +551,40 @@ export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Pl
 
 /**
  * Makes what a restore wrote durable before it reports success: one syncfs (`sync -f`) per
- * filesystem the roots live on (where that is missing, an fsync of every file and folder below
+ * filesystem the roots and the mount points below them live on (where that is missing, an fsync of every file and folder below
  * each root). The same guarantee as an fsync per file and of each folder, for one call.
  */
 export async function makeRestoreDurable(roots: string[]): Promise<void> {
   const seen = new Set<number>();
+  const mounts = mountPoints();
   for (const root of roots) {
-    const dev = (await fs.stat(root)).dev;
-    if (seen.has(dev)) continue;
-    seen.add(dev);
-    await makeDurable(root);
+    // A folder below the root may be another filesystem (a volume mounted there): its files
+    // are not in the root's syncfs.
+    const real = await fs.realpath(root);
+    for (const dir of [real, ...mounts.filter((m) => m.startsWith(real.endsWith('/') ? real : `${real}/`))]) {
+      // A mount point that cannot be looked at (another user's, gone since) held nothing we wrote.
+      const dev = dir === real ? (await fs.stat(dir)).dev : (await fs.stat(dir).catch(() => undefined))?.dev;
+      if (dev === undefined || seen.has(dev)) continue;
+      seen.add(dev);
+      await makeDurable(dir);
+    }
   }
+}
+
+/** The mount points this process sees (/proc/self/mountinfo's fifth field, its octal escapes undone). */
+function mountPoints(): string[] {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const point = line.split(' ')[4];
+    if (point) out.push(point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
 }
 
 /** The drill reports for itself: no alert. */
