@@ -7,10 +7,12 @@
 import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import http from 'node:http';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { snapshots } from '../helpers/tree.js';
 import { remoteSandbox, withS3Server } from '../helpers/s3.js';
-import { fakeTimeEnv } from '../helpers/faketime.js';
+import { fakeTimeEnv, LIBFAKETIME } from '../helpers/faketime.js';
 
 
 const s3 = withS3Server();
@@ -33,6 +35,29 @@ test('restore --from remote on a host whose clock is an hour off: the lean GETs 
   expect(res.exitCode).toBe(0);
   expect(readFileSync(join(target, 'models/model.bin')).equals(readFileSync(join(s.data, 'models/model.bin')))).toBe(true);
   rmSync(s.dir, { recursive: true, force: true });
+});
+
+test('restore --from remote whose host clock jumps an hour mid-way (NTP step, VM resumed): the lean GETs correct for the skew and retry, as the SDK does', async () => {
+  const s = await backedUp('jump');
+  const clock = join(s.dir, 'clock');
+  writeFileSync(clock, '+0\n');
+  // The clock jumps once the manifest is asked for: every GET after it is signed an hour off.
+  const proxy = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.includes('.l2-manifest.json')) writeFileSync(clock, '+1h\n');
+    passThrough(req, res, new URL(s3.endpoint));
+  });
+  const listening = await listenLocal(proxy);
+  try {
+    const env = { ...s.env, S3_ENDPOINT: listening.url, LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clock, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    const target = join(s.dir, 'restored');
+    const res = await run('l2backup', ['restore', s.id, '--from', 'remote', '--target', target, '--no-pre-restore'], env);
+    expect(res.stderr).not.toMatch(/Skewed|RequestTime/i);
+    expect(res.exitCode).toBe(0);
+    expect(readFileSync(join(target, 'models/model.bin')).equals(readFileSync(join(s.data, 'models/model.bin')))).toBe(true);
+  } finally {
+    await listening.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
 });
 
 test('restore --from remote into a folder that is another filesystem (a mount below the target): what lands there is made durable too', async () => {

@@ -56,6 +56,9 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 /** The SDK's standard retry strategy's classes (@smithy/service-error-classification). */
 const TRANSIENT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ProvisionedThroughputExceededException', 'RequestThrottled', 'RequestThrottledException', 'BandwidthLimitExceeded', 'TransactionInProgressException', 'EC2ThrottledException', 'PriorRequestNotComplete']);
+/** Refusals of a request's time (@smithy/service-error-classification's CLOCK_SKEW_ERROR_CODES) and the SDK's threshold for correcting it. */
+const CLOCK_SKEW = new Set(['AuthFailure', 'InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
+const CLOCK_SKEW_MS = 300_000;
 const MAX_RETRY_DELAY_MS = 20_000;
 const ERROR_BODY_BYTES = 64 * 1024;
 
@@ -63,6 +66,8 @@ const ERROR_BODY_BYTES = 64 * 1024;
 export class S3AnswerError extends Error {
   readonly $metadata: { httpStatusCode: number };
   readonly Code: string;
+  /** The client's clock offset was corrected from this answer's Date: worth another attempt. */
+  clockSkewCorrected = false;
   constructor(code: string, status: number, message: string) {
     super(message);
     this.name = code;
@@ -107,6 +112,7 @@ async function answerError(status: number, body: Readable): Promise<S3AnswerErro
 
 function retryable(err: unknown): 'transient' | 'throttling' | undefined {
   const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  if (err instanceof S3AnswerError && err.clockSkewCorrected) return 'transient';
   const status = e.$metadata?.httpStatusCode;
   if (status === 429 || THROTTLING.has(e.name ?? '')) return 'throttling';
   if ((status !== undefined && status >= 500 && status <= 599) || TRANSIENT.has(e.name ?? '') || TRANSIENT.has(e.code ?? '')) return 'transient';
@@ -157,6 +163,20 @@ export class LeanGet {
     return new LeanGet(cfg, signer, resolved.url, scheme?.signingRegion ?? region, scheme?.signingName ?? 's3', attempts);
   }
 
+  /**
+   * A signature refused for its time (the host clock is off, or jumped mid-run) moves the
+   * client's clock offset to the server's Date, as the SDK's signing middleware does, and marks
+   * the error for a retry. The offset is the client's own: its other commands use it too.
+   */
+  private correctClock(err: S3AnswerError, date: string | undefined): void {
+    if (!CLOCK_SKEW.has(err.name) || !date) return;
+    const serverTime = Date.parse(date);
+    if (Number.isNaN(serverTime)) return;
+    if (Math.abs(Date.now() + (this.cfg.systemClockOffset ?? 0) - serverTime) < CLOCK_SKEW_MS) return;
+    this.cfg.systemClockOffset = serverTime - Date.now();
+    err.clockSkewCorrected = true;
+  }
+
   /** GETs `key` (bytes `range`, e.g. "bytes=0-99", when given): a 2xx answer, or the error of the last attempt. */
   async get(key: string, range: string | undefined, signal: AbortSignal): Promise<GetAnswer> {
     for (let attempt = 1; ; attempt++) {
@@ -187,7 +207,11 @@ export class LeanGet {
     const signed = await this.signer.sign(request, { signingDate: new Date(Date.now() + (this.cfg.systemClockOffset ?? 0)), signingRegion: this.signingRegion, signingService: this.signingService });
     const { response } = await this.cfg.requestHandler.handle(signed, { abortSignal: signal });
     const status = response.statusCode;
-    if (status < 200 || status > 299) throw await answerError(status, response.body);
+    if (status < 200 || status > 299) {
+      const err = await answerError(status, response.body);
+      this.correctClock(err, response.headers.date);
+      throw err;
+    }
     const length = response.headers['content-length'];
     return {
       Body: response.body,
