@@ -112,3 +112,19 @@ test('status when `crontab -l` hangs and ignores SIGTERM: status still answers, 
     rmSync(sb.dir, { recursive: true, force: true });
   }
 });
+
+test.each([
+  ['l2backup', ['config']],
+  ['l2backup', ['status', '--json']],
+  ['l2alert', ['buffer-status']],
+] as const)('%s %s with stdout on a full device (/dev/full): one line naming standard output and where it goes, exit 1, not "the volume is full"', async (program, args) => {
+  const sb = sandbox();
+  const cmd = `exec node '${bin(program)}' ${args.join(' ')} >/dev/full`;
+  const res = await execa('sh', ['-c', cmd], { env: sb.env, extendEnv: false, reject: false });
+  expect(res.exitCode).toBe(1);
+  const lines = String(res.stderr).trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/standard output.*\/dev\/full.*ENOSPC/);
+  expect(lines[0]).not.toMatch(/the volume is full|remount/);
+  rmSync(sb.dir, { recursive: true, force: true });
+});

@@ -6,8 +6,8 @@
  * "Benchmarks"). The bytes and their order are the same: on Linux process.stdout and
  * process.stderr write synchronously to files, pipes and terminals too.
  */
-import { fstatSync, writeSync } from 'node:fs';
-import { errnoCode } from '../errors.js';
+import { fstatSync, readlinkSync, writeSync } from 'node:fs';
+import { L2Error, errnoCode, errorMessage } from '../errors.js';
 
 /** Linux's major number of the memory devices (/dev/null, /dev/zero, /dev/full...): never a terminal. */
 const MEM_MAJOR = 1;
@@ -67,9 +67,23 @@ export class FdSink {
           this.readerGone();
           return false;
         }
-        throw err;
+        throw this.unwritable(err, code);
       }
     }
     return true;
+  }
+
+  /**
+   * What refused the text, named: `status > /mnt/full/x` must not read as the backups volume
+   * being full.
+   */
+  private unwritable(err: unknown, code: string | undefined): L2Error {
+    const stream = this.fd === 1 ? 'standard output' : this.fd === 2 ? 'standard error' : `descriptor ${this.fd}`;
+    let where = '';
+    try {
+      where = ` to ${readlinkSync(`/proc/self/fd/${this.fd}`)}`;
+    } catch {}
+    const why = code === 'ENOSPC' ? 'no space left there' : code === 'EROFS' ? 'read-only' : errorMessage(err);
+    return new L2Error(`cannot write ${stream}${where}: ${why} (${code ?? 'error'}); free space there or send the output elsewhere`);
   }
 }
