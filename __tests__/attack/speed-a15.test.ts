@@ -4,7 +4,7 @@
  * Real dev S3 server on 127.0.0.1, the built bin/ programs as child processes, libfaketime for
  * a skewed clock, a real tmpfs mount for a second filesystem, fake `crontab` programs on PATH.
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import http from 'node:http';
@@ -113,6 +113,14 @@ test('status when `crontab -l` hangs and ignores SIGTERM: status still answers, 
   }
 });
 
+test('status when there is no `crontab` program at all: a warning that says so', async () => {
+  const sb = sandbox();
+  sb.env.PATH = '/nonexistent-a15';
+  const res = await execa(process.execPath, [bin('l2backup'), 'status'], { env: sb.env, extendEnv: false, reject: false, all: true });
+  expect(res.all).toMatch(/the crontab command is not available here/);
+  rmSync(sb.dir, { recursive: true, force: true });
+});
+
 test.each([
   ['l2backup', ['config']],
   ['l2backup', ['status', '--json']],
@@ -127,4 +135,89 @@ test.each([
   expect(lines[0]).toMatch(/standard output.*\/dev\/full.*ENOSPC/);
   expect(lines[0]).not.toMatch(/the volume is full|remount/);
   rmSync(sb.dir, { recursive: true, force: true });
+});
+
+test('restore --from remote of names S3 keys make hard: +, %, %41, ~, ?, #, *, quotes, ;=&, a backslash, unicode, a leading dash, spaces at the ends', async () => {
+  const s = remoteSandbox(s3, 'keys');
+  const names = ['a+b.txt', '100%.txt', '%41%2F.txt', '~tilde', 'q?x#y', "star*(x)!'", 'semi;colon=eq&amp', 'back\\slash', 'ü-ñ-日本.txt', '-dash', ' both ends ', 'é', 'e\u0301'];
+  const dir = join(s.data, 'reports/hard');
+  mkdirSync(dir);
+  names.forEach((n, i) => writeFileSync(join(dir, n), `${i}:${n}\n`.repeat(i + 1)));
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const target = join(s.dir, 'restored');
+  const res = await run('l2backup', ['restore', 'latest', '--from', 'remote', '--target', target, '--no-pre-restore'], s.env);
+  expect(res.stderr).not.toMatch(/ERROR|WARN/);
+  expect(res.exitCode).toBe(0);
+  names.forEach((n, i) => expect(readFileSync(join(target, 'reports/hard', n), 'utf8')).toBe(`${i}:${n}\n`.repeat(i + 1)));
+  rmSync(s.dir, { recursive: true, force: true });
+});
+
+type Fault = (res: http.ServerResponse) => void;
+const FAULTS: [string, Fault, RegExp][] = [
+  ['403 without a body', (res) => res.writeHead(403, { 'content-length': '0' }).end(), /daily\.csv.*(Forbidden|403)/],
+  ['301 without a body', (res) => res.writeHead(301, { 'content-length': '0' }).end(), /daily\.csv.*(PermanentRedirect|301)/],
+  ['400 with an HTML body', (res) => res.writeHead(400, { 'content-type': 'text/html' }).end('<html><body>Bad Request</body></html>'), /daily\.csv.*400/],
+  ['503 whose XML body never ends', (res) => {
+    res.writeHead(503, { 'content-type': 'application/xml' });
+    res.write('<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>wait');
+  }, /daily\.csv/],
+  ['200 that drops half-way', (res) => {
+    res.writeHead(200, { 'content-length': '1000' });
+    res.write('x'.repeat(500), () => res.socket?.destroy());
+  }, /daily\.csv/],
+  ['200 longer than the file list says', (res) => res.writeHead(200, { 'content-length': '5000' }).end('y'.repeat(5000)), /daily\.csv.*(does not match|bytes)/],
+];
+
+test.each(FAULTS)('restore --from remote where the GET of one small file meets %s: exit 1 naming it, the old file kept, no temp file, no hang', async (_what, fault, named) => {
+  const s = await backedUp('err');
+  const proxy = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.includes('daily.csv')) {
+      req.resume();
+      return fault(res);
+    }
+    passThrough(req, res, new URL(s3.endpoint));
+  });
+  const listening = await listenLocal(proxy);
+  try {
+    const target = join(s.dir, 'restored');
+    mkdirSync(join(target, 'reports'), { recursive: true });
+    writeFileSync(join(target, 'reports/daily.csv'), 'was here');
+    const res = await run('l2backup', ['restore', 'latest', '--from', 'remote', '--target', target, '--no-pre-restore'], { ...s.env, S3_ENDPOINT: listening.url, S3_TIMEOUT_MS: '1000' });
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toMatch(named);
+    expect(res.stderr).not.toMatch(/internal error|    at /);
+    expect(readFileSync(join(target, 'reports/daily.csv'), 'utf8')).toBe('was here');
+    expect((await execa('sh', ['-c', `find '${target}' -name '*l2restore*' | wc -l`])).stdout.trim()).toBe('0');
+  } finally {
+    await listening.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('restore --from remote: small files (written from memory) and large ones get their exact mode and mtime, whatever the umask', async () => {
+  const s = remoteSandbox(s3, 'mode');
+  const dir = join(s.data, 'configs/modes');
+  mkdirSync(dir);
+  const files: [string, number, number][] = [
+    ['exec.sh', 0o755, 1_600_000_000.123456],
+    ['shared.txt', 0o644, 1_500_000_000.5],
+    ['private.key.txt', 0o600, 1_700_000_000.987654],
+    ['setgid-ish', 0o2750, 1_234_567_890],
+    ['big.bin', 0o640, 1_650_000_000.25],
+  ];
+  for (const [n, mode, t] of files) {
+    writeFileSync(join(dir, n), n === 'big.bin' ? Buffer.alloc(600 * 1024, 3) : `${n}\n`);
+    chmodSync(join(dir, n), mode);
+    utimesSync(join(dir, n), t, t);
+  }
+  expect((await run('l2backup', ['nightly'], s.env)).exitCode).toBe(0);
+  const target = join(s.dir, 'restored');
+  const res = await execa('sh', ['-c', `umask 077; exec node '${bin('l2backup')}' restore latest --from remote --target '${target}' --no-pre-restore`], { env: s.env, extendEnv: false, reject: false, all: true });
+  expect(res.exitCode).toBe(0);
+  for (const [n] of files) {
+    const want = statSync(join(dir, n), { bigint: true });
+    const got = statSync(join(target, 'configs/modes', n), { bigint: true });
+    expect([n, (got.mode & 0o7777n).toString(8), got.mtimeNs]).toEqual([n, (want.mode & 0o7777n).toString(8), want.mtimeNs]);
+  }
+  rmSync(s.dir, { recursive: true, force: true });
 });
