@@ -113,6 +113,15 @@ test('status when `crontab -l` hangs and ignores SIGTERM: status still answers, 
   }
 });
 
+test('status when `crontab -l` prints megabytes: a warning that says so, not "the crontab command is not available here"', async () => {
+  const sb = fakeCrontab(`head -c 3000000 /dev/zero | tr '\\0' '#'`);
+  const res = await run('l2backup', ['status'], sb.env);
+  expect(res.exitCode).not.toBe(-1);
+  expect(res.all).not.toMatch(/not available/);
+  expect(res.all).toMatch(/crontab -l printed more than/);
+  rmSync(sb.dir, { recursive: true, force: true });
+});
+
 test('status when there is no `crontab` program at all: a warning that says so', async () => {
   const sb = sandbox();
   sb.env.PATH = '/nonexistent-a15';

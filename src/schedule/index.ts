@@ -50,6 +50,7 @@ export interface NextRun {
 }
 
 const CRONTAB_TIMEOUT_MS = 5000;
+const CRONTAB_MAX_BYTES = 1 << 20;
 
 /**
  * Reads the current user's crontab; undefined with a reason when there is none. spawnSync, not
@@ -61,10 +62,11 @@ export async function readCrontab(): Promise<{ text?: string; warning?: string }
   const { spawnSync } = process.getBuiltinModule('node:child_process');
   // SIGKILL on the timeout: a crontab that ignores SIGTERM (or a grandchild keeping its pipe)
   // would keep spawnSync, and status with it, waiting for ever.
-  const r = spawnSync('crontab', ['-l'], { timeout: CRONTAB_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync('crontab', ['-l'], { timeout: CRONTAB_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: CRONTAB_MAX_BYTES });
   if (!r.error && r.status === 0) return { text: r.stdout };
   const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ETIMEDOUT') return { warning: `crontab -l did not answer within ${CRONTAB_TIMEOUT_MS / 1000} s (stopped); the next run is unknown` };
+  if (code === 'ENOBUFS') return { warning: `crontab -l printed more than ${CRONTAB_MAX_BYTES >> 20} MiB (stopped there); the next run is unknown: check the crontab` };
   if (r.error) return { warning: 'the crontab command is not available here' };
   const why = (r.stderr || `exit ${r.status ?? r.signal ?? 'error'}`).trim().split('\n')[0];
   return { warning: `no crontab installed for this user (crontab -l: ${why})` };
