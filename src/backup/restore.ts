@@ -538,13 +538,23 @@ class RestoreRun {
 export async function writeAll(ctx: JobContext, snap: ResolvedSnapshot, plan: Plan, report?: WriteReport): Promise<number> {
   const started = Date.now();
   const run = new RestoreRun(ctx, snap, plan, await ctx.out.progress(`restoring ${snap.id}`), report);
+  const roots = [...plan.roots.values()];
+  // A remote restore's files are not fsynced one by one: one syncfs per filesystem, before
+  // success is reported, and before a failure or a stop is: the files already put in place
+  // replaced the operator's (best effort then, root by root, the first error being the one told).
+  const durable = snap.origin === 'remote' && !report;
   try {
     for (const [source, root] of plan.roots) await run.writeSource(source, root);
-  } finally {
-    await run.close();
+  } catch (err) {
+    try {
+      await run.close();
+    } finally {
+      if (durable) for (const root of roots) await makeRestoreDurable([root]).catch(() => {});
+    }
+    throw err;
   }
-  // A remote restore's files are not fsynced one by one: one syncfs per filesystem, before success is reported.
-  if (snap.origin === 'remote' && !report) await makeRestoreDurable([...plan.roots.values()]);
+  await run.close();
+  if (durable) await makeRestoreDurable(roots);
   const summary = `restored snapshot ${snap.id} (${snap.origin}): ${run.files} files, ${formatBytes(run.bytes)} into ${[...plan.roots.values()].join(', ')} in ${formatDuration(Date.now() - started)}`;
   return report ? concludeDrill(run, summary, report) : concludeRestore(ctx, snap, plan, run, summary);
 }
