@@ -157,6 +157,35 @@ export class ObjectSizeError extends L2Error {}
 /** A ranged GET answered with the whole object (the server does not do ranges). */
 export class RangeIgnoredError extends L2Error {}
 
+/** An answer whose body stopped before its end (Content-Range right, fewer bytes sent). */
+class CutShortError extends L2Error {}
+
+/** How a body that broke off mid-way shows: a reset or closed connection. */
+const BODY_BREAKS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+
+/** A body that broke off mid-way (the headers came, the bytes stopped): the same GET again may well succeed. */
+function bodyBrokeOff(err: unknown): boolean {
+  if (err instanceof CutShortError) return true;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return BODY_BREAKS.has(String(e?.code ?? '')) || e?.message === 'aborted';
+}
+
+/**
+ * Runs one whole GET (request and body) again when its body broke off, up to S3_ATTEMPTS in
+ * all, inside the caller's bound. The SDK and the lean GET retry only until the headers come: a
+ * reset in the middle of a body would otherwise fail a whole restore. Every consumer starts
+ * afresh on each attempt (a new buffer, a new hash, its file truncated).
+ */
+async function againIfBodyBroke<T>(abortSignal: AbortSignal, attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (n >= S3_ATTEMPTS || abortSignal.aborted || !bodyBrokeOff(err)) throw err;
+    }
+  }
+}
+
 /**
  * How many multipart uploads may run at once. Each holds up to its queue of parts in memory
  * (lib-storage buffers every part): BACKUP_UPLOAD_CONCURRENCY of them at 4 x 16 MiB each was
@@ -404,18 +433,19 @@ export class Remote {
   private async getWith<T>(key: string, consume: (body: Readable) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return this.bounded(
       `GET ${key.slice(0, 120)}`,
-      async (abortSignal, extend) => {
-        const res = await this.getObject(key, undefined, abortSignal);
-        extend(this.bodyAllowance(res.ContentLength));
-        const body = res.Body as Readable;
-        const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
-        abortSignal.addEventListener('abort', stop, { once: true });
-        try {
-          return await consume(body);
-        } finally {
-          abortSignal.removeEventListener('abort', stop);
-        }
-      },
+      (abortSignal, extend) =>
+        againIfBodyBroke(abortSignal, async () => {
+          const res = await this.getObject(key, undefined, abortSignal);
+          extend(this.bodyAllowance(res.ContentLength));
+          const body = res.Body as Readable;
+          const stop = () => body.destroy(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
+          abortSignal.addEventListener('abort', stop, { once: true });
+          try {
+            return await consume(body);
+          } finally {
+            abortSignal.removeEventListener('abort', stop);
+          }
+        }),
       signal,
     );
   }
@@ -435,7 +465,7 @@ export class Remote {
   async getRange(key: string, start: number, end: number, total: number, signal?: AbortSignal): Promise<Buffer> {
     return this.bounded(
       `GET ${key.slice(0, 120)} bytes ${start}-${end}`,
-      async (abortSignal, extend) => {
+      (abortSignal, extend) => againIfBodyBroke(abortSignal, async () => {
         const res = await this.getObject(key, `bytes=${start}-${end}`, abortSignal).catch((err: unknown) => {
           const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
           if (e.name === 'InvalidRange' || e.$metadata?.httpStatusCode === 416) throw new ObjectSizeError(`S3 object ${key.slice(0, 120)} is shorter than its file list says (${total} bytes): bytes ${start}-${end} are not there`);
@@ -463,7 +493,7 @@ export class Remote {
             at += chunk.length;
           }
           // The Content-Range gave the right size: the object is whole, the answer was cut short.
-          if (at !== want) throw new L2Error(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the answer was cut short (server or proxy); nothing of it was used`);
+          if (at !== want) throw new CutShortError(`S3 sent ${at} of the ${want} bytes asked for (${key.slice(0, 120)} bytes ${start}-${end}, Content-Range ${res.ContentRange}): the answer was cut short (server or proxy); nothing of it was used`);
           return buf;
         } catch (err) {
           body.destroy(); // an answer refused before its body was read must not hold its connection
@@ -471,7 +501,7 @@ export class Remote {
         } finally {
           abortSignal.removeEventListener('abort', stop);
         }
-      },
+      }),
       signal,
     );
   }
