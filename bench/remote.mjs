@@ -129,9 +129,10 @@ async function nightly(root, extra) {
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
   const status = await new Promise((resolve) => child.on('close', resolve));
   if (status !== 0) throw new Error(`l2backup nightly exited ${status}:\n${stderr}`);
-  const m = /uploaded \S+: .* in ([\d.]+) (ms|s)\b/.exec(stderr);
+  // "in 850 ms", "in 12.3 s", "in 1 min 14 s"
+  const m = /uploaded \S+: .* in (?:(\d+) min )?([\d.]+) (ms|s)\b/.exec(stderr);
   if (!m) throw new Error(`no upload line in:\n${stderr}`);
-  return { ms: Number(m[1]) * (m[2] === 's' ? 1000 : 1), peakMiB: Number(/peak (\d+)/.exec(stderr)[1]) / 1024 };
+  return { ms: Number(m[1] ?? 0) * 60_000 + Number(m[2]) * (m[3] === 's' ? 1000 : 1), peakMiB: Number(/peak (\d+)/.exec(stderr)[1]) / 1024 };
 }
 
 console.log(`building the tree (SCALE=${SCALE}) in ${work} ...`);
