@@ -46,7 +46,7 @@ const common = {
     : {
         // npm packages stay external (loaded from node_modules when used), except commander:
         // every command needs it, and inlined it loads faster than through its CommonJS entry.
-        external: ['@aws-sdk/*', 'archiver', 'chalk', 'cron-parser', 'eventsource-parser', 'execa', 'fast-glob', 'got', 'ora'],
+        external: ['@aws-sdk/*', '@smithy/*', 'archiver', 'chalk', 'cron-parser', 'eventsource-parser', 'execa', 'fast-glob', 'got', 'ora'],
         sourcemap: 'linked',
       }),
 };

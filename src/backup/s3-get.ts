@@ -14,6 +14,10 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import { isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
+
+/** What the SDK's error classifier reads of an error. */
+type SdkError = Parameters<typeof isTransientError>[0];
 
 /** What a GET answered: the fields of the SDK's GetObject output that the callers read. */
 export interface GetAnswer {
@@ -53,21 +57,16 @@ interface ClientConfig {
 }
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-/** The SDK's standard retry strategy's classes (@smithy/service-error-classification). */
-const TRANSIENT = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
-const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ProvisionedThroughputExceededException', 'RequestThrottled', 'RequestThrottledException', 'BandwidthLimitExceeded', 'TransactionInProgressException', 'EC2ThrottledException', 'PriorRequestNotComplete']);
-/** Refusals of a request's time (@smithy/service-error-classification's CLOCK_SKEW_ERROR_CODES) and the SDK's threshold for correcting it. */
-const CLOCK_SKEW = new Set(['AuthFailure', 'InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
+/** The SDK's threshold for correcting the client's clock from an answer's Date. */
 const CLOCK_SKEW_MS = 300_000;
 const MAX_RETRY_DELAY_MS = 20_000;
 const ERROR_BODY_BYTES = 64 * 1024;
 
 /** An error answer, shaped as the SDK's service errors are (name = the S3 code). */
 export class S3AnswerError extends Error {
-  readonly $metadata: { httpStatusCode: number };
+  /** clockSkewCorrected: the client's clock offset was corrected from this answer's Date, worth another attempt (the SDK's mark). */
+  readonly $metadata: { httpStatusCode: number; clockSkewCorrected?: true };
   readonly Code: string;
-  /** The client's clock offset was corrected from this answer's Date: worth another attempt. */
-  clockSkewCorrected = false;
   constructor(code: string, status: number, message: string) {
     super(message);
     this.name = code;
@@ -110,12 +109,15 @@ async function answerError(status: number, body: Readable): Promise<S3AnswerErro
   return new S3AnswerError(code, status, message);
 }
 
+/**
+ * The SDK's standard retry strategy's classes, from the SDK's own classifier (so new codes
+ * arrive with the SDK): throttling, transient and server errors are retried, client errors not.
+ */
 function retryable(err: unknown): 'transient' | 'throttling' | undefined {
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  if (err instanceof S3AnswerError && err.clockSkewCorrected) return 'transient';
-  const status = e.$metadata?.httpStatusCode;
-  if (status === 429 || THROTTLING.has(e.name ?? '')) return 'throttling';
-  if ((status !== undefined && status >= 500 && status <= 599) || TRANSIENT.has(e.name ?? '') || TRANSIENT.has(e.code ?? '')) return 'transient';
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as SdkError;
+  if (isThrottlingError(e)) return 'throttling';
+  if (isTransientError(e) || isServerError(e)) return 'transient';
   return undefined;
 }
 
@@ -169,12 +171,12 @@ export class LeanGet {
    * the error for a retry. The offset is the client's own: its other commands use it too.
    */
   private correctClock(err: S3AnswerError, date: string | undefined): void {
-    if (!CLOCK_SKEW.has(err.name) || !date) return;
+    if (!isClockSkewError(err as SdkError) || !date) return;
     const serverTime = Date.parse(date);
     if (Number.isNaN(serverTime)) return;
     if (Math.abs(Date.now() + (this.cfg.systemClockOffset ?? 0) - serverTime) < CLOCK_SKEW_MS) return;
     this.cfg.systemClockOffset = serverTime - Date.now();
-    err.clockSkewCorrected = true;
+    err.$metadata.clockSkewCorrected = true;
   }
 
   /** GETs `key` (bytes `range`, e.g. "bytes=0-99", when given): a 2xx answer, or the error of the last attempt. */
