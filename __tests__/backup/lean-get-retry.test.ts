@@ -14,7 +14,7 @@ function client(steps: Step[]): { s3: S3Client; calls: () => number } {
   let calls = 0;
   const requestHandler = {
     handle: async () => {
-      const step = steps[Math.min(calls++, steps.length - 1)];
+      const step = steps[Math.min(calls++, steps.length - 1)]!;
       if ('fail' in step) throw step.fail;
       return { response: { statusCode: step.status, headers: { 'content-length': String(step.body.length) }, body: Readable.from([Buffer.from(step.body)]) } };
     },

@@ -3,7 +3,7 @@
  * must not leave root-owned state that breaks the job user's next cron run. The programs
  * become the job user themselves: L2_RUN_AS, else the owner of the state folder. Needs root.
  */
-import { chmodSync, lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, run, sandbox } from '../helpers/run.js';
@@ -83,3 +83,25 @@ test('root with L2_RUN_AS naming no user: exit 2 and a one-line hint', async () 
   expect(res.stderr.trim().split('\n')).toHaveLength(1);
   expect(res.stderr).toMatch(/L2_RUN_AS="no-such-user-l2" is not a user on this machine; create it or unset L2_RUN_AS/);
 });
+
+// A root run that could not become the job user ran nothing: it must not leave its end-of-run
+// files (the metrics textfile, the status page) behind as root either.
+for (const [how, extra, cmd] of [
+  ['L2_RUN_AS names no user', { L2_RUN_AS: 'no-such-user-l2' }, []],
+  ['the switch to the job user is refused (no CAP_SETUID)', {}, ['setpriv', '--bounding-set', '-setuid,-setgid']],
+] as const) {
+  test(`root whose switch to the job user fails (${how}): exit 2, and no metrics file or status page is written as root`, async () => {
+    const sb = sandbox({ ...extra });
+    const metrics = join(sb.dir, 'metrics');
+    mkdirSync(metrics);
+    const { sources } = makeTree(sb.dir);
+    await execa('chown', [`${USER}:${USER}`, sb.root, metrics]);
+    const env = { ...sb.env, BACKUP_SOURCES: sources, L2_METRICS_DIR: metrics };
+    const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const res = await execa(cmd[0] ?? 'env', [...cmd.slice(1), ...(cmd.length ? ['env'] : []), '-i', ...vars, 'node', bin('l2backup'), 'nightly'], { reject: false, all: true });
+    expect(res.exitCode).toBe(2);
+    expect(String(res.stderr).trim().split('\n')).toHaveLength(1);
+    expect(readdirSync(metrics)).toEqual([]);
+    expect(existsSync(join(sb.root, '.l2', 'report'))).toBe(false);
+  });
+}

@@ -60,6 +60,13 @@ const RUNS: Record<string, ReadonlySet<string>> = {
   l2health: new Set(['once', 'health-only', 'sse-only']),
 };
 
+/** Commands after which the status page ($BACKUP_ROOT/.l2/report/index.html) is rewritten. */
+const PAGE_RUNS: Record<string, ReadonlySet<string>> = {
+  l2backup: new Set(['nightly', 'snapshot', 'emergency-pre-restore']),
+  l2alert: new Set(['flush']),
+  l2health: new Set(['once', 'health-only', 'sse-only']),
+};
+
 /**
  * Wraps a subcommand body (./light.js runBody): loads and validates configuration (exit 2 on a
  * bad value), runs the body, and maps errors to exit codes. The body returns its exit code.
@@ -71,17 +78,21 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     // commander passes the Command last: it says which subcommand this is and its options.
     const cmd = args[args.length - 1] as Command | undefined;
     const ndjson = cmd instanceof Command && ndjsonCommands.has(cmd) && cmd.opts().json === true ? out.startNdjson(cmd.name()) : undefined;
-    await runBody(spec, out, body, args, async (cfg, code) => {
-      if (cfg && cmd instanceof Command && RUNS[spec.name]?.has(cmd.name())) await afterRun(cfg, out);
+    await runBody(spec, out, body, args, async (ran, code) => {
+      if (ran && cmd instanceof Command) await afterRun(spec.name, cmd.name(), ran, out);
       ndjson?.summary(code);
     });
   };
 }
 
-/** What every run ends with, whatever its outcome: the metrics file. A failure here is a warning. */
-async function afterRun(cfg: Config, out: Output): Promise<void> {
-  if (!cfg.L2_METRICS_DIR) return;
+/**
+ * What a run ends with, whatever its outcome: the status page, then the metrics file. Neither
+ * fails or holds up the run: a failure here is a warning.
+ */
+async function afterRun(program: string, command: string, cfg: Config, out: Output): Promise<void> {
   // Loaded only when wanted: start-up time of the programs matters (cron runs them often).
+  if (PAGE_RUNS[program]?.has(command)) await (await import('../report/index.js')).refreshStatusPage(cfg, out);
+  if (!cfg.L2_METRICS_DIR || !RUNS[program]?.has(command)) return;
   const { writeMetrics } = await import('../metrics/index.js');
   const warning = await writeMetrics(cfg, (m) => out.warn(m));
   if (warning) out.warn(warning);

@@ -34,12 +34,7 @@ export function buildProgram() {
     .action(
       action(spec, async ({ cfg, out }, opts: { json?: boolean }) => {
         if (!cfg.ALERT_WEBHOOK_URL) throw new UsageError('ALERT_WEBHOOK_URL is not set: there is nowhere to flush to; set it in the env file');
-        let res;
-        try {
-          res = await (await alerter(cfg, out, 'l2alert')).flush();
-        } finally {
-          await (await import('../report/index.js')).refreshStatusPage(cfg, out);
-        }
+        const res = await (await alerter(cfg, out, 'l2alert')).flush();
         if (opts.json) out.json(res);
         else out.print(`delivered ${res.delivered.length} alert(s) in ${res.messages} message(s); ${res.deadLettered ? `${res.deadLettered} moved to the dead letters; ` : ''}${res.remaining} left in the buffer${res.busy ? ' (another process is flushing)' : ''}${res.error ? `; ${res.error}` : ''}`);
         return res.deadLettered > 0 || (res.remaining > 0 && res.error && !res.error.startsWith('paced')) ? EXIT.FAILED : EXIT.OK;

@@ -35,13 +35,13 @@ export function buildProgram() {
     withNdjson(subcommand(program, kind, `${what}: snapshot every source, upload pending snapshots, apply retention`)).action(
       action(spec, async (ctx) => {
         const { runBackup, withRunPings } = await engine();
-        return withStatusPage(ctx, () => (kind === 'nightly' ? withRunPings(ctx, 'l2backup nightly', () => runBackup(ctx, kind)) : runBackup(ctx, kind)));
+        return kind === 'nightly' ? withRunPings(ctx, 'l2backup nightly', () => runBackup(ctx, kind)) : runBackup(ctx, kind);
       }),
     );
   }
   subcommand(program, 'emergency-pre-restore', 'fast capture of the current state into .pre-restore/ (kept 7 days, not uploaded)')
     .option('--upload', 'upload the capture too')
-    .action(action(spec, async (ctx, opts: { upload?: boolean }) => withStatusPage(ctx, async () => (await engine()).runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload }))));
+    .action(action(spec, async (ctx, opts: { upload?: boolean }) => (await engine()).runBackup(ctx, 'emergency-pre-restore', { upload: opts.upload })));
 
   subcommand(program, 'report', 'write the status page (HTML) from the state files on the volume; works on a copy of a volume too')
     .option('-o, --output <file>', "where to write it ('-' for stdout); default $BACKUP_ROOT/.l2/report/index.html")
@@ -287,15 +287,6 @@ export function buildProgram() {
     await program.commands.find((c) => c.name() === 'status')!.parseAsync([], { from: 'user' });
   });
   return program;
-}
-
-/** Runs a backup job, then writes the status page (never failing or holding up the job). */
-async function withStatusPage(ctx: JobContext, job: () => Promise<number>): Promise<number> {
-  try {
-    return await job();
-  } finally {
-    await (await import('../report/index.js')).refreshStatusPage(ctx.cfg, ctx.out);
-  }
 }
 
 interface PruneReport {

@@ -33,12 +33,7 @@ export function buildProgram() {
             throw new UsageError(`no targets configured for ${mode}: set ${what} (name=url,...) or HEALTH_CONFIG in the env file`);
           }
           const started = Date.now();
-          let res;
-          try {
-            res = await runChecks(ctx, mode);
-          } finally {
-            await (await import('../report/index.js')).refreshStatusPage(ctx.cfg, ctx.out);
-          }
+          const res = await runChecks(ctx, mode);
           if (opts.json) ctx.out.json({ mode, durationMs: Date.now() - started, results: res.results, alertsRaised: res.alerts });
           else printResults(ctx.out, res.results);
           return res.results.every((r) => r.status === 'up') ? EXIT.OK : EXIT.FAILED;

@@ -72,8 +72,10 @@ export function installSignals(out: Output): void {
 
 /**
  * Runs a command body: loads and validates configuration (exit 2 on a bad value), runs the body,
- * and maps errors to exit codes. `after` runs last whatever the outcome, with the configuration
- * when it loaded (the metrics file, NDJSON's summary). Sets process.exitCode.
+ * and maps errors to exit codes. `after` runs last whatever the outcome (NDJSON's summary), with
+ * the configuration only when the body ran: not when the configuration did not load, nor when
+ * root could not become the job user, since an end-of-run file (the metrics, the status page)
+ * written then would be root's. Sets process.exitCode.
  */
 export async function runBody<A extends unknown[]>(
   spec: ProgramSpec,
@@ -84,17 +86,18 @@ export async function runBody<A extends unknown[]>(
 ): Promise<void> {
   installSignals(out);
   let code: number;
-  let cfg: Config | undefined;
+  let ran: Config | undefined;
   try {
-    cfg = loadConfig(spec.groups);
+    const cfg = loadConfig(spec.groups);
     out.addSecrets(secretValues(cfg));
     setStateRoot(cfg.BACKUP_ROOT);
     dropRoot(cfg, out);
+    ran = cfg;
     code = (await body({ cfg, out, signal: controller.signal }, ...args)) ?? EXIT.OK;
   } catch (err) {
     code = reportError(out, err);
   }
-  await after?.(cfg, code);
+  await after?.(ran, code);
   process.exitCode = code;
 }
 
