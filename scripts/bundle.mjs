@@ -21,6 +21,7 @@
  * import() inside commands (the AWS SDK, got, archiver...) are still evaluated only when used.
  */
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
 const standalone = process.argv.includes('--standalone');
@@ -51,21 +52,16 @@ const common = {
       }),
 };
 
-/** The entries' import('./<tool>.js') of the commander program: left to load dist/bundle/full/<tool>.js. */
-const fullProgram = {
-  name: 'l2-full-program',
-  setup(b) {
-    b.onResolve({ filter: new RegExp(`^\\./(${PROGRAMS.join('|')})\\.js$`) }, (args) => (/-main\.js$/.test(args.importer) ? { path: args.path.replace('./', './full/'), external: true } : undefined));
-  },
-};
-
 await build({
   ...common,
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}-main.js`])),
   outdir,
-  plugins: [fullProgram],
+  // No import() in the light bundles: Node 20 cannot import() from code compiled from a V8 code
+  // cache (bin/light-loader.js). An npm package they load lazily (chalk on a terminal) is
+  // require()d (Node >= 20.19 requires ES modules); the commander program is imported by the bin.
+  supported: { 'dynamic-import': false },
 });
 await build({
   ...common,
@@ -79,3 +75,10 @@ await build({
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
 });
+
+// The light bundles' V8 code caches (scripts/code-cache.cjs), made by this Node.js: the image's
+// build stage makes its own.
+for (const p of PROGRAMS) {
+  const r = spawnSync(process.execPath, ['scripts/code-cache.cjs', p], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  if (r.status !== 0) throw new Error(`making ${outdir}/${p}.cjs.cache failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+}
