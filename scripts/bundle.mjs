@@ -5,12 +5,15 @@
  * dist/bundle/<tool>.cjs, one file each: the program's entry (src/cli/<tool>-main.ts) with what
  * its light commands need (status, config, buffer-status: src/cli/light.ts, the config, the
  * output). Cron and people start these often. The sources are ESM; this one built file is
- * CommonJS, which bin/<tool>.js (CommonJS too, bin/package.json) require()s: on Node 20 an ESM
+ * CommonJS, which bin/<tool>.js (CommonJS too, bin/package.json) loads: on Node 20 an ESM
  * entry starts Node's ESM loader (its resolver, module jobs, node:fs/promises with readline
  * behind it) and compiles the module graph eagerly, about 25 M instructions (~15 % of the
  * start-up) more than the same bundle as CommonJS (README "Benchmarks").
  *
- * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), ESM, which the entry loads with
+ * dist/bundle/<tool>.cjs.cache: V8's code cache of that file, made last (scripts/code-cache.cjs),
+ * from which bin/light-loader.js compiles it; the bins import the commander program themselves.
+ *
+ * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), ESM, which the bin loads with
  * import() for any other command line; one file per program plus shared chunks. Code splitting: what a command
  * loads with import() (the alert sender, the backup engine, node:crypto behind them...) sits in
  * its own chunk, so a command neither parses nor links what it does not run. A split chunk of a
