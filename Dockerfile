@@ -10,10 +10,12 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/bundle.mjs ./scripts/
+COPY scripts/bundle.mjs scripts/code-cache.cjs ./scripts/
+COPY bin ./bin
 COPY src ./src
 # One standalone bundle per program (npm packages included, minified, split into lazily
-# loaded chunks): the runtime stage needs no node_modules.
+# loaded chunks): the runtime stage needs no node_modules. The light bundles' V8 code caches
+# (dist/bundle/*.cjs.cache) are made here, by the image's own Node.js, which the runtime stage shares.
 RUN npx tsc -p tsconfig.build.json && node scripts/bundle.mjs --standalone
 
 FROM ${NODE_IMAGE}

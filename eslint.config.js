@@ -16,7 +16,7 @@ export default tseslint.config(
     // The dev S3 server patches s3rver, a CommonJS package, from CommonJS; bin/ is CommonJS for
     // a faster start (bin/package.json).
     files: ['**/*.cjs', 'bin/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -1,5 +1,13 @@
 #!/usr/bin/env node
-// CommonJS (bin/package.json), loading one CommonJS file: Node's ESM loader is the largest
-// share of a short command's start-up on Node 20 (scripts/bundle.mjs, README "Benchmarks").
+// CommonJS (bin/package.json), loading one CommonJS file from its V8 code cache
+// (./light-loader.js): Node's ESM loader and parsing the bundle are the largest shares of a short
+// command's start-up on Node 20 (scripts/bundle.mjs, README "Benchmarks"). Any command line that
+// is not a light command goes to the commander program, an ES module.
 'use strict';
-require('../dist/bundle/l2backup.cjs').main(process.argv);
+const argv = process.argv;
+require('./light-loader.js')
+  .loadLight('l2backup')
+  .exports.main(argv)
+  .then(async (ran) => {
+    if (!ran) await (await import('../dist/bundle/full/l2backup.js')).main(argv);
+  });

@@ -5,12 +5,15 @@
  * dist/bundle/<tool>.cjs, one file each: the program's entry (src/cli/<tool>-main.ts) with what
  * its light commands need (status, config, buffer-status: src/cli/light.ts, the config, the
  * output). Cron and people start these often. The sources are ESM; this one built file is
- * CommonJS, which bin/<tool>.js (CommonJS too, bin/package.json) require()s: on Node 20 an ESM
+ * CommonJS, which bin/<tool>.js (CommonJS too, bin/package.json) loads: on Node 20 an ESM
  * entry starts Node's ESM loader (its resolver, module jobs, node:fs/promises with readline
  * behind it) and compiles the module graph eagerly, about 25 M instructions (~15 % of the
  * start-up) more than the same bundle as CommonJS (README "Benchmarks").
  *
- * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), ESM, which the entry loads with
+ * dist/bundle/<tool>.cjs.cache: V8's code cache of that file, made last (scripts/code-cache.cjs),
+ * from which bin/light-loader.js compiles it; the bins import the commander program themselves.
+ *
+ * dist/bundle/full/: the commander programs (src/cli/<tool>.ts), ESM, which the bin loads with
  * import() for any other command line; one file per program plus shared chunks. Code splitting: what a command
  * loads with import() (the alert sender, the backup engine, node:crypto behind them...) sits in
  * its own chunk, so a command neither parses nor links what it does not run. A split chunk of a
@@ -21,6 +24,7 @@
  * import() inside commands (the AWS SDK, got, archiver...) are still evaluated only when used.
  */
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
 const standalone = process.argv.includes('--standalone');
@@ -51,21 +55,16 @@ const common = {
       }),
 };
 
-/** The entries' import('./<tool>.js') of the commander program: left to load dist/bundle/full/<tool>.js. */
-const fullProgram = {
-  name: 'l2-full-program',
-  setup(b) {
-    b.onResolve({ filter: new RegExp(`^\\./(${PROGRAMS.join('|')})\\.js$`) }, (args) => (/-main\.js$/.test(args.importer) ? { path: args.path.replace('./', './full/'), external: true } : undefined));
-  },
-};
-
 await build({
   ...common,
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}-main.js`])),
   outdir,
-  plugins: [fullProgram],
+  // No import() in the light bundles: Node 20 cannot import() from code compiled from a V8 code
+  // cache (bin/light-loader.js). An npm package they load lazily (chalk on a terminal) is
+  // require()d (Node >= 20.19 requires ES modules); the commander program is imported by the bin.
+  supported: { 'dynamic-import': false },
 });
 await build({
   ...common,
@@ -79,3 +78,10 @@ await build({
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
 });
+
+// The light bundles' V8 code caches (scripts/code-cache.cjs), made by this Node.js: the image's
+// build stage makes its own.
+for (const p of PROGRAMS) {
+  const r = spawnSync(process.execPath, ['scripts/code-cache.cjs', p], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  if (r.status !== 0) throw new Error(`making ${outdir}/${p}.cjs.cache failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+}

@@ -12,9 +12,9 @@
  *   408/429) are moved here with the answer, so one bad message cannot block the queue.
  * Nothing here follows a symlink (see src/state/files.ts).
  */
-import { promises as fs, constants as C } from 'node:fs';
+import { promises as fs, constants as C, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { appendLines, openState, readJsonState, readState, writeFileAtomic, writeJsonAtomic, isObject, type Reporter } from '../state/files.js';
+import { appendLines, openState, readJsonStateSync, readState, readStateSync, writeFileAtomic, writeJsonAtomic, isObject, type Reporter } from '../state/files.js';
 import { withMutex } from '../state/lock.js';
 import { errnoCode, errorMessage } from '../errors.js';
 import { isAlert, type Alert } from './types.js';
@@ -147,7 +147,7 @@ export class AlertBuffer {
 
   private async spillFiles(): Promise<string[]> {
     try {
-      return (await fs.readdir(this.spillDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+      return spillNames(await fs.readdir(this.spillDir));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
       throw err;
@@ -257,22 +257,36 @@ export class AlertBuffer {
     this.report(`alert buffer ${this.file}: ${bad.length} corrupt line(s) moved to ${this.corruptPath}; the other alerts are kept`);
   }
 
-  /** Counts what waits for delivery; an unreadable buffer is reported, and spilled alerts still count. */
+  /**
+   * Counts what waits for delivery; an unreadable buffer is reported, and spilled alerts still
+   * count. Stats and state are read synchronously (small files, no lock taken): `l2alert
+   * buffer-status` then never loads node:fs/promises, a sizeable share of its start-up.
+   */
   async stats(): Promise<BufferStats> {
     let text = '';
     try {
-      text = await this.readText();
+      text = readTextSync(this.file);
     } catch (err) {
       this.report(`alert buffer ${this.file} is unreadable (${errorMessage(err)})`);
     }
     const { alerts } = this.parse(text);
-    const spilled = await this.spillFiles().then((n) => n.length, () => 0);
-    const deadLetters = await this.readText(this.deadLetterPath).then(countLines, () => 0);
+    let spilled = 0;
+    try {
+      spilled = spillNames(readdirSync(this.spillDir)).length;
+    } catch {
+      // No spill folder (or an unreadable one): nothing spilled that a flush could collect.
+    }
+    let deadLetters = 0;
+    try {
+      deadLetters = countLines(readTextSync(this.deadLetterPath));
+    } catch {
+      // An unreadable dead-letter file counts none, as before.
+    }
     return { count: alerts.length + spilled, oldest: alerts[0]?.time, newest: alerts[alerts.length - 1]?.time, sizeBytes: Buffer.byteLength(text), spilled, deadLetters };
   }
 
   async readState(): Promise<DeliveryState> {
-    const s = await readJsonState<DeliveryState>(this.deliveryStatePath, this.report, isObject);
+    const s = readJsonStateSync<DeliveryState>(this.deliveryStatePath, this.report, isObject);
     return { droppedTotal: 0, droppedUnreported: 0, ...s };
   }
 
@@ -285,6 +299,21 @@ export class AlertBuffer {
 
   updateState(fn: (s: DeliveryState) => void): Promise<DeliveryState> {
     return this.locked(() => this.updateStateUnlocked(fn));
+  }
+}
+
+/** The spilled alerts among a spill folder's names, oldest first. */
+function spillNames(names: string[]): string[] {
+  return names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+}
+
+/** A state file's text, '' when it does not exist (readText, synchronously). */
+function readTextSync(path: string): string {
+  try {
+    return readStateSync(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return '';
+    throw err;
   }
 }
 

@@ -1,11 +1,11 @@
 /**
  * l2health's entry (scripts/bundle.mjs): `status` and `config` start without commander
- * (./light.js); every other command line goes to the commander program in l2health.ts.
+ * (./light.js); every other command line goes (bin/l2health.js) to the commander program in l2health.ts.
  */
 import { configCommand, runLight } from './light.js';
 import { spec, statusCommand } from './l2health-status.js';
 
-export async function main(argv: string[]): Promise<void> {
-  if (await runLight(spec, argv, { status: { flags: ['--json'], body: statusCommand }, config: { flags: ['--json'], body: configCommand } })) return;
-  await (await import('./l2health.js')).main(argv);
+/** Runs argv when it is a light command; false (nothing done) for any other command line. */
+export async function main(argv: string[]): Promise<boolean> {
+  return runLight(spec, argv, { status: { flags: ['--json'], body: statusCommand }, config: { flags: ['--json'], body: configCommand } });
 }

@@ -185,7 +185,10 @@ export class Output {
     // A pseudo-terminal without a size (columns 0) sends ora's line counting into a spin.
     // An FdSink has no columns: ora only ever gets a terminal's stream.
     if (this.tty && ((this.stderr as { columns?: number }).columns ?? 0) > 0) {
-      const { default: ora } = await import('ora');
+      // The light bundles (CommonJS, scripts/bundle.mjs) require() it: their `default` is then
+      // the module's namespace.
+      const mod: { default: unknown } = await import('ora');
+      const ora = (typeof mod.default === 'function' ? mod.default : (mod.default as { default: unknown }).default) as typeof import('ora').default;
       const spinner = ora({ text: this.scrub(text), stream: this.stderr as Writable, color: 'cyan', isEnabled: true, discardStdin: false }).start();
       return {
         update: (t) => {

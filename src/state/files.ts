@@ -11,7 +11,7 @@
  * - A full or read-only volume is an UnwritableError naming the file, never a bare errno.
  * Files are created 0600 and directories 0700: state may hold alert texts and hostnames.
  */
-import { promises as fs, constants as C, closeSync, fsyncSync, openSync } from 'node:fs';
+import { promises as fs, constants as C, closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, basename, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { L2Error, SymlinkRefusedError, asUnwritable, errnoCode, UNWRITABLE_CODES } from '../errors.js';
 
@@ -169,25 +169,38 @@ export async function openState(path: string, flags: number, mode = FILE_MODE): 
   try {
     handle = await fs.open(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK, mode);
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ELOOP') throw new SymlinkRefusedError(path);
-    if (code === 'ENOENT' || (code && code in UNWRITABLE_CODES)) throw asUnwritable(err, path);
-    if (code === 'EISDIR' || code === 'ENXIO' || code === 'ENODEV') throw new StateFileError(path, code, 'is not a regular file');
-    if (code === 'EACCES' || code === 'EPERM') throw new StateFileError(path, code, `is not accessible (${code})`, 'fix its permissions (it should belong to the user running l2ops)');
-    throw new StateFileError(path, code ?? 'EIO', `cannot be opened (${code ?? errorText(err)})`);
+    throw openFailure(path, err);
   }
   let st;
   try {
     st = await handle.stat();
   } catch (err) {
     await handle.close().catch(() => {});
-    throw new StateFileError(path, errnoCode(err) ?? 'EIO', `cannot be read (${errnoCode(err) ?? errorText(err)})`);
+    throw statFailure(path, err);
   }
   if (!st.isFile()) {
     await handle.close().catch(() => {});
-    throw new StateFileError(path, 'EFTYPE', 'is not a regular file');
+    throw notRegular(path);
   }
   return handle;
+}
+
+/** Why a state file could not be opened, as the error openState throws. */
+function openFailure(path: string, err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === 'ELOOP') return new SymlinkRefusedError(path);
+  if (code === 'ENOENT' || (code && code in UNWRITABLE_CODES)) return asUnwritable(err, path);
+  if (code === 'EISDIR' || code === 'ENXIO' || code === 'ENODEV') return new StateFileError(path, code, 'is not a regular file');
+  if (code === 'EACCES' || code === 'EPERM') return new StateFileError(path, code, `is not accessible (${code})`, 'fix its permissions (it should belong to the user running l2ops)');
+  return new StateFileError(path, code ?? 'EIO', `cannot be opened (${code ?? errorText(err)})`);
+}
+
+function statFailure(path: string, err: unknown): StateFileError {
+  return new StateFileError(path, errnoCode(err) ?? 'EIO', `cannot be read (${errnoCode(err) ?? errorText(err)})`);
+}
+
+function notRegular(path: string): StateFileError {
+  return new StateFileError(path, 'EFTYPE', 'is not a regular file');
 }
 
 function errorText(err: unknown): string {
@@ -201,6 +214,31 @@ export async function readState(path: string): Promise<string> {
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * readState, synchronously: for the read-only commands (`l2alert buffer-status`), which then
+ * spare loading node:fs/promises at start-up. Same checks, same errors.
+ */
+export function readStateSync(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (err) {
+    throw openFailure(path, err);
+  }
+  try {
+    let st;
+    try {
+      st = fstatSync(fd);
+    } catch (err) {
+      throw statFailure(path, err);
+    }
+    if (!st.isFile()) throw notRegular(path);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -234,9 +272,13 @@ export async function appendLines(path: string, lines: string[]): Promise<void> 
 
 /** Renames a bad state file aside (`<name>.corrupt-<time>`), keeping it for inspection. */
 export async function setAside(path: string): Promise<string> {
-  const target = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '')}`;
+  const target = asideName(path);
   await fs.rename(path, target);
   return target;
+}
+
+function asideName(path: string): string {
+  return `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '')}`;
 }
 
 export type Reporter = (message: string) => void;
@@ -252,35 +294,66 @@ export async function readJsonState<T>(path: string, report: Reporter, valid: (v
   try {
     text = await readState(path);
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT') return undefined;
-    if (err instanceof SymlinkRefusedError || err instanceof StateFileError) {
-      report(err.message);
-      return undefined;
-    }
-    report(`state file ${path} is unreadable (${code ?? 'error'}); fix its permissions (it should belong to the user running l2ops)`);
-    return undefined;
+    return reportUnreadable(path, err, report);
   }
+  const value = parseJsonState(text, valid);
+  if (value !== undefined) return value as T;
+  if (opts.repair === false) return reportCorruptKept(path, report);
+  try {
+    reportSetAside(path, await setAside(path), report);
+  } catch {
+    reportSetAside(path, undefined, report);
+  }
+  return undefined;
+}
+
+/** readJsonState, synchronously (see readStateSync). */
+export function readJsonStateSync<T>(path: string, report: Reporter, valid: (v: unknown) => boolean = () => true, opts: { repair?: boolean } = {}): T | undefined {
+  let text: string;
+  try {
+    text = readStateSync(path);
+  } catch (err) {
+    return reportUnreadable(path, err, report);
+  }
+  const value = parseJsonState(text, valid);
+  if (value !== undefined) return value as T;
+  if (opts.repair === false) return reportCorruptKept(path, report);
+  let aside: string | undefined = asideName(path);
+  try {
+    renameSync(path, aside);
+  } catch {
+    aside = undefined;
+  }
+  reportSetAside(path, aside, report);
+  return undefined;
+}
+
+function reportUnreadable(path: string, err: unknown, report: Reporter): undefined {
+  const code = errnoCode(err);
+  if (code === 'ENOENT') return undefined;
+  if (err instanceof SymlinkRefusedError || err instanceof StateFileError) report(err.message);
+  else report(`state file ${path} is unreadable (${code ?? 'error'}); fix its permissions (it should belong to the user running l2ops)`);
+  return undefined;
+}
+
+/** The JSON value of a state file's text; undefined when it is not JSON or not `valid`. */
+function parseJsonState(text: string, valid: (v: unknown) => boolean): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    value = undefined;
-  }
-  if (value === undefined || !valid(value)) {
-    if (opts.repair === false) {
-      report(`state file ${path} is corrupt; left as it is (the next backup run, which holds the lock, sets it aside)`);
-      return undefined;
-    }
-    try {
-      const aside = await setAside(path);
-      report(`state file ${path} was corrupt; moved aside to ${aside} and starting fresh`);
-    } catch {
-      report(`state file ${path} is corrupt and could not be moved aside; starting fresh`);
-    }
     return undefined;
   }
-  return value as T;
+  return value === undefined || !valid(value) ? undefined : value;
+}
+
+function reportCorruptKept(path: string, report: Reporter): undefined {
+  report(`state file ${path} is corrupt; left as it is (the next backup run, which holds the lock, sets it aside)`);
+  return undefined;
+}
+
+function reportSetAside(path: string, aside: string | undefined, report: Reporter): void {
+  report(aside ? `state file ${path} was corrupt; moved aside to ${aside} and starting fresh` : `state file ${path} is corrupt and could not be moved aside; starting fresh`);
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

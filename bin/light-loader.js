@@ -1,0 +1,68 @@
+// Loads a program's light bundle, dist/bundle/<tool>.cjs (scripts/bundle.mjs), compiled from the
+// V8 code cache that the build stored beside it (<tool>.cjs.cache): parsing and compiling the
+// bundle is the largest share of a light command's start-up left over `node -e 0` (README
+// "Benchmarks"). The cache is only read, never written here: it is made by the build (the image
+// makes its own, with its own Node.js), in dist/, not in a shared or user-writable folder that a
+// root shell would then run code from.
+//
+// A cache that does not fit is not used, and the bundle compiles as plain source:
+// - V8 rejects one made by another Node.js or V8 version or under other V8 flags;
+// - V8 checks only the source's length and, in release builds, no checksum of the cache: a
+//   flipped byte crashes the process (seen: SIGSEGV) or runs wrong code. So the cache file
+//   carries the exact source it was made from and the cache twice; both are compared byte for
+//   byte (a memcmp, where a checksum computed in JavaScript costs about what the cache saves).
+'use strict';
+const { readFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
+
+const MAGIC = Buffer.from('l2ops v8 code cache 1\n');
+const HEADER = MAGIC.length + 8;
+
+/** Node's CommonJS wrapper, so the bundle sees exports, require, module, __filename, __dirname. */
+function compile(file, source, cachedData) {
+  return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+}
+
+/** The cache file's contents: MAGIC, the source's and the cache's byte lengths, the source, the cache twice. */
+function encodeCache(sourceBytes, cache) {
+  const lengths = Buffer.alloc(8);
+  lengths.writeUInt32LE(sourceBytes.length, 0);
+  lengths.writeUInt32LE(cache.length, 4);
+  return Buffer.concat([MAGIC, lengths, sourceBytes, cache, cache]);
+}
+
+/** The cache in `data` when it is whole and made from exactly `sourceBytes`; undefined otherwise. */
+function decodeCache(data, sourceBytes) {
+  if (data.length < HEADER || !data.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const sourceLength = data.readUInt32LE(MAGIC.length);
+  const cacheLength = data.readUInt32LE(MAGIC.length + 4);
+  if (sourceLength !== sourceBytes.length || cacheLength === 0 || data.length !== HEADER + sourceLength + 2 * cacheLength) return undefined;
+  const cacheAt = HEADER + sourceLength;
+  if (!data.subarray(HEADER, cacheAt).equals(sourceBytes)) return undefined;
+  const cache = data.subarray(cacheAt, cacheAt + cacheLength);
+  return cache.equals(data.subarray(cacheAt + cacheLength)) ? cache : undefined;
+}
+
+function bundleFile(tool) {
+  return join(__dirname, '..', 'dist', 'bundle', `${tool}.cjs`);
+}
+
+/** Compiles and runs dist/bundle/<tool>.cjs; returns its exports and the vm.Script. */
+function loadLight(tool) {
+  const file = bundleFile(tool);
+  const sourceBytes = readFileSync(file);
+  let cachedData;
+  try {
+    cachedData = decodeCache(readFileSync(`${file}.cache`), sourceBytes);
+  } catch {
+    // No cache (or an unreadable one): compile the source.
+  }
+  const script = compile(file, sourceBytes.toString('utf8'), cachedData);
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  return { exports: module.exports, script };
+}
+
+module.exports = { MAGIC, bundleFile, decodeCache, encodeCache, loadLight };
