@@ -19,7 +19,7 @@ import { mkdirSync, openSync, writeSync, closeSync, readFileSync, rmSync, create
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { bin, sandbox } from '../helpers/run.js';
-import { listenLocal, passThrough } from '../helpers/listen.js';
+import { listenLocal } from '../helpers/listen.js';
 import { snapshots } from '../helpers/tree.js';
 import { s3Env, withS3Server } from '../helpers/s3.js';
 
@@ -48,7 +48,18 @@ async function holdingProxy(count: number, whenOpen: () => void) {
   const upstream = new URL(s3.endpoint);
   return listenLocal(
     http.createServer((req, res) => {
-      const forward = () => passThrough(req, res, upstream);
+      // As passThrough, but a request the client gives up on is dropped upstream too, as on a direct connection.
+      const forward = () => {
+        const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        up.on('error', () => res.socket?.destroy());
+        res.on('close', () => {
+          if (!res.writableFinished) up.destroy();
+        });
+        req.pipe(up);
+      };
       if (released || req.method !== 'PUT' || !/[?&]partNumber=/.test(req.url ?? '')) return forward();
       held.push(forward);
       if (held.length < count) return;
@@ -116,7 +127,7 @@ test('a local snapshot file rewritten while its parts are held open at the serve
     expect(JSON.parse(readFileSync(join(sb.root, '.l2/backup/remote', `${id}.json`), 'utf8')).state).toBe('skipped');
     expect(existsSync(s3.objectPath(`${prefix}/snapshots/${id}/models/weights.bin`))).toBe(false);
     const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
-    const left = existsSync(uploads) ? readdirSync(uploads).filter((u) => readFileSync(join(uploads, u, 'key'), 'utf8').startsWith(prefix)) : [];
+    const left = existsSync(uploads) ? readdirSync(uploads).filter((u) => existsSync(join(uploads, u, 'key')) && readFileSync(join(uploads, u, 'key'), 'utf8').startsWith(prefix)) : [];
     expect(left).toEqual([]);
   } finally {
     await proxy.close();

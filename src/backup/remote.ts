@@ -26,8 +26,8 @@ import { LeanGet, type GetAnswer } from './s3-get.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
-const quiet = () => {};
-const SILENT = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
+const nothing = () => {};
+const SILENT = { trace: nothing, debug: nothing, info: nothing, warn: nothing, error: nothing };
 
 /** Attempts per S3 call (the first one and the retries). */
 export const S3_ATTEMPTS = 3;
@@ -282,6 +282,7 @@ export class Remote {
     private readonly sdk: SDK,
     /** the client for deletes: the prune key's when one is set (issue 12) */
     private readonly deleteClient: S3Client = client,
+    private readonly makePartsClient?: () => S3Client,
   ) {
     this.base = settings.prefix ? `${settings.prefix}/snapshots/` : 'snapshots/';
   }
@@ -291,12 +292,13 @@ export class Remote {
     // otherwise land in every cron log.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const sdk = await import('@aws-sdk/client-s3');
-    const client = Remote.makeClient(sdk, settings, settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined);
+    const credentials = settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined;
+    const client = Remote.makeClient(sdk, settings, credentials);
     const deleteClient = settings.pruneCredentials ? Remote.makeClient(sdk, settings, settings.pruneCredentials) : client;
-    return new Remote(settings, client, sdk, deleteClient);
+    return new Remote(settings, client, sdk, deleteClient, () => Remote.makeClient(sdk, settings, credentials, true));
   }
 
-  private static makeClient(sdk: SDK, settings: RemoteSettings, credentials: { accessKeyId: string; secretAccessKey: string } | undefined): S3Client {
+  private static makeClient(sdk: SDK, settings: RemoteSettings, credentials: { accessKeyId: string; secretAccessKey: string } | undefined, quiet = false): S3Client {
     return new sdk.S3Client({
       region: settings.region,
       ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
@@ -304,9 +306,7 @@ export class Remote {
       requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       maxAttempts: S3_ATTEMPTS,
-      // Without a logger the SDK writes to the console when a streamed request fails ("non-retryable
-      // streaming request"): upload parts are streamed and retried by putLarge itself.
-      logger: SILENT,
+      ...(quiet ? { logger: SILENT } : {}),
       // Every call is bounded: a connection within min(10 s, S3_TIMEOUT_MS), never more than
       // S3_TIMEOUT_MS of silence on the socket (a server that accepts and never answers), an
       // answer within REQUEST_TIMEOUTS x S3_TIMEOUT_MS (room for a large part going up), and
@@ -318,6 +318,18 @@ export class Remote {
         throwOnRequestTimeout: true,
       },
     });
+  }
+
+  private partsClientMade: S3Client | undefined;
+
+  /**
+   * The client for streamed upload parts. With the default (no-op) logger the SDK writes to the
+   * console whenever a streamed request fails ("non-retryable streaming request"), and these
+   * parts are retried by uploadPart itself; a logger of our own silences it. Not on the main
+   * client: with any logger but the no-op one the SDK copies every request and answer to log them.
+   */
+  private get partsClient(): S3Client {
+    return (this.partsClientMade ??= this.makePartsClient?.() ?? this.client);
   }
 
   /** One call's whole bound: S3_ATTEMPTS answers of REQUEST_TIMEOUTS x S3_TIMEOUT_MS each. */
@@ -794,7 +806,7 @@ export class Remote {
           const body = partReader(fh, r, partSha256, PART_READ_CHUNK, () => (damaged = mismatch()), (err) => (damaged = unreadable(err)));
           body.on('error', (err) => attempt.abort(err));
           try {
-            const res = await this.client.send(new this.sdk.UploadPartCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId, PartNumber: r.n, Body: body, ContentLength: r.end - r.start }), { abortSignal: attempt.signal });
+            const res = await this.partsClient.send(new this.sdk.UploadPartCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId, PartNumber: r.n, Body: body, ContentLength: r.end - r.start }), { abortSignal: attempt.signal });
             // The server may answer once it has its Content-Length of bytes, before the last
             // check ran: the part counts only once its bytes were checked whole.
             await checked(body);
@@ -926,5 +938,6 @@ export class Remote {
   destroy(): void {
     this.client.destroy();
     if (this.deleteClient !== this.client) this.deleteClient.destroy();
+    if (this.partsClientMade && this.partsClientMade !== this.client) this.partsClientMade.destroy();
   }
 }
