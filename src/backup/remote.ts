@@ -194,8 +194,8 @@ async function againIfBodyBroke<T>(abortSignal: AbortSignal, attempt: () => Prom
  * How many multipart uploads may run at once. lib-storage held every part of its queue whole,
  * plus the one it was assembling and the copy Buffer.concat made of it (issue 14: about 270 MiB
  * at the peak of a first upload). Parts now stream from the file: each part in flight holds
- * about two read chunks (the read stream's and the check's), and the parts of all uploads
- * together stay within LARGE_UPLOAD_BUFFER_BYTES.
+ * about two read chunks (the one buffered, the one being written), and the parts of all
+ * uploads together stay within LARGE_UPLOAD_BUFFER_BYTES.
  */
 const LARGE_UPLOAD_BUFFER_BYTES = 128 * 1024 * 1024;
 /** What one part's read stream holds at a time. */
