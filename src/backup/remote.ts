@@ -9,11 +9,11 @@
  * configured encryption and object lock (writeProtection); deletes use the prune key if set.
  * The AWS SDK is loaded only here, and only by commands that need it.
  */
-import { constants, createReadStream, promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config/index.js';
 import { L2Error, errorMessage } from '../errors.js';
@@ -21,9 +21,13 @@ import { FILES, MANIFEST, isSnapshotId } from './layout.js';
 import { md5Base64, newHash, sha256 as sha256Of } from './hash.js';
 import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type Entry, type Manifest } from './manifest.js';
 import { Slots } from './slots.js';
+import { hashParts, partReader, partRanges, type PartRange } from './file-parts.js';
 import { LeanGet, type GetAnswer } from './s3-get.js';
 
 type SDK = typeof import('@aws-sdk/client-s3');
+
+const nothing = () => {};
+const SILENT = { trace: nothing, debug: nothing, info: nothing, warn: nothing, error: nothing };
 
 /** Attempts per S3 call (the first one and the retries). */
 export const S3_ATTEMPTS = 3;
@@ -187,13 +191,38 @@ async function againIfBodyBroke<T>(abortSignal: AbortSignal, attempt: () => Prom
 }
 
 /**
- * How many multipart uploads may run at once. Each holds up to its queue of parts in memory
- * (lib-storage buffers every part): BACKUP_UPLOAD_CONCURRENCY of them at 4 x 16 MiB each was
- * most of a first upload's 462 MiB peak (issue 14). The parts of all of them together stay
- * within LARGE_UPLOAD_BUFFER_BYTES.
+ * How many multipart uploads may run at once. lib-storage held every part of its queue whole,
+ * plus the one it was assembling and the copy Buffer.concat made of it (issue 14: about 270 MiB
+ * at the peak of a first upload). Parts now stream from the file: each part in flight holds
+ * about two read chunks (the one buffered, the one being written), and the parts of all
+ * uploads together stay within LARGE_UPLOAD_BUFFER_BYTES.
  */
 const LARGE_UPLOAD_BUFFER_BYTES = 128 * 1024 * 1024;
-export const largeUploadsAtOnce = (s: RemoteSettings) => Math.max(1, Math.min(s.concurrency, Math.floor(LARGE_UPLOAD_BUFFER_BYTES / (Math.max(1, Math.min(4, s.concurrency)) * s.multipartBytes))));
+/** What one part's read stream holds at a time. */
+const PART_READ_CHUNK = 1 << 20;
+export const largeUploadsAtOnce = (s: RemoteSettings) => Math.max(1, Math.min(s.concurrency, Math.floor(LARGE_UPLOAD_BUFFER_BYTES / (Math.max(1, Math.min(4, s.concurrency)) * 2 * PART_READ_CHUNK))));
+
+/** Resolves once a part's stream has passed its last check (ended), rejects when it failed. */
+function checked(body: Readable): Promise<void> {
+  if (body.readableEnded) return Promise.resolve();
+  body.resume(); // nothing is left but the end (the server has all the bytes): let the check run
+  return new Promise((resolve, reject) => {
+    body.once('end', resolve);
+    body.once('error', reject);
+    body.once('close', () => (body.readableEnded ? resolve() : reject(new L2Error('a part stream closed before its end'))));
+  });
+}
+
+/**
+ * Whether a failed part is worth sending again: no answer at all (reset, timeout), a server
+ * error, or throttling. Not a refusal (access, a missing upload, a rejected key).
+ */
+function retryable(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === undefined) return e.name !== 'AbortError';
+  return status >= 500 || status === 429 || e.name === 'RequestTimeout' || e.name === 'SlowDown';
+}
 
 /** An S3 call that ran past its overall deadline (body included). */
 export class S3DeadlineError extends L2Error {}
@@ -253,6 +282,7 @@ export class Remote {
     private readonly sdk: SDK,
     /** the client for deletes: the prune key's when one is set (issue 12) */
     private readonly deleteClient: S3Client = client,
+    private readonly makePartsClient?: () => S3Client,
   ) {
     this.base = settings.prefix ? `${settings.prefix}/snapshots/` : 'snapshots/';
   }
@@ -262,12 +292,13 @@ export class Remote {
     // otherwise land in every cron log.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const sdk = await import('@aws-sdk/client-s3');
-    const client = Remote.makeClient(sdk, settings, settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined);
+    const credentials = settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined;
+    const client = Remote.makeClient(sdk, settings, credentials);
     const deleteClient = settings.pruneCredentials ? Remote.makeClient(sdk, settings, settings.pruneCredentials) : client;
-    return new Remote(settings, client, sdk, deleteClient);
+    return new Remote(settings, client, sdk, deleteClient, () => Remote.makeClient(sdk, settings, credentials, true));
   }
 
-  private static makeClient(sdk: SDK, settings: RemoteSettings, credentials: { accessKeyId: string; secretAccessKey: string } | undefined): S3Client {
+  private static makeClient(sdk: SDK, settings: RemoteSettings, credentials: { accessKeyId: string; secretAccessKey: string } | undefined, quiet = false): S3Client {
     return new sdk.S3Client({
       region: settings.region,
       ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
@@ -275,6 +306,7 @@ export class Remote {
       requestChecksumCalculation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: settings.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       maxAttempts: S3_ATTEMPTS,
+      ...(quiet ? { logger: SILENT } : {}),
       // Every call is bounded: a connection within min(10 s, S3_TIMEOUT_MS), never more than
       // S3_TIMEOUT_MS of silence on the socket (a server that accepts and never answers), an
       // answer within REQUEST_TIMEOUTS x S3_TIMEOUT_MS (room for a large part going up), and
@@ -286,6 +318,18 @@ export class Remote {
         throwOnRequestTimeout: true,
       },
     });
+  }
+
+  private partsClientMade: S3Client | undefined;
+
+  /**
+   * The client for streamed upload parts. With the default (no-op) logger the SDK writes to the
+   * console whenever a streamed request fails ("non-retryable streaming request"), and these
+   * parts are retried by uploadPart itself; a logger of our own silences it. Not on the main
+   * client: with any logger but the no-op one the SDK copies every request and answer to log them.
+   */
+  private get partsClient(): S3Client {
+    return (this.partsClientMade ??= this.makePartsClient?.() ?? this.client);
   }
 
   /** One call's whole bound: S3_ATTEMPTS answers of REQUEST_TIMEOUTS x S3_TIMEOUT_MS each. */
@@ -702,67 +746,82 @@ export class Remote {
   }
 
   /**
-   * A multipart upload of a large file. The bytes are hashed as they are handed to the upload;
-   * when the stream ends with a hash or size other than the manifest's, the stream fails before
-   * the upload can complete, and the multipart upload is aborted: a damaged local copy never
-   * becomes an object that counts (or that later snapshots copy server-side).
+   * A multipart upload of a large file, its parts read from the file by range with a known
+   * length (file-parts.ts): no part is held whole in memory. The file is hashed in order first
+   * (against the manifest), then each part again as it is sent (against that first pass): a
+   * damaged or changed local copy fails before CompleteMultipartUpload, and the multipart upload
+   * is aborted. It never becomes an object that counts (or that later snapshots copy server-side).
    */
   async putLarge(key: string, path: string | Buffer, size: number, sha256: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
-    const { Upload } = await import('@aws-sdk/lib-storage');
-    const partSize = Math.max(this.settings.multipartBytes, Math.ceil(size / 9000));
-    const hash = newHash();
-    let seen = 0;
-    const mismatch = () => new UnuploadableError(`local file ${path} no longer matches its manifest (${seen} bytes, sha256 ${hash.copy().digest('hex').slice(0, 12)}…; expected ${size} bytes, ${sha256.slice(0, 12)}…); not uploading a damaged copy`);
-    let damaged: UnuploadableError | undefined;
-    const checked = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        seen += chunk.length;
-        if (seen > size) cb((damaged = mismatch()));
-        else cb(null, chunk);
-      },
-      flush(cb) {
-        if (seen !== size || hash.copy().digest('hex') !== sha256) cb((damaged = mismatch()));
-        else cb();
-      },
-    });
+    const { bucket } = this.settings;
+    const ranges = partRanges(size, Math.max(this.settings.multipartBytes, Math.ceil(size / 9000)));
     const fh = await openSnapshotFile(path, size, `local file ${path}`);
-    const source = createReadStream('', { fd: fh, highWaterMark: 1 << 20 });
-    source.on('error', (err) => checked.destroy(new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`)));
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.settings.bucket, Key: key, Body: source.pipe(checked), Metadata: { sha256 }, ...writeProtection(this.settings) },
-      partSize,
-      queueSize: Math.max(1, Math.min(4, this.settings.concurrency)),
-      leavePartsOnError: false,
-    });
-    let last = 0;
-    upload.on('httpUploadProgress', (p) => {
-      const loaded = p.loaded ?? 0;
-      onBytes(loaded - last);
-      last = loaded;
-    });
-    const abort = () => void upload.abort().catch(() => {});
-    signal.addEventListener('abort', abort, { once: true });
+    const unreadable = (err: unknown) => new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`);
+    const mismatch = (seen: string) => new UnuploadableError(`local file ${path} no longer matches its manifest (${seen}; expected ${size} bytes, ${sha256.slice(0, 12)}…); not uploading a damaged copy`);
     try {
-      await this.rejectingForGood(key, () => upload.done());
-    } catch (err) {
-      // lib-storage aborts the multipart upload itself on a stream error (leavePartsOnError: false).
-      if (damaged) throw damaged;
-      if (err instanceof L2Error) throw err;
-      const cause = (err as { cause?: unknown }).cause;
-      if (cause instanceof UnuploadableError) throw cause;
-      throw err;
+      const read = await hashParts(fh, ranges).catch((err: unknown) => Promise.reject(unreadable(err)));
+      if (read.size !== size || read.sha256 !== sha256) throw mismatch(`${read.size} bytes, sha256 ${read.sha256.slice(0, 12)}…`);
+      const crc32 = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+      const created = await this.rejectingForGood(key, () =>
+        this.bounded('CreateMultipartUpload', (abortSignal) => this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { sha256 }, ...(crc32 ? { ChecksumAlgorithm: 'CRC32' } : {}), ...writeProtection(this.settings) }), { abortSignal }), signal),
+      );
+      const uploadId = created.UploadId!;
+      const parts: { PartNumber: number; ETag: string; ChecksumCRC32?: string }[] = [];
+      try {
+        await pool(ranges, Math.max(1, Math.min(4, this.settings.concurrency)), signal, async (r) => {
+          const res = await this.uploadPart(key, uploadId, fh, r, read.parts[r.n - 1]!, () => mismatch(`part ${r.n} changed while it was sent`), unreadable, signal);
+          if (!res.ETag) throw new L2Error(`UploadPart of part ${r.n} of ${key.slice(0, 120)} returned no ETag`);
+          parts.push({ PartNumber: r.n, ETag: res.ETag, ...(res.ChecksumCRC32 ? { ChecksumCRC32: res.ChecksumCRC32 } : {}) });
+          onBytes(r.end - r.start);
+        });
+        parts.sort((a, b) => a.PartNumber - b.PartNumber);
+        await this.bounded('CompleteMultipartUpload', (abortSignal) => this.client.send(new this.sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal }), signal);
+      } catch (err) {
+        await this.bounded('AbortMultipartUpload', (abortSignal) => this.client.send(new this.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal })).catch(() => {});
+        throw err;
+      }
     } finally {
-      signal.removeEventListener('abort', abort);
-      source.destroy(); // closes the file (also when the upload failed before reading it all)
+      await fh.close().catch(() => {});
     }
-    if (damaged) {
-      await this.bounded('DELETE', (abortSignal) => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal })).catch(() => {});
-      throw damaged;
-    }
-    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: key }), { abortSignal }));
+    const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
     if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
+  }
+
+  /**
+   * One part, streamed from its range of the file and checked as it goes. The SDK does not
+   * retry a streamed body (it cannot read it again), so the part is tried up to S3_ATTEMPTS
+   * times here, each time from a fresh read of its range, within one bound for the part.
+   */
+  private async uploadPart(key: string, uploadId: string, fh: fs.FileHandle, r: PartRange, partSha256: string, mismatch: () => UnuploadableError, unreadable: (err: unknown) => UnuploadableError, signal: AbortSignal) {
+    return this.bounded(
+      `UploadPart ${r.n} of ${key.slice(0, 120)}`,
+      async (abortSignal, extend) => {
+        extend(this.bodyAllowance(r.end - r.start));
+        for (let n = 1; ; n++) {
+          // Fails this attempt's request at once when the bytes are not the ones hashed before.
+          const attempt = new AbortController();
+          const stop = () => attempt.abort(abortSignal.reason);
+          abortSignal.addEventListener('abort', stop, { once: true });
+          let damaged: UnuploadableError | undefined;
+          const body = partReader(fh, r, partSha256, PART_READ_CHUNK, () => (damaged = mismatch()), (err) => (damaged = unreadable(err)));
+          body.on('error', (err) => attempt.abort(err));
+          try {
+            const res = await this.partsClient.send(new this.sdk.UploadPartCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId, PartNumber: r.n, Body: body, ContentLength: r.end - r.start }), { abortSignal: attempt.signal });
+            // The server may answer once it has its Content-Length of bytes, before the last
+            // check ran: the part counts only once its bytes were checked whole.
+            await checked(body);
+            return res;
+          } catch (err) {
+            if (damaged) throw damaged;
+            if (n >= S3_ATTEMPTS || abortSignal.aborted || !retryable(err)) throw err;
+          } finally {
+            abortSignal.removeEventListener('abort', stop);
+            body.destroy();
+          }
+        }
+      },
+      signal,
+    );
   }
 
   async copy(fromKey: string, toKey: string, signal: AbortSignal): Promise<void> {
@@ -879,5 +938,6 @@ export class Remote {
   destroy(): void {
     this.client.destroy();
     if (this.deleteClient !== this.client) this.deleteClient.destroy();
+    if (this.partsClientMade && this.partsClientMade !== this.client) this.partsClientMade.destroy();
   }
 }
