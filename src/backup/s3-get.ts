@@ -14,10 +14,15 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
+import type * as SdkRetry from '@smithy/core/retry';
 
 /** What the SDK's error classifier reads of an error. */
-type SdkError = Parameters<typeof isTransientError>[0];
+type SdkError = Parameters<typeof SdkRetry.isTransientError>[0];
+/**
+ * The SDK's error classifier, loaded by make(): `l2backup status` bundles this module (through
+ * remote.ts) and must not load the SDK's code at start-up.
+ */
+let classify: typeof SdkRetry | undefined;
 
 /** What a GET answered: the fields of the SDK's GetObject output that the callers read. */
 export interface GetAnswer {
@@ -114,10 +119,10 @@ async function answerError(status: number, body: Readable): Promise<S3AnswerErro
  * arrive with the SDK): throttling, transient and server errors are retried, client errors not.
  */
 function retryable(err: unknown): 'transient' | 'throttling' | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
+  if (typeof err !== 'object' || err === null || !classify) return undefined;
   const e = err as SdkError;
-  if (isThrottlingError(e)) return 'throttling';
-  if (isTransientError(e) || isServerError(e)) return 'transient';
+  if (classify.isThrottlingError(e)) return 'throttling';
+  if (classify.isTransientError(e) || classify.isServerError(e)) return 'transient';
   return undefined;
 }
 
@@ -148,6 +153,7 @@ export class LeanGet {
 
   /** The lean GET for `bucket`, or undefined when the client's endpoint rules want more than plain SigV4. */
   static async make(client: S3Client, bucket: string, endpoint: string | undefined, attempts: number): Promise<LeanGet | undefined> {
+    classify ??= await import('@smithy/core/retry');
     const cfg = client.config as unknown as ClientConfig;
     const region = await cfg.region();
     const resolved = cfg.endpointProvider({
@@ -171,7 +177,7 @@ export class LeanGet {
    * the error for a retry. The offset is the client's own: its other commands use it too.
    */
   private correctClock(err: S3AnswerError, date: string | undefined): void {
-    if (!isClockSkewError(err as SdkError) || !date) return;
+    if (!classify?.isClockSkewError(err as SdkError) || !date) return;
     const serverTime = Date.parse(date);
     if (Number.isNaN(serverTime)) return;
     if (Math.abs(Date.now() + (this.cfg.systemClockOffset ?? 0) - serverTime) < CLOCK_SKEW_MS) return;
