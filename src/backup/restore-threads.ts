@@ -3,8 +3,15 @@
  * place files while the main thread walks the file list, makes folders and keeps the count, so
  * a restore works on every core as restic's does (the copying, not just the hashing: on small
  * files the syscalls are most of the work). Jobs go in batches (one message per 32 files, or
- * per MiB), each to the thread with the least work queued; a batch not yet full is sent as
- * soon as the main thread has nothing else to do.
+ * per MiB, all into one folder); a batch not yet full is sent as soon as the main thread has
+ * nothing else to do. A batch of small files goes to the thread that still has files in flight
+ * into that folder, if one has, else to the thread with the least work queued: the threads work
+ * in different folders. Creating a file holds its folder's lock in the kernel for the whole
+ * inode allocation, which on ext4 without a journal scans past every recently deleted inode
+ * (milliseconds a file right after a tree was removed, most of a restore's time then); a second
+ * thread creating or renaming in the same folder would queue on that lock, spinning on a core
+ * meanwhile, where in another folder it allocates in parallel. Large files go to the least
+ * busy thread: one create each, and their copying is what wants both cores.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -16,11 +23,18 @@ const BATCH_FILES = 32;
 const BATCH_BYTES = 1 << 20;
 /** What a job costs its thread beyond its bytes (the syscalls of a file), for picking the least busy thread. */
 const FILE_COST = 16 << 10;
+/** Files from this size on are copied by whichever thread is least busy (see pick). */
+const LARGE = 1 << 20;
 
 /** Copy threads: one per core, at least 2 (a thread waiting on the disk leaves the core to the other), at most 4. */
 export const COPY_THREADS = Math.min(4, Math.max(2, availableParallelism()));
-/** Files in flight: two full batches queued per thread, so none waits for the main thread. */
-export const COPY_IN_FLIGHT = COPY_THREADS * 2 * BATCH_FILES;
+/**
+ * Files in flight: enough for the walk to run several folders ahead of the threads (a thread
+ * that finished its folder finds the next one queued, not all the work held by the other
+ * thread's folder), and few enough that the folders they land in (each open until its files
+ * are in) stay far below the usual limit of 1,024 open files.
+ */
+export const COPY_IN_FLIGHT = 16 * BATCH_FILES;
 
 export type CopyOutcome = { landed: true } | { sha: string } | { cancelled: true };
 
@@ -28,6 +42,8 @@ interface Waiting {
   resolve: (o: CopyOutcome) => void;
   reject: (err: Error) => void;
   cost: number;
+  /** the folder it lands in, when it counts towards the thread's hold on that folder (a small file) */
+  dirFd?: number;
 }
 
 interface Thread {
@@ -35,6 +51,8 @@ interface Thread {
   /** bytes (plus FILE_COST a file) sent and not answered yet */
   load: number;
   waiting: Map<number, Waiting>;
+  /** open folders it has small files in flight into, with how many */
+  dirs: Map<number, number>;
   /** why it stopped, once it has (an exit is an error while the run goes on) */
   dead?: Error;
 }
@@ -60,7 +78,9 @@ export class CopyThreads {
   copy(job: Omit<CopyJob, 'id'>): Promise<CopyOutcome> {
     return new Promise((resolve, reject) => {
       const cost = job.size + FILE_COST;
-      this.batch.push({ job: { ...job, id: this.nextId++ }, waiting: { resolve, reject, cost } });
+      if (this.batch.length > 0 && this.batch[0]!.job.dirFd !== job.dirFd) this.flush();
+      const waiting: Waiting = { resolve, reject, cost, ...(job.size < LARGE ? { dirFd: job.dirFd } : {}) };
+      this.batch.push({ job: { ...job, id: this.nextId++ }, waiting });
       this.batchBytes += job.size;
       if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flush();
       else if (!this.flushQueued) {
@@ -93,7 +113,7 @@ export class CopyThreads {
     const batch = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    const t = this.pick();
+    const t = this.pick(batch[0]!.job.dirFd, batch.some((b) => b.waiting.dirFd !== undefined));
     if (t.dead) {
       for (const { waiting } of batch) waiting.reject(t.dead);
       return;
@@ -101,12 +121,14 @@ export class CopyThreads {
     for (const { job, waiting } of batch) {
       t.waiting.set(job.id, waiting);
       t.load += waiting.cost;
+      if (waiting.dirFd !== undefined) t.dirs.set(waiting.dirFd, (t.dirs.get(waiting.dirFd) ?? 0) + 1);
     }
     t.worker.postMessage(batch.map((b) => b.job));
   }
 
   /** The least busy thread, starting another while there are fewer than COPY_THREADS and all are busy (a stopped one only when no other is left). */
-  private pick(): Thread {
+  private pick(dirFd: number, small: boolean): Thread {
+    if (small) for (const t of this.threads) if (!t.dead && t.dirs.has(dirFd)) return t;
     let best: Thread | undefined;
     for (const t of this.threads) if (!t.dead && (!best || t.load < best.load)) best = t;
     if (best && (best.load === 0 || this.threads.length >= COPY_THREADS)) return best;
@@ -115,12 +137,17 @@ export class CopyThreads {
 
   private start(): Thread {
     const worker = new Worker(workerScript(), { workerData: { snapshotDir: this.snapshotDir, stop: this.stop }, stdout: false });
-    const t: Thread = { worker, load: 0, waiting: new Map() };
+    const t: Thread = { worker, load: 0, waiting: new Map(), dirs: new Map() };
     worker.on('message', (results: CopyResult[]) => {
       for (const r of results) {
         const w = t.waiting.get(r.id)!;
         t.waiting.delete(r.id);
         t.load -= w.cost;
+        if (w.dirFd !== undefined) {
+          const left = t.dirs.get(w.dirFd)! - 1;
+          if (left === 0) t.dirs.delete(w.dirFd);
+          else t.dirs.set(w.dirFd, left);
+        }
         if ('error' in r) w.reject(fromThreadError(r.error));
         else w.resolve(r);
       }
