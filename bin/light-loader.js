@@ -11,8 +11,10 @@
 //   flipped byte crashes the process (seen: SIGSEGV) or runs wrong code. So the cache file
 //   carries the exact source it was made from and the cache twice; both are compared byte for
 //   byte (a memcmp, where a checksum computed in JavaScript costs about what the cache saves);
-// - only a regular file is read, opened without blocking (a FIFO hung the command) and of a
-//   bounded size (a symlink to /dev/zero was read until memory ran out).
+// - a cache is code (V8 runs what it holds, whatever source it is given), so it is trusted no more
+//   than the bundle: only a regular file of the bundle's owner that no one may write who may not
+//   write the bundle (a root shell would otherwise run another user's code), opened without
+//   blocking (a FIFO) and of a bounded size (a symlink to /dev/zero).
 'use strict';
 const { closeSync, constants, fstatSync, openSync, readFileSync, readSync } = require('node:fs');
 const { createRequire } = require('node:module');
@@ -56,7 +58,7 @@ function readCache(path, bundle, sourceLength) {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) return undefined;
+    if (!st.isFile() || st.uid !== bundle.uid || (st.mode & 0o022 & ~bundle.mode) !== 0) return undefined;
     // The cache is about as large as its source (README "Benchmarks"); far larger is not one.
     if (st.size < HEADER || st.size > HEADER + 9 * sourceLength) return undefined;
     const data = Buffer.allocUnsafe(st.size);

@@ -3,7 +3,7 @@
  * synchronous state reads of buffer-status, and the end-of-run hook. Each runs the built bin/
  * programs (or a copy of bin/ and a light bundle) as child processes.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
 import { scratch } from '../helpers/cleanup.js';
@@ -12,7 +12,7 @@ import { ROOT, sandbox } from '../helpers/run.js';
 
 
 
-describe('the code cache file is only read when it is a regular file of a bounded size', () => {
+describe('the code cache file: who owns it, what it is', () => {
   const bundle = join(ROOT, 'dist', 'bundle', 'l2alert.cjs');
   const sb = sandbox();
   const env = { ...sb.env, L2_ENV_FILE: '/dev/null' };
@@ -31,10 +31,58 @@ describe('the code cache file is only read when it is a regular file of a bounde
     return join(dir, 'dist', 'bundle', 'l2alert.cjs.cache');
   }
 
+  /**
+   * A cache file that passes every byte-for-byte check for the real bundle, but holds the code of
+   * another bundle of the same length (its `config` prints "ENV FILE:"): V8 checks only the
+   * source's length, so whoever can write the cache file decides what runs.
+   */
+  function forgedCache(): Buffer {
+    const real = readFileSync(bundle, 'latin1');
+    expect(real.split('env file: ').length).toBe(2);
+    const forger = install(Buffer.from(real.replace('env file: ', 'ENV FILE: '), 'latin1'));
+    const out = `${forger}.forged`;
+    const script = `
+      const fs = require('node:fs');
+      const L = require(${JSON.stringify(join(forger, '..', '..', '..', 'bin', 'light-loader.js'))});
+      const { exports: ex, script } = L.loadLight('l2alert');
+      ex.main(['node', 'l2alert', 'config']).then(() => {
+        fs.writeFileSync(${JSON.stringify(out)}, L.encodeCache(fs.readFileSync(${JSON.stringify(bundle)}), script.createCachedData()));
+        process.exit(0);
+      });`;
+    execaSync('node', ['-e', script], { env, extendEnv: false, timeout: 120_000 });
+    return readFileSync(out);
+  }
+
   async function config(cache: string) {
     const r = await execa('node', [join(cache, '..', '..', '..', 'bin', 'l2alert.js'), 'config'], { env, extendEnv: false, reject: false, timeout: 120_000 });
     return { exitCode: r.exitCode, first: r.stdout.split('\n')[0], stderr: r.stderr };
   }
+
+  let forged: Buffer;
+  beforeAll(() => {
+    forged = forgedCache();
+  }, 300_000);
+
+  test('(the forged cache is taken when it belongs to the bundle\'s owner: what the cases below refuse is live)', async () => {
+    const cache = install(readFileSync(bundle));
+    writeFileSync(cache, forged, { mode: 0o644 });
+    chmodSync(cache, 0o644);
+    expect(await config(cache)).toMatchObject({ exitCode: 0, first: expect.stringMatching(/^ENV FILE: /) });
+  }, 300_000);
+
+  test('a cache owned by another user than the bundle is not used (a root shell would run that user\'s code)', async () => {
+    const cache = install(readFileSync(bundle));
+    writeFileSync(cache, forged);
+    chownSync(cache, 65534, 65534);
+    expect(await config(cache)).toMatchObject({ exitCode: 0, first: expect.stringMatching(/^env file: /), stderr: '' });
+  }, 300_000);
+
+  test('a cache writable by others (the bundle is not) is not used', async () => {
+    const cache = install(readFileSync(bundle));
+    writeFileSync(cache, forged);
+    chmodSync(cache, 0o666);
+    expect(await config(cache)).toMatchObject({ exitCode: 0, first: expect.stringMatching(/^env file: /), stderr: '' });
+  }, 300_000);
 
   test('a FIFO as the cache file does not hang the command', async () => {
     const cache = install(readFileSync(bundle));
