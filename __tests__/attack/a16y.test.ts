@@ -3,7 +3,9 @@
  * synchronous state reads of buffer-status, and the end-of-run hook. Each runs the built bin/
  * programs (or a copy of bin/ and a light bundle) as child processes.
  */
-import { chownSync, chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, closeSync, cpSync, openSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
 import { scratch } from '../helpers/cleanup.js';
@@ -95,4 +97,35 @@ describe('the code cache file: who owns it, what it is', () => {
     symlinkSync('/dev/zero', cache);
     expect(await config(cache)).toMatchObject({ exitCode: 0, first: expect.stringMatching(/^env file: /), stderr: '' });
   }, 300_000);
+});
+
+/** Runs a bin with stdout on /dev/full itself (not a pipe the parent copies from). */
+async function toDevFull(program: string, args: string[], env: Record<string, string>): Promise<{ exitCode: number | null; stderr: string }> {
+  const full = openSync('/dev/full', 'w');
+  try {
+    const child = spawn('node', [program, ...args], { env, stdio: ['ignore', full, 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const [exitCode] = (await once(child, 'close')) as [number | null];
+    return { exitCode, stderr: stderr.trimEnd() };
+  } finally {
+    closeSync(full);
+  }
+}
+
+describe('stdout that refuses the write (/dev/full): one line and exit 1, on the light path and off it', () => {
+  const sb = sandbox();
+  // The light commands, and the same commands as command lines the commander programs run
+  // (a repeated flag, bare `l2backup`): the output must not depend on which path ran them.
+  test.each([
+    ['l2alert', ['config', '--json']],
+    ['l2alert', ['config', '--json', '--json']],
+    ['l2alert', ['buffer-status', '--json', '--json']],
+    ['l2backup', []],
+    ['l2health', ['status', '--json', '--json']],
+  ] as const)('%s %s > /dev/full', async (tool, args) => {
+    const r = await toDevFull(join(ROOT, 'bin', `${tool}.js`), [...args], sb.env);
+    const lines = r.stderr.split('\n').filter((l) => !/ WARN /.test(l));
+    expect({ exitCode: r.exitCode, lines }).toEqual({ exitCode: 1, lines: [expect.stringMatching(/ERROR .*cannot write standard output to \/dev\/full: no space left there \(ENOSPC\)/)] });
+  }, 120_000);
 });
