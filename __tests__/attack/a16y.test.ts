@@ -3,7 +3,7 @@
  * synchronous state reads of buffer-status, and the end-of-run hook. Each runs the built bin/
  * programs (or a copy of bin/ and a light bundle) as child processes.
  */
-import { chownSync, chmodSync, closeSync, cpSync, openSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, closeSync, cpSync, openSync, renameSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -128,4 +128,57 @@ describe('stdout that refuses the write (/dev/full): one line and exit 1, on the
     const lines = r.stderr.split('\n').filter((l) => !/ WARN /.test(l));
     expect({ exitCode: r.exitCode, lines }).toEqual({ exitCode: 1, lines: [expect.stringMatching(/ERROR .*cannot write standard output to \/dev\/full: no space left there \(ENOSPC\)/)] });
   }, 120_000);
+});
+
+describe('buffer-status sets a corrupt delivery state aside without the lock: only the file it read', () => {
+  /** The state letter of a process (/proc/<pid>/stat): 'T' once stopped. */
+  function state(pid: number): string {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return '';
+    }
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  }
+
+  /** Stopped at the entry of rename(2) (x86-64: rename 82, renameat 264, renameat2 316)? */
+  function atRename(pid: number): boolean {
+    if (!'tT'.includes(state(pid) || '-')) return false;
+    try {
+      return ['82', '264', '316'].includes(readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0]!);
+    } catch {
+      return false;
+    }
+  }
+
+  test('a good state written by another process between its read and its move is kept', async () => {
+    const sb = sandbox();
+    const l2 = join(sb.root, '.l2');
+    mkdirSync(l2, { mode: 0o700 });
+    const delivery = join(l2, 'alert-delivery.json');
+    writeFileSync(delivery, '{bad', { mode: 0o600 });
+    // strace holds buffer-status at the entry of its rename (after it read the corrupt file) for
+    // 10 s: the window another process's write lands in. With --seccomp-bpf the child stops only
+    // at that rename.
+    const tracer = spawn('strace', ['-f', '-qq', '--seccomp-bpf', '-o', '/dev/null', '-e', 'trace=rename,renameat,renameat2', '-e', 'inject=rename,renameat,renameat2:delay_enter=10000000', 'node', join(ROOT, 'bin', 'l2alert.js'), 'buffer-status', '--json'], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    tracer.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const exited = once(tracer, 'close');
+    let node: number | undefined;
+    while (node === undefined || !atRename(node)) {
+      // strace's own probe children aside: the one running l2alert.
+      for (const kid of readFileSync(`/proc/${tracer.pid}/task/${tracer.pid}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
+        if (state(Number(kid)) !== '' && readFileSync(`/proc/${kid}/cmdline`, 'utf8').includes('l2alert.js')) node = Number(kid);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // flush, meanwhile, records its delivery state (atomically, as writeJsonAtomic does).
+    writeFileSync(`${delivery}.new`, JSON.stringify({ droppedTotal: 7, droppedUnreported: 0 }), { mode: 0o600 });
+    renameSync(`${delivery}.new`, delivery);
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ count: 0 });
+    expect(JSON.parse(readFileSync(delivery, 'utf8'))).toEqual({ droppedTotal: 7, droppedUnreported: 0 });
+  }, 180_000);
 });
