@@ -10,9 +10,13 @@
 // - V8 checks only the source's length and, in release builds, no checksum of the cache: a
 //   flipped byte crashes the process (seen: SIGSEGV) or runs wrong code. So the cache file
 //   carries the exact source it was made from and the cache twice; both are compared byte for
-//   byte (a memcmp, where a checksum computed in JavaScript costs about what the cache saves).
+//   byte (a memcmp, where a checksum computed in JavaScript costs about what the cache saves);
+// - a cache is code (V8 runs what it holds, whatever source it is given), so it is trusted no more
+//   than the bundle: only a regular file of the bundle's owner that no one may write who may not
+//   write the bundle (a root shell would otherwise run another user's code), opened without
+//   blocking (a FIFO) and of a bounded size (a symlink to /dev/zero).
 'use strict';
-const { readFileSync } = require('node:fs');
+const { closeSync, constants, fstatSync, openSync, readFileSync, readSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
@@ -49,13 +53,38 @@ function bundleFile(tool) {
   return join(__dirname, '..', 'dist', 'bundle', `${tool}.cjs`);
 }
 
+/** The cache file's bytes when it is as trustworthy as the bundle (`bundle`: its fstat); undefined otherwise. */
+function readCache(path, bundle, sourceLength) {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== bundle.uid || (st.mode & 0o022 & ~bundle.mode) !== 0) return undefined;
+    // The cache is about as large as its source (README "Benchmarks"); far larger is not one.
+    if (st.size < HEADER || st.size > HEADER + 9 * sourceLength) return undefined;
+    const data = Buffer.allocUnsafe(st.size);
+    let got = 0;
+    for (let n; got < data.length && (n = readSync(fd, data, got, data.length - got, got)) > 0; ) got += n;
+    return got === data.length ? data : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Compiles and runs dist/bundle/<tool>.cjs; returns its exports and the vm.Script. */
 function loadLight(tool) {
   const file = bundleFile(tool);
-  const sourceBytes = readFileSync(file);
+  const bundleFd = openSync(file, 'r');
+  let sourceBytes, bundle;
+  try {
+    bundle = fstatSync(bundleFd);
+    sourceBytes = readFileSync(bundleFd);
+  } finally {
+    closeSync(bundleFd);
+  }
   let cachedData;
   try {
-    cachedData = decodeCache(readFileSync(`${file}.cache`), sourceBytes);
+    const data = readCache(`${file}.cache`, bundle, sourceBytes.length);
+    if (data) cachedData = decodeCache(data, sourceBytes);
   } catch {
     // No cache (or an unreadable one): compile the source.
   }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadConfig, describeConfig, secretValues, type Config, type Group } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
 import { maskUrlCredentials } from '../output/mask.js';
-import { FdSink } from '../output/fd.js';
+import { FdSink, unwritableStream } from '../output/fd.js';
 import { EXIT, L2Error, UNWRITABLE_CODES, descriptorHint, errnoCode, errorMessage } from '../errors.js';
 import { becomeUser, handBack, jobUser } from '../state/owner.js';
 import { setStateRoot } from '../state/files.js';
@@ -51,7 +51,15 @@ export function installSignals(out: Output): void {
         }
         process.exit(process.exitCode ?? 0);
       }
-      throw err;
+      // `> /dev/full`, a full disk: one line and exit 1, as the light commands' FdSink says it.
+      if (stream === process.stdout) {
+        try {
+          out.error(unwritableStream(1, err).message);
+        } catch {
+          // stderr is gone too: the exit code says it.
+        }
+      }
+      process.exit(EXIT.FAILED);
     });
   }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -67,23 +67,24 @@ export class FdSink {
           this.readerGone();
           return false;
         }
-        throw this.unwritable(err, code);
+        throw unwritableStream(this.fd, err);
       }
     }
     return true;
   }
+}
 
-  /**
-   * What refused the text, named: `status > /mnt/full/x` must not read as the backups volume
-   * being full.
-   */
-  private unwritable(err: unknown, code: string | undefined): L2Error {
-    const stream = this.fd === 1 ? 'standard output' : this.fd === 2 ? 'standard error' : `descriptor ${this.fd}`;
-    let where = '';
-    try {
-      where = ` to ${readlinkSync(`/proc/self/fd/${this.fd}`)}`;
-    } catch {}
-    const why = code === 'ENOSPC' ? 'no space left there' : code === 'EROFS' ? 'read-only' : errorMessage(err);
-    return new L2Error(`cannot write ${stream}${where}: ${why} (${code ?? 'error'}); free space there or send the output elsewhere`);
-  }
+/**
+ * What refused the text written to `fd`, named: `status > /mnt/full/x` must not read as the
+ * backups volume being full. Also for process.stdout's errors (src/cli/light.ts installSignals).
+ */
+export function unwritableStream(fd: number, err: unknown): L2Error {
+  const code = errnoCode(err);
+  const stream = fd === 1 ? 'standard output' : fd === 2 ? 'standard error' : `descriptor ${fd}`;
+  let where = '';
+  try {
+    where = ` to ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+  } catch {}
+  const why = code === 'ENOSPC' ? 'no space left there' : code === 'EROFS' ? 'read-only' : errorMessage(err);
+  return new L2Error(`cannot write ${stream}${where}: ${why} (${code ?? 'error'}); free space there or send the output elsewhere`);
 }

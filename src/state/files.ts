@@ -11,7 +11,7 @@
  * - A full or read-only volume is an UnwritableError naming the file, never a bare errno.
  * Files are created 0600 and directories 0700: state may hold alert texts and hostnames.
  */
-import { promises as fs, constants as C, closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { promises as fs, constants as C, closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { L2Error, SymlinkRefusedError, asUnwritable, errnoCode, UNWRITABLE_CODES } from '../errors.js';
 
@@ -222,6 +222,11 @@ export async function readState(path: string): Promise<string> {
  * spare loading node:fs/promises at start-up. Same checks, same errors.
  */
 export function readStateSync(path: string): string {
+  return readStateSyncWithId(path).text;
+}
+
+/** readStateSync, with the identity (device, inode) of the file that was read. */
+function readStateSyncWithId(path: string): { text: string; dev: number; ino: number } {
   let fd: number;
   try {
     fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
@@ -236,7 +241,7 @@ export function readStateSync(path: string): string {
       throw statFailure(path, err);
     }
     if (!st.isFile()) throw notRegular(path);
-    return readFileSync(fd, 'utf8');
+    return { text: readFileSync(fd, 'utf8'), dev: st.dev, ino: st.ino };
   } finally {
     closeSync(fd);
   }
@@ -309,13 +314,13 @@ export async function readJsonState<T>(path: string, report: Reporter, valid: (v
 
 /** readJsonState, synchronously (see readStateSync). */
 export function readJsonStateSync<T>(path: string, report: Reporter, valid: (v: unknown) => boolean = () => true, opts: { repair?: boolean } = {}): T | undefined {
-  let text: string;
+  let read: { text: string; dev: number; ino: number };
   try {
-    text = readStateSync(path);
+    read = readStateSyncWithId(path);
   } catch (err) {
     return reportUnreadable(path, err, report);
   }
-  const value = parseJsonState(text, valid);
+  const value = parseJsonState(read.text, valid);
   if (value !== undefined) return value as T;
   if (opts.repair === false) return reportCorruptKept(path, report);
   let aside: string | undefined = asideName(path);
@@ -323,6 +328,21 @@ export function readJsonStateSync<T>(path: string, report: Reporter, valid: (v: 
     renameSync(path, aside);
   } catch {
     aside = undefined;
+  }
+  // Callers without the lock (buffer-status): another process may have replaced the corrupt file
+  // with a good one since it was read. That one is put back (link(2): never over a newer one).
+  if (aside !== undefined) {
+    const moved = lstatSync(aside, { throwIfNoEntry: false });
+    if (moved && (moved.dev !== read.dev || moved.ino !== read.ino)) {
+      try {
+        linkSync(aside, path);
+        unlinkSync(aside);
+      } catch {
+        // A newer file is in place already: the one moved stays aside, nothing lost.
+      }
+      report(`state file ${path} was corrupt when read and was rewritten since; left as it is`);
+      return undefined;
+    }
   }
   reportSetAside(path, aside, report);
   return undefined;
