@@ -5,17 +5,20 @@
  */
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { run, sandbox } from '../helpers/run.js';
+import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { withS3Server, s3Env } from '../helpers/s3.js';
 import { listenLocal } from '../helpers/listen.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const s3 = withS3Server();
 
-const isPart = (req: http.IncomingMessage) => req.method === 'PUT' && /[?&]partNumber=/.test(req.url ?? '') && !req.headers['x-amz-copy-source'];
+const isPartRequest = (req: { method?: string; url?: string; headers: http.IncomingHttpHeaders }) => req.method === 'PUT' && /[?&]partNumber=/.test(req.url ?? '') && !req.headers['x-amz-copy-source'];
+const isPart = (req: http.IncomingMessage) => isPartRequest(req);
 
 /**
  * A proxy that damages bytes on the wire: the body of the first `damage` UploadPart requests has
@@ -80,3 +83,154 @@ test('a part damaged on the wire (same length) never becomes the remote copy: th
     await proxy.close();
   }
 }, 240_000);
+
+test('SIGTERM in the middle of a multipart upload aborts it on the server (no parts left behind), and the next upload sends the snapshot whole', async () => {
+  const proxy = await startFaultProxy(s3.endpoint);
+  try {
+    const sb = sandbox();
+    const { data, sources } = makeTree(sb.dir);
+    const big = randomBytes(12 * 1024 * 1024);
+    writeFileSync(join(data, 'models/large.bin'), big);
+    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/term`, BACKUP_MULTIPART_MB: '5', BACKUP_UPLOAD_CONCURRENCY: '1' }), S3_ENDPOINT: proxy.url, BACKUP_SOURCES: sources };
+    let partArrived!: () => void;
+    const arrived = new Promise<void>((r) => (partArrived = r));
+    // One part at a time: part 1 is stored whole when part 2 arrives (and is left hanging).
+    proxy.hangIf = (req) => {
+      if (!isPart(req) || /[?&]partNumber=1(&|$)/.test(req.url ?? '')) return false;
+      partArrived();
+      return true;
+    };
+    const child = execa('node', [bin('l2backup'), 'nightly'], { env, extendEnv: false, reject: false, timeout: 200_000, forceKillAfterDelay: false });
+    await arrived;
+    child.kill('SIGTERM');
+    const res = await child;
+    expect(res.exitCode).toBe(1);
+    expect(String(res.stderr)).not.toMatch(/\n\s+at /);
+    const created = proxy.requests.filter((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.url));
+    expect(created.length).toBeGreaterThan(0);
+    expect(proxy.requests.filter((r) => isPartRequest(r) && /[?&]partNumber=1(&|$)/.test(r.url)).length).toBe(1);
+    const uploads = join(s3.dir, s3.bucket, '._S3rver_uploads');
+    expect(existsSync(uploads) ? readdirSync(uploads) : []).toEqual([]); // aborted: no parts kept
+    proxy.hangIf = undefined;
+    const up = await run('l2backup', ['upload'], env, { timeout: 200_000 });
+    expect(up.exitCode).toBe(0);
+    const [id] = snapshots(sb.root);
+    const stored = readFileSync(s3.objectPath(`term/snapshots/${id}/models/large.bin`));
+    expect(stored.equals(big)).toBe(true);
+  } finally {
+    proxy.hangIf = undefined;
+    await proxy.close();
+  }
+}, 300_000);
+
+/**
+ * A proxy that forwards every request at once but holds the answers to UploadPart until
+ * `target` of them are waiting together (or a held client gives up): it shows how many parts
+ * the uploader really has in flight at once.
+ */
+async function holdingProxy(upstream: string, target: number) {
+  const t = new URL(upstream);
+  const state = { waiting: 0, most: 0, holding: true, released: false };
+  const held: (() => void)[] = [];
+  const release = () => {
+    state.holding = false;
+    for (const go of held.splice(0)) go();
+  };
+  const server = http.createServer((req, res) => {
+    const part = isPart(req);
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      const answerIt = () => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      };
+      if (!part || !state.holding) return answerIt();
+      state.waiting++;
+      state.most = Math.max(state.most, state.waiting);
+      held.push(() => {
+        state.waiting--;
+        answerIt();
+      });
+      if (state.waiting >= target) {
+        state.released = true;
+        release();
+      }
+    });
+    up.on('error', () => res.socket?.destroy());
+    // A held client that gave up (a timeout): nothing more will arrive; let the rest go.
+    res.on('close', () => {
+      if (state.holding && !res.writableFinished) release();
+    });
+    req.pipe(up);
+  });
+  const listening = await listenLocal(server);
+  return { url: listening.url, state, close: () => listening.close() };
+}
+
+test('BACKUP_UPLOAD_CONCURRENCY=64 with many large files: every part the uploader starts gets a connection (none times out queued for a socket)', async () => {
+  const uploads = 16; // largeUploadsAtOnce at concurrency 64
+  const proxy = await holdingProxy(s3.endpoint, uploads * 4);
+  try {
+    const sb = sandbox();
+    const { data, sources } = makeTree(sb.dir);
+    mkdirSync(join(data, 'models/big'));
+    for (let i = 0; i < uploads; i++) {
+      const f = join(data, `models/big/f${i}.bin`);
+      writeFileSync(f, `file ${i}\n`);
+      truncateSync(f, 20 * 1024 * 1024); // four parts of 5 MiB (sparse: cheap to make and read)
+    }
+    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/many`, BACKUP_MULTIPART_MB: '5', BACKUP_UPLOAD_CONCURRENCY: '64', S3_TIMEOUT_MS: '60000' }), S3_ENDPOINT: proxy.url, BACKUP_SOURCES: sources };
+    const res = await run('l2backup', ['nightly'], env, { timeout: 280_000 });
+    expect({ exit: res.exitCode, most: proxy.state.most, allAtOnce: proxy.state.released }).toEqual({ exit: 0, most: uploads * 4, allAtOnce: true });
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+  } finally {
+    await proxy.close();
+  }
+}, 300_000);
+
+/** A proxy that lets `intercept` answer a request itself (returning true), else forwards it. */
+async function answeringProxy(upstream: string, intercept: (req: http.IncomingMessage, res: http.ServerResponse) => boolean) {
+  const t = new URL(upstream);
+  const server = http.createServer((req, res) => {
+    if (intercept(req, res)) return;
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.socket?.destroy());
+    req.pipe(up);
+  });
+  const listening = await listenLocal(server);
+  return { url: listening.url, close: () => listening.close() };
+}
+
+test.each([1, 5])('CompleteMultipartUpload answered 200 with an error body (as S3 does) %i times: never counted as uploaded while the object is not whole, no stack trace; the object ends whole', async (times) => {
+  let left = times;
+  const proxy = await answeringProxy(s3.endpoint, (req, res) => {
+    if (!(req.method === 'POST' && /[?&]uploadId=/.test(req.url ?? '') && left > 0)) return false;
+    left--;
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>'));
+    return true;
+  });
+  try {
+    const sb = sandbox();
+    const { data, sources } = makeTree(sb.dir);
+    const big = randomBytes(11 * 1024 * 1024);
+    writeFileSync(join(data, 'models/large.bin'), big);
+    const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/c200-${times}`, BACKUP_MULTIPART_MB: '5' }), S3_ENDPOINT: proxy.url, BACKUP_SOURCES: sources };
+    const res = await run('l2backup', ['nightly'], env, { timeout: 200_000 });
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    const [id] = snapshots(sb.root);
+    const key = `c200-${times}/snapshots/${id}/models/large.bin`;
+    if (res.exitCode === 0) {
+      expect(readFileSync(s3.objectPath(key)).equals(big)).toBe(true);
+    } else {
+      expect(res.exitCode).toBe(1);
+      const up = await run('l2backup', ['upload'], env, { timeout: 200_000 });
+      expect(up.exitCode).toBe(0);
+      expect(readFileSync(s3.objectPath(key)).equals(big)).toBe(true);
+    }
+  } finally {
+    await proxy.close();
+  }
+}, 300_000);
