@@ -234,3 +234,23 @@ test.each([1, 5])('CompleteMultipartUpload answered 200 with an error body (as S
     await proxy.close();
   }
 }, 300_000);
+
+test('local restore under ulimit -n 1024 (README: enough) of 700 one-file folders 200 folders deep: every file restored', async () => {
+  const sb = sandbox();
+  const src = join(sb.dir, 'models');
+  let deep = src;
+  for (let i = 0; i < 200; i++) deep = join(deep, 'c');
+  mkdirSync(deep, { recursive: true });
+  for (let i = 0; i < 700; i++) {
+    mkdirSync(join(deep, `w${i}`));
+    writeFileSync(join(deep, `w${i}`, 'f'), `file ${i}\n`);
+  }
+  const env = { ...sb.env, BACKUP_SOURCES: `models=${src}` };
+  expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  const [id] = snapshots(sb.root);
+  const target = join(sb.dir, 'restored');
+  const res = await execa('bash', ['-c', 'ulimit -n 1024 && exec node "$@"', 'bash', bin('l2backup'), 'restore', id!, '--target', target, '--no-pre-restore'], { env, extendEnv: false, reject: false, all: true, timeout: 280_000 });
+  expect({ exit: res.exitCode, out: String(res.all).split('\n').filter((l) => /ERROR|EMFILE/.test(l)).map((l) => l.slice(0, 200)) }).toEqual({ exit: 0, out: [] });
+  const back = deep.replace(src, join(target, 'models'));
+  for (let i = 0; i < 700; i += 50) expect(readFileSync(join(back, `w${i}`, 'f'), 'utf8')).toBe(`file ${i}\n`);
+}, 300_000);
