@@ -254,3 +254,25 @@ test('local restore under ulimit -n 1024 (README: enough) of 700 one-file folder
   const back = deep.replace(src, join(target, 'models'));
   for (let i = 0; i < 700; i += 50) expect(readFileSync(join(back, `w${i}`, 'f'), 'utf8')).toBe(`file ${i}\n`);
 }, 300_000);
+
+test('local restore under any low open-file limit: whole (exit 0), or one line naming EMFILE and ulimit -n (exit 1), never a temp file left; also when a copy thread cannot start', async () => {
+  const sb = sandbox();
+  const logs = join(sb.dir, 'logs');
+  for (let d = 0; d < 120; d++) {
+    mkdirSync(join(logs, `d${d}`), { recursive: true });
+    for (let i = 0; i < 2; i++) writeFileSync(join(logs, `d${d}/f${i}.log`), `${d} ${i}\n`);
+  }
+  const env = { ...sb.env, BACKUP_SOURCES: `logs=${logs}` };
+  expect((await run('l2backup', ['snapshot'], env)).exitCode).toBe(0);
+  const outcomes: string[] = [];
+  for (let limit = 30; limit <= 64; limit += 2) {
+    const target = join(sb.dir, `t${limit}`);
+    mkdirSync(target);
+    const res = await execa('prlimit', [`--nofile=${limit}:${limit}`, 'node', bin('l2backup'), 'restore', 'latest', '--target', target, '--no-pre-restore'], { env, extendEnv: false, reject: false, all: true, timeout: 280_000 });
+    const all = String(res.all);
+    const left = readdirSync(target, { recursive: true, encoding: 'utf8' }).filter((n) => n.includes('.l2restore-'));
+    const ok = left.length === 0 && !/internal error| {4}at /.test(all) && (res.exitCode === 0 ? /every file matched/.test(all) : res.exitCode === 1 && /EMFILE/.test(all) && /ulimit -n/.test(all));
+    if (!ok) outcomes.push(`${limit}: exit ${res.exitCode}, ${left.length} temp files: ${all.split('\n').filter((l) => /ERROR/.test(l)).join(' | ').slice(0, 300)}`);
+  }
+  expect(outcomes).toEqual([]);
+}, 300_000);

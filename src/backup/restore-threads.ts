@@ -178,7 +178,9 @@ export class CopyThreads {
       }
     });
     const fail = (err: Error) => {
-      t.dead ??= new Error(`a copy thread stopped: ${err.message}`);
+      // Its errno code stays on it: a thread that could not load its code for want of
+      // descriptors (EMFILE) is reported with the open-file limit's fix, as the main thread's is.
+      t.dead ??= Object.assign(new Error(`a copy thread stopped: ${err.message}`), { code: (err as NodeJS.ErrnoException).code });
       for (const w of t.waiting.values()) w.reject(t.dead);
       t.waiting.clear();
     };
