@@ -302,3 +302,19 @@ test('every part reset mid-body on its first attempt (first and last included): 
     await proxy.close();
   }
 }, 300_000);
+
+test('a multipart object the server stored with other bytes (S3_CHECKSUM=when_supported on a server that keeps the CRC trailer framing) is not left at its key carrying the sha256 of the file', async () => {
+  const sb = sandbox();
+  const { data, sources } = makeTree(sb.dir);
+  const big = randomBytes(11 * 1024 * 1024);
+  writeFileSync(join(data, 'models/large.bin'), big);
+  const env = { ...sb.env, ...s3Env(s3, { BACKUP_BUCKET: `s3://${s3.bucket}/ws`, BACKUP_MULTIPART_MB: '5', S3_CHECKSUM: 'when_supported' }), BACKUP_SOURCES: sources };
+  const res = await run('l2backup', ['nightly'], env, { timeout: 200_000 });
+  const [id] = snapshots(sb.root);
+  const path = s3.objectPath(`ws/snapshots/${id}/models/large.bin`);
+  // The run fails (the size on S3 is not the file's), and nothing at that key claims to be the
+  // file: `aws s3 sync` of the snapshot's folder (the runbook's command) must not fetch a wrong copy.
+  expect(res.exitCode).toBe(1);
+  expect(res.stderr).toMatch(/large\.bin has \d+ bytes on S3, expected 11534336/);
+  expect(existsSync(path) ? readFileSync(path).equals(big) : 'absent').toBe('absent');
+}, 300_000);

@@ -788,7 +788,13 @@ export class Remote {
       await fh.close().catch(() => {});
     }
     const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
-    if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
+    if (head.ContentLength !== size) {
+      // Not left there: it carries the file's sha256 in its metadata, and `aws s3 sync` of the
+      // snapshot's folder (the runbook's command) would fetch it as the file. (Best effort: a
+      // key that may not delete, or object lock, keeps it; the run fails either way.)
+      await this.bounded('DELETE', (abortSignal) => this.deleteClient.send(new this.sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).catch(() => {});
+      throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size} (removed); the upload will be retried next run`);
+    }
   }
 
   /**
