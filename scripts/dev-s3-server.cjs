@@ -399,6 +399,25 @@ server.middleware.splice(1, 0, async (ctx, next) => {
 });
 // ---- end of issue 12 block ----
 
+// (a16x) Content-MD5 on UploadPart: S3 answers 400 BadDigest when the part's bytes do not have
+// the MD5 the request names (and keeps no part); s3rver never checks it, so a part damaged on
+// the way would be stored here as sent.
+server.middleware.splice(1, 0, async (ctx, next) => {
+  const q = ctx.query;
+  const md5 = ctx.get('content-md5');
+  if (!(ctx.method === 'PUT' && 'uploadId' in q && 'partNumber' in q && md5 && !ctx.req.headers['x-amz-copy-source'])) return next();
+  await next();
+  if (ctx.status >= 300) return;
+  const got = String(ctx.response.get('ETag')).replace(/"/g, '');
+  if (Buffer.from(md5, 'base64').toString('hex') === got) return;
+  const partPath = path.join(dir, bucket, '._S3rver_uploads', String(q.uploadId), String(Number(q.partNumber)));
+  fs.rmSync(partPath, { force: true });
+  fs.rmSync(`${partPath}.md5`, { force: true });
+  ctx.remove('ETag');
+  xmlError(ctx, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+});
+// ---- end of a16x block ----
+
 server.run().then((addr) => {
   process.stdout.write(`ready ${addr.port}\n`);
 });

@@ -9,6 +9,7 @@
  * checked: a file changed in between fails its part, and the multipart upload is aborted.
  * (rclone reads a large file twice too, for its MD5, before a multipart upload.)
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { promises as fs } from 'node:fs';
 import { CHUNK, newHash } from './hash.js';
@@ -28,25 +29,31 @@ export function partRanges(size: number, partBytes: number): PartRange[] {
 }
 
 /**
- * Reads the file in order once: its size and sha256, and the sha256 of each part's range.
+ * Reads the file in order once: its size and sha256, and the sha256 of each part's range (with
+ * `md5`, also each range's MD5, base64, for the Content-MD5 the server checks the part against:
+ * the only check of the bytes in transit when the SDK sends no checksum of its own).
  * One reused buffer (positional reads: the descriptor's offset is untouched).
  */
-export async function hashParts(fh: fs.FileHandle, ranges: PartRange[]): Promise<{ size: number; sha256: string; parts: string[] }> {
+export async function hashParts(fh: fs.FileHandle, ranges: PartRange[], md5 = false): Promise<{ size: number; sha256: string; parts: string[]; md5s: string[] }> {
   const whole = newHash();
   const parts: string[] = [];
+  const md5s: string[] = [];
   const buf = Buffer.allocUnsafe(CHUNK);
   let pos = 0;
   for (const r of ranges) {
     const part = newHash();
+    const partMd5 = md5 ? createHash('md5') : undefined;
     while (pos < r.end) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, r.end - pos), pos);
       if (bytesRead === 0) break;
       const bytes = buf.subarray(0, bytesRead);
       whole.update(bytes);
       part.update(bytes);
+      partMd5?.update(bytes);
       pos += bytesRead;
     }
     parts.push(part.digest('hex'));
+    if (partMd5) md5s.push(partMd5.digest('base64'));
   }
   // Anything past the last range (the file grew) still counts against the whole hash and size.
   for (;;) {
@@ -55,7 +62,7 @@ export async function hashParts(fh: fs.FileHandle, ranges: PartRange[]): Promise
     whole.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
   }
-  return { size: pos, sha256: whole.digest('hex'), parts };
+  return { size: pos, sha256: whole.digest('hex'), parts, md5s };
 }
 
 /**

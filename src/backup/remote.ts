@@ -215,13 +215,15 @@ function checked(body: Readable): Promise<void> {
 
 /**
  * Whether a failed part is worth sending again: no answer at all (reset, timeout), a server
- * error, or throttling. Not a refusal (access, a missing upload, a rejected key).
+ * error, throttling, or bytes damaged on the way (BadDigest: they did not have the MD5 sent
+ * with them; the file's bytes were checked as they were read). Not a refusal (access, a
+ * missing upload, a rejected key).
  */
 function retryable(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
   if (status === undefined) return e.name !== 'AbortError';
-  return status >= 500 || status === 429 || e.name === 'RequestTimeout' || e.name === 'SlowDown';
+  return status >= 500 || status === 429 || e.name === 'RequestTimeout' || e.name === 'SlowDown' || e.name === 'BadDigest';
 }
 
 /** An S3 call that ran past its overall deadline (body included). */
@@ -759,9 +761,11 @@ export class Remote {
     const unreadable = (err: unknown) => new UnuploadableError(`local file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); not uploading it`);
     const mismatch = (seen: string) => new UnuploadableError(`local file ${path} no longer matches its manifest (${seen}; expected ${size} bytes, ${sha256.slice(0, 12)}…); not uploading a damaged copy`);
     try {
-      const read = await hashParts(fh, ranges).catch((err: unknown) => Promise.reject(unreadable(err)));
-      if (read.size !== size || read.sha256 !== sha256) throw mismatch(`${read.size} bytes, sha256 ${read.sha256.slice(0, 12)}…`);
       const crc32 = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+      // Without the SDK's CRC32 a part would carry nothing the server checks its bytes against:
+      // one altered on the way would be stored, and the upload called whole.
+      const read = await hashParts(fh, ranges, !crc32).catch((err: unknown) => Promise.reject(unreadable(err)));
+      if (read.size !== size || read.sha256 !== sha256) throw mismatch(`${read.size} bytes, sha256 ${read.sha256.slice(0, 12)}…`);
       const created = await this.rejectingForGood(key, () =>
         this.bounded('CreateMultipartUpload', (abortSignal) => this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { sha256 }, ...(crc32 ? { ChecksumAlgorithm: 'CRC32' } : {}), ...writeProtection(this.settings) }), { abortSignal }), signal),
       );
@@ -769,7 +773,7 @@ export class Remote {
       const parts: { PartNumber: number; ETag: string; ChecksumCRC32?: string }[] = [];
       try {
         await pool(ranges, Math.max(1, Math.min(4, this.settings.concurrency)), signal, async (r) => {
-          const res = await this.uploadPart(key, uploadId, fh, r, read.parts[r.n - 1]!, () => mismatch(`part ${r.n} changed while it was sent`), unreadable, signal);
+          const res = await this.uploadPart(key, uploadId, fh, r, read.parts[r.n - 1]!, read.md5s[r.n - 1], () => mismatch(`part ${r.n} changed while it was sent`), unreadable, signal);
           if (!res.ETag) throw new L2Error(`UploadPart of part ${r.n} of ${key.slice(0, 120)} returned no ETag`);
           parts.push({ PartNumber: r.n, ETag: res.ETag, ...(res.ChecksumCRC32 ? { ChecksumCRC32: res.ChecksumCRC32 } : {}) });
           onBytes(r.end - r.start);
@@ -784,7 +788,13 @@ export class Remote {
       await fh.close().catch(() => {});
     }
     const head = await this.bounded('HEAD', (abortSignal) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
-    if (head.ContentLength !== size) throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size}; the upload will be retried next run`);
+    if (head.ContentLength !== size) {
+      // Not left there: it carries the file's sha256 in its metadata, and `aws s3 sync` of the
+      // snapshot's folder (the runbook's command) would fetch it as the file. (Best effort: a
+      // key that may not delete, or object lock, keeps it; the run fails either way.)
+      await this.bounded('DELETE', (abortSignal) => this.deleteClient.send(new this.sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).catch(() => {});
+      throw new L2Error(`uploaded ${key} has ${head.ContentLength} bytes on S3, expected ${size} (removed); the upload will be retried next run`);
+    }
   }
 
   /**
@@ -792,7 +802,7 @@ export class Remote {
    * retry a streamed body (it cannot read it again), so the part is tried up to S3_ATTEMPTS
    * times here, each time from a fresh read of its range, within one bound for the part.
    */
-  private async uploadPart(key: string, uploadId: string, fh: fs.FileHandle, r: PartRange, partSha256: string, mismatch: () => UnuploadableError, unreadable: (err: unknown) => UnuploadableError, signal: AbortSignal) {
+  private async uploadPart(key: string, uploadId: string, fh: fs.FileHandle, r: PartRange, partSha256: string, contentMd5: string | undefined, mismatch: () => UnuploadableError, unreadable: (err: unknown) => UnuploadableError, signal: AbortSignal) {
     return this.bounded(
       `UploadPart ${r.n} of ${key.slice(0, 120)}`,
       async (abortSignal, extend) => {
@@ -806,7 +816,7 @@ export class Remote {
           const body = partReader(fh, r, partSha256, PART_READ_CHUNK, () => (damaged = mismatch()), (err) => (damaged = unreadable(err)));
           body.on('error', (err) => attempt.abort(err));
           try {
-            const res = await this.partsClient.send(new this.sdk.UploadPartCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId, PartNumber: r.n, Body: body, ContentLength: r.end - r.start }), { abortSignal: attempt.signal });
+            const res = await this.partsClient.send(new this.sdk.UploadPartCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId, PartNumber: r.n, Body: body, ContentLength: r.end - r.start, ...(contentMd5 ? { ContentMD5: contentMd5 } : {}) }), { abortSignal: attempt.signal });
             // The server may answer once it has its Content-Length of bytes, before the last
             // check ran: the part counts only once its bytes were checked whole.
             await checked(body);

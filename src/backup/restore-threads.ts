@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fromThreadError, type CopyJob, type CopyResult } from './restore-copy.js';
 
@@ -35,6 +35,31 @@ export const COPY_THREADS = Math.min(4, Math.max(2, availableParallelism()));
  * are in) stay far below the usual limit of 1,024 open files.
  */
 export const COPY_IN_FLIGHT = 16 * BATCH_FILES;
+/** Descriptors left for everything else: Node's own, the threads' file and temp file, the lock, the file list. */
+const FD_RESERVE = 64;
+
+/** The process's open-file limit (soft: Node raises it to the hard one at start), or undefined where /proc does not tell. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Files in flight for a restore whose deepest file is `depth` folders below the snapshot: the
+ * walk and every copy thread each hold a chain of up to `depth` open folders, and each file in
+ * flight may hold its own folder open. What the open-file limit leaves after the chains bounds
+ * the files in flight (never under one batch), so a deep tree with many small folders restores
+ * within the limit that restored it before the walk ran folders ahead.
+ */
+export function copyInFlight(depth: number, limit = openFileLimit()): number {
+  if (limit === undefined) return COPY_IN_FLIGHT;
+  const room = limit - (COPY_THREADS + 1) * (depth + 1) - FD_RESERVE;
+  return Math.max(BATCH_FILES, Math.min(COPY_IN_FLIGHT, room));
+}
 
 export type CopyOutcome = { landed: true } | { sha: string } | { cancelled: true };
 
@@ -153,7 +178,9 @@ export class CopyThreads {
       }
     });
     const fail = (err: Error) => {
-      t.dead ??= new Error(`a copy thread stopped: ${err.message}`);
+      // Its errno code stays on it: a thread that could not load its code for want of
+      // descriptors (EMFILE) is reported with the open-file limit's fix, as the main thread's is.
+      t.dead ??= Object.assign(new Error(`a copy thread stopped: ${err.message}`), { code: (err as NodeJS.ErrnoException).code });
       for (const w of t.waiting.values()) w.reject(t.dead);
       t.waiting.clear();
     };

@@ -21,7 +21,7 @@ import { findLocal, openRemote, resolveSnapshot, selectSources, type Origin, typ
 import { checkId } from './layout.js';
 import { comparePaths, entryPath, entryTarget, remoteName, safeRelative, type Entry } from './manifest.js';
 import { at, removeTemp, replaceAt, tempName } from './restore-copy.js';
-import { COPY_IN_FLIGHT, CopyThreads } from './restore-threads.js';
+import { CopyThreads, copyInFlight } from './restore-threads.js';
 import { nsToSeconds } from './save.js';
 import { overlap } from './realpath.js';
 import { downloadObject, downloadParts } from './download.js';
@@ -301,6 +301,18 @@ function splitPath(raw: Buffer): Buffer[] {
   return parts;
 }
 
+/** Folders from the snapshot's top to the deepest entry (its source's folder counted). */
+function maxDepth(entries: Entry[]): number {
+  let most = 0;
+  for (const e of entries) {
+    const raw = entryPath(e);
+    let n = 1;
+    for (let i = 0; i < raw.length; i++) if (raw[i] === 0x2f) n++;
+    if (n > most) most = n;
+  }
+  return most;
+}
+
 const show = (e: Entry) => JSON.stringify(`${e.s}/${e.p}`).slice(1, -1);
 /** A file's path inside the snapshot folder, as a latin1 string of its bytes. */
 const storedPath = (e: Entry) => `${e.s}/${latin1(entryPath(e))}`;
@@ -340,7 +352,7 @@ const isMissing = (err: unknown) => {
 
 /**
  * One restore: each source's entries are walked in order (folders and symlinks at once), and
- * files go to one TaskPool: local copies to the copy threads (COPY_IN_FLIGHT at once, see
+ * files go to one TaskPool: local copies to the copy threads (copyInFlight: COPY_IN_FLIGHT at once, fewer for a deep tree under a low open-file limit; see
  * restore-threads.ts), remote downloads BACKUP_DOWNLOAD_CONCURRENCY at once (large objects in
  * ranged parts). Every file lands in a temp file beside its name and is renamed into place only
  * once its sha256 matched.
@@ -362,7 +374,7 @@ class RestoreRun {
     readonly progressLine: Progress,
     private readonly report: WriteReport | undefined,
   ) {
-    const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : COPY_IN_FLIGHT;
+    const parallel = snap.origin === 'remote' ? snap.remote!.settings.downloadConcurrency : copyInFlight(maxDepth(plan.entries));
     this.pool = new TaskPool(parallel);
     this.parts = snap.origin === 'remote' ? downloadParts(snap.remote!.settings) : undefined;
     this.threads = snap.origin === 'local' ? new CopyThreads(snap.dir!) : undefined;
