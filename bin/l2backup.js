@@ -9,5 +9,8 @@ require('./light-loader.js')
   .loadLight('l2backup')
   .exports.main(argv)
   .then(async (ran) => {
-    if (!ran) await (await import('../dist/bundle/full/l2backup.js')).main(argv);
+    // A light command is done (src/cli/light.ts runLight): end with its exit code, whatever
+    // handle something left open.
+    if (ran) process.exit();
+    await (await import('../dist/bundle/full/l2backup.js')).main(argv);
   });
