@@ -17,7 +17,6 @@
 //   blocking (a FIFO) and of a bounded size (a symlink to /dev/zero).
 'use strict';
 const { closeSync, constants, fstatSync, openSync, readFileSync, readSync } = require('node:fs');
-const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
 
@@ -88,9 +87,13 @@ function loadLight(tool) {
   } catch {
     // No cache (or an unreadable one): compile the source.
   }
-  const script = compile(file, sourceBytes.toString('utf8'), cachedData);
+  // The bundle is ASCII (scripts/bundle.mjs checks): as latin1 it is the same string, copied
+  // rather than decoded.
+  const script = compile(file, sourceBytes.toString('latin1'), cachedData);
   const module = { exports: {} };
-  script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  // This file's require: the bundle requires only node: built-ins and npm packages, found from
+  // bin/ as from dist/bundle/ (node:module's createRequire would load Node's ESM loader too).
+  script.runInThisContext().call(module.exports, module.exports, require, module, file, dirname(file));
   return { exports: module.exports, script };
 }
 

@@ -25,7 +25,7 @@
  */
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const standalone = process.argv.includes('--standalone');
 const outdir = 'dist/bundle';
@@ -59,6 +59,7 @@ await build({
   ...common,
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
+  charset: 'ascii',
   entryPoints: Object.fromEntries(PROGRAMS.map((p) => [p, `dist/cli/${p}-main.js`])),
   outdir,
   // No import() in the light bundles: Node 20 cannot import() from code compiled from a V8 code
@@ -66,6 +67,11 @@ await build({
   // require()d (Node >= 20.19 requires ES modules); the commander program is imported by the bin.
   supported: { 'dynamic-import': false },
 });
+// bin/light-loader.js decodes the light bundles as latin1 (a copy, where utf8 is decoded):
+// esbuild escapes every other character (charset: 'ascii', its default), and this checks it.
+for (const p of PROGRAMS) {
+  if (readFileSync(`${outdir}/${p}.cjs`).some((byte) => byte > 0x7f)) throw new Error(`${outdir}/${p}.cjs is not ASCII; bin/light-loader.js reads it as latin1`);
+}
 await build({
   ...common,
   format: 'esm',

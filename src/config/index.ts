@@ -248,7 +248,9 @@ export function secretValues(cfg: Config): string[] {
     const v = cfg.raw[name];
     if (isSecret(name) && v && v.length >= 6) out.push(v);
     // URL userinfo and token parameters in any setting (HEALTH_ENDPOINTS, S3_ENDPOINT...).
-    else if (v) out.push(...urlSecretParts(v).filter((s) => s.length >= 6));
+    // A setting's own default holds none (config tests check each): skipping it spares a
+    // light command compiling the masking regexes when nothing is configured.
+    else if (v && v !== SETTINGS[name].default) out.push(...urlSecretParts(v).filter((s) => s.length >= 6));
   }
   for (const t of cfg.targets) {
     for (const v of Object.values(t.headers)) if (v.length >= 6) out.push(v);

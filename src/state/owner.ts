@@ -38,8 +38,8 @@ function passwd(): PasswdEntry[] {
 
 /** The user a root run should become, or undefined to stay root. */
 export function jobUser(backupRoot: string, runAs = process.env.L2_RUN_AS): JobUser | undefined {
-  const users = passwd();
   if (runAs !== undefined && runAs.trim() !== '') {
+    const users = passwd();
     const v = runAs.trim();
     const u = users.find((e) => e.name === v) ?? (/^\d+$/.test(v) ? users.find((e) => e.uid === Number(v)) : undefined);
     if (!u) throw new ConfigError(`L2_RUN_AS="${v.slice(0, 40)}" is not a user on this machine; create it or unset L2_RUN_AS`);
@@ -53,7 +53,8 @@ export function jobUser(backupRoot: string, runAs = process.env.L2_RUN_AS): JobU
       continue;
     }
     if (st.uid === 0) continue;
-    const u = users.find((e) => e.uid === st.uid);
+    // /etc/passwd read only here: root's own volume (the usual light command) needs no name.
+    const u = passwd().find((e) => e.uid === st.uid);
     return { name: u?.name, uid: st.uid, gid: u?.gid ?? st.gid, why: `the owner of ${dir}` };
   }
   return undefined;
