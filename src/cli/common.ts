@@ -79,7 +79,8 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     const cmd = args[args.length - 1] as Command | undefined;
     const ndjson = cmd instanceof Command && ndjsonCommands.has(cmd) && cmd.opts().json === true ? out.startNdjson(cmd.name()) : undefined;
     await runBody(spec, out, body, args, async (ran, code) => {
-      if (ran && cmd instanceof Command) await afterRun(spec.name, cmd.name(), ran, out);
+      // Bad usage (exit 2) ran nothing: bad input changes nothing on the volume.
+      if (ran && code !== EXIT.USAGE && cmd instanceof Command) await afterRun(spec.name, cmd.name(), ran, out);
       ndjson?.summary(code);
     });
   };
