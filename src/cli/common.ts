@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js';
 import { createOutput, Output } from '../output/index.js';
 import { EXIT, EXIT_CODES_HELP, L2Error } from '../errors.js';
 import { LINGER_AFTER_RUN_MS, configCommand, installSignals, reportError, runBody, type Context, type ProgramSpec } from './light.js';
+import { stateWritten } from '../state/files.js';
 
 export { Command, Option };
 // Moved to ./light.js (no commander there); exported here as before.
@@ -79,8 +80,9 @@ export function action<A extends unknown[]>(spec: ProgramSpec, body: (ctx: Conte
     const cmd = args[args.length - 1] as Command | undefined;
     const ndjson = cmd instanceof Command && ndjsonCommands.has(cmd) && cmd.opts().json === true ? out.startNdjson(cmd.name()) : undefined;
     await runBody(spec, out, body, args, async (ran, code) => {
-      // Bad usage (exit 2) ran nothing: bad input changes nothing on the volume.
-      if (ran && code !== EXIT.USAGE && cmd instanceof Command) await afterRun(spec.name, cmd.name(), ran, out);
+      // Bad usage (exit 2) that ran nothing changes nothing on the volume; one that recorded
+      // something (a failed run, an alert) must show it on the page and in the metrics.
+      if (ran && (code !== EXIT.USAGE || stateWritten()) && cmd instanceof Command) await afterRun(spec.name, cmd.name(), ran, out);
       ndjson?.summary(code);
     });
   };

@@ -39,6 +39,17 @@ export function setStateRoot(root: string | undefined): void {
   stateRoot = root ? resolve(root) : undefined;
 }
 
+/**
+ * Did this process write or append a state file? A run that ends in exit 2 (bad usage or
+ * configuration) after it recorded something (a nightly that finds its source overlaps
+ * BACKUP_ROOT once links are followed: a failed run record, an alert) still needs its status page
+ * and metrics rewritten (src/cli/common.ts), or they keep saying the last run was ok.
+ */
+let wroteState = false;
+export function stateWritten(): boolean {
+  return wroteState;
+}
+
 export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
 
@@ -152,6 +163,7 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw asUnwritable(err, path);
   }
+  wroteState = true;
   await fsyncDir(dirname(path));
 }
 
@@ -264,6 +276,7 @@ export async function appendLines(path: string, lines: string[]): Promise<void> 
         const { bytesWritten } = await handle.write(data, written, data.length - written);
         if (bytesWritten <= 0) throw Object.assign(new Error(`short write to ${path}`), { code: 'ENOSPC' });
         written += bytesWritten;
+        wroteState = true;
       }
       await handle.datasync();
     } catch (err) {

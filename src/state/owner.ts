@@ -42,9 +42,22 @@ export function jobUser(backupRoot: string, runAs = process.env.L2_RUN_AS): JobU
     const users = passwd();
     const v = runAs.trim();
     const u = users.find((e) => e.name === v) ?? (/^\d+$/.test(v) ? users.find((e) => e.uid === Number(v)) : undefined);
-    if (!u) throw new ConfigError(`L2_RUN_AS="${v.slice(0, 40)}" is not a user on this machine; create it or unset L2_RUN_AS`);
-    return { ...u, why: `L2_RUN_AS=${v}` };
+    if (u) return { ...u, why: `L2_RUN_AS=${v}` };
+    // A uid with no /etc/passwd entry (a container's `user: "1000"`) is a user too, as it is when
+    // it owns the volume and L2_RUN_AS is unset: its group is that of the folder it owns.
+    const owned = /^\d+$/.test(v) ? volumeOwner(backupRoot, (uid) => uid === Number(v)) : undefined;
+    if (owned) return { uid: owned.uid, gid: owned.gid, why: `L2_RUN_AS=${v}` };
+    throw new ConfigError(`L2_RUN_AS="${v.slice(0, 40)}" is not a user on this machine${/^\d+$/.test(v) ? ' (a uid without an /etc/passwd entry must own $BACKUP_ROOT or its .l2, which gives its group)' : ''}; create it or unset L2_RUN_AS`);
   }
+  const st = volumeOwner(backupRoot, (uid) => uid !== 0);
+  if (!st) return undefined;
+  // /etc/passwd read only here: root's own volume (the usual light command) needs no name.
+  const u = passwd().find((e) => e.uid === st.uid);
+  return { name: u?.name, uid: st.uid, gid: u?.gid ?? st.gid, why: `the owner of ${st.dir}` };
+}
+
+/** The first of `$BACKUP_ROOT/.l2` and `$BACKUP_ROOT` whose owner `wanted` accepts: its owner and group. */
+function volumeOwner(backupRoot: string, wanted: (uid: number) => boolean): { dir: string; uid: number; gid: number } | undefined {
   for (const dir of [join(backupRoot, '.l2'), backupRoot]) {
     let st;
     try {
@@ -53,9 +66,9 @@ export function jobUser(backupRoot: string, runAs = process.env.L2_RUN_AS): JobU
       continue;
     }
     if (st.uid === 0) continue;
-    // /etc/passwd read only here: root's own volume (the usual light command) needs no name.
-    const u = passwd().find((e) => e.uid === st.uid);
-    return { name: u?.name, uid: st.uid, gid: u?.gid ?? st.gid, why: `the owner of ${dir}` };
+    if (wanted(st.uid)) return { dir, uid: st.uid, gid: st.gid };
+    // The first non-root owner decides, as for the job user (a .l2 of another uid is not ours).
+    return undefined;
   }
   return undefined;
 }
