@@ -114,7 +114,10 @@ test('defect: the drill timed the restore with the wall clock: a clock stepped b
     // The wall clock is read from a file (libfaketime), the monotonic clock is left alone, as an NTP step does.
     const clock = join(s.dir, 'faketime');
     writeFileSync(clock, '+0\n');
-    const env = { ...s.env, S3_ENDPOINT: proxy.url, S3_TIMEOUT_MS: '1000', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clock, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    // S3_TIMEOUT_MS gives this test 5 s to step the clock and stop the hang before the GET is
+    // sent again: with 1 s, a busy machine let the retry hang too, and the third attempt (the
+    // last) met the stepped clock, so the drill failed (seen once in CI).
+    const env = { ...s.env, S3_ENDPOINT: proxy.url, S3_TIMEOUT_MS: '5000', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clock, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
     // The first download of a file hangs; once it is seen the clock steps back a day, then the retry passes.
     proxy.hangIf = (req) => req.method === 'GET' && (req.url ?? '').includes('/reports/');
     const drill = run('l2backup', ['drill', '--from', 'remote'], env);
