@@ -4,14 +4,5 @@
 // command's start-up on Node 20 (scripts/bundle.mjs, README "Benchmarks"). Any command line that
 // is not a light command goes to the commander program, an ES module.
 'use strict';
-const argv = process.argv;
 // By absolute path: a relative one costs the resolver ~0.4 M instructions more (bench/startup.mjs).
-require(`${__dirname}/light-loader.js`)
-  .loadLight('l2health')
-  .exports.main(argv)
-  .then(async (ran) => {
-    // A light command is done (src/cli/light.ts runLight): end with its exit code, whatever
-    // handle something left open.
-    if (ran) process.exit();
-    await (await import('../dist/bundle/full/l2health.js')).main(argv);
-  });
+require(`${__dirname}/light-loader.js`).runProgram('l2health', process.argv);

@@ -97,4 +97,19 @@ function loadLight(tool) {
   return { exports: module.exports, script };
 }
 
-module.exports = { MAGIC, bundleFile, decodeCache, encodeCache, loadLight };
+/**
+ * A program's whole start (bin/<tool>.js): its light command when argv is one, else the
+ * commander program, an ES module.
+ */
+function runProgram(tool, argv) {
+  loadLight(tool)
+    .exports.main(argv)
+    .then(async (ran) => {
+      // A light command is done (src/cli/light.ts runLight): end with its exit code, whatever
+      // handle something left open.
+      if (ran) process.exit();
+      await (await import(`../dist/bundle/full/${tool}.js`)).main(argv);
+    });
+}
+
+module.exports = { MAGIC, bundleFile, decodeCache, encodeCache, loadLight, runProgram };

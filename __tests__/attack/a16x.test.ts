@@ -12,7 +12,7 @@ import { Transform } from 'node:stream';
 import { bin, run, sandbox } from '../helpers/run.js';
 import { makeTree, snapshots } from '../helpers/tree.js';
 import { withS3Server, s3Env } from '../helpers/s3.js';
-import { listenLocal } from '../helpers/listen.js';
+import { listenLocal, passThrough } from '../helpers/listen.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const s3 = withS3Server();
@@ -51,12 +51,7 @@ async function flippingProxy(upstream: string, damage: number) {
         );
       }
     }
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    up.on('error', () => res.socket?.destroy());
-    body.pipe(up);
+    passThrough(req, res, target, undefined, body);
   });
   const listening = await listenLocal(server);
   return { url: listening.url, state, close: () => listening.close() };
@@ -138,7 +133,7 @@ async function holdingProxy(upstream: string, target: number) {
   };
   const server = http.createServer((req, res) => {
     const part = isPart(req);
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    passThrough(req, res, t, (answer) => {
       const answerIt = () => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -155,12 +150,10 @@ async function holdingProxy(upstream: string, target: number) {
         release();
       }
     });
-    up.on('error', () => res.socket?.destroy());
     // A held client that gave up (a timeout): nothing more will arrive; let the rest go.
     res.on('close', () => {
       if (state.holding && !res.writableFinished) release();
     });
-    req.pipe(up);
   });
   const listening = await listenLocal(server);
   return { url: listening.url, state, close: () => listening.close() };
@@ -192,12 +185,7 @@ async function answeringProxy(upstream: string, intercept: (req: http.IncomingMe
   const t = new URL(upstream);
   const server = http.createServer((req, res) => {
     if (intercept(req, res)) return;
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    up.on('error', () => res.socket?.destroy());
-    req.pipe(up);
+    passThrough(req, res, t);
   });
   const listening = await listenLocal(server);
   return { url: listening.url, close: () => listening.close() };

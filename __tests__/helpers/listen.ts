@@ -46,15 +46,15 @@ export async function listenLocal(server: Server, port = 0): Promise<Listening> 
 }
 
 /**
- * Sends `req` on to `upstream` as it came. `onAnswer` gets the server's answer to handle itself;
+ * Sends `req` on to `upstream` as it came (its body, or `body` when given: a stream that alters it). `onAnswer` gets the server's answer to handle itself;
  * by default it is piped back unchanged. An upstream error drops the client's connection.
  */
-export function passThrough(req: http.IncomingMessage, res: http.ServerResponse, upstream: URL, onAnswer?: (answer: http.IncomingMessage) => void): void {
+export function passThrough(req: http.IncomingMessage, res: http.ServerResponse, upstream: URL, onAnswer?: (answer: http.IncomingMessage) => void, body: NodeJS.ReadableStream = req): void {
   const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
     if (onAnswer) return onAnswer(answer);
     res.writeHead(answer.statusCode ?? 502, answer.headers);
     answer.pipe(res);
   });
   up.on('error', () => res.socket?.destroy());
-  req.pipe(up);
+  body.pipe(up);
 }
