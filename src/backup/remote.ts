@@ -23,6 +23,10 @@ import { entryBytesKey, entryPath, parseEntries, parseManifest, remoteName, type
 import { Slots } from './slots.js';
 import { hashParts, partReader, partRanges, type PartRange } from './file-parts.js';
 import { LeanGet, type GetAnswer } from './s3-get.js';
+import type * as SdkRetry from '@smithy/core/retry';
+
+/** What the SDK's error classifier reads of an error. */
+type SdkError = Parameters<typeof SdkRetry.isClockSkewError>[0];
 
 type SDK = typeof import('@aws-sdk/client-s3');
 
@@ -219,8 +223,11 @@ function checked(body: Readable): Promise<void> {
  * with them; the file's bytes were checked as they were read). Not a refusal (access, a
  * missing upload, a rejected key).
  */
-function retryable(err: unknown): boolean {
+function retryable(err: unknown, clockSkew: (e: SdkError) => boolean): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  // Refused for its time: the client has moved its clock offset to the server's Date (on this
+  // answer or another part's), so the part signed again passes; the SDK retries no streamed body.
+  if (typeof err === 'object' && err !== null && clockSkew(err as SdkError)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (status === undefined) return e.name !== 'AbortError';
   return status >= 500 || status === 429 || e.name === 'RequestTimeout' || e.name === 'SlowDown' || e.name === 'BadDigest';
@@ -807,6 +814,7 @@ export class Remote {
       `UploadPart ${r.n} of ${key.slice(0, 120)}`,
       async (abortSignal, extend) => {
         extend(this.bodyAllowance(r.end - r.start));
+        const { isClockSkewError } = await import('@smithy/core/retry');
         for (let n = 1; ; n++) {
           // Fails this attempt's request at once when the bytes are not the ones hashed before.
           const attempt = new AbortController();
@@ -823,7 +831,7 @@ export class Remote {
             return res;
           } catch (err) {
             if (damaged) throw damaged;
-            if (n >= S3_ATTEMPTS || abortSignal.aborted || !retryable(err)) throw err;
+            if (n >= S3_ATTEMPTS || abortSignal.aborted || !retryable(err, isClockSkewError)) throw err;
           } finally {
             abortSignal.removeEventListener('abort', stop);
             body.destroy();
